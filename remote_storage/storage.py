@@ -1,0 +1,379 @@
+"""The extension point: :class:`RemoteStorage` and the types a backend sees.
+
+A backend never sees protobuf, snappy or HTTP. It receives one
+version-independent :class:`WriteRequest` per remote-write request (remote
+write 1.0 and 2.0 decode to the same thing) and one :class:`Query` at a time
+for remote read. A custom backend implements two coroutines::
+
+    class MyStorage(RemoteStorage):
+        async def write(self, ctx, request):
+            ...  # store every series' samples; return once they are durable
+
+        async def process_query(self, ctx, query):
+            for series in ...:  # in label order
+                yield series
+
+Semantics every backend keeps (the conformance suite in
+``remote_storage.testing`` checks them):
+
+* **Durability**: ``write`` returns only when the samples are stored as
+  durably as the backend can make them; the server acknowledges (2xx) after
+  that and never before.
+* **Atomicity**: a write that raises stores nothing of that request.
+* **Idempotency**: writing a sample whose (series, timestamp, value bits) is
+  already stored is a no-op, so a sender's retry after a lost response is
+  harmless. The same timestamp with different value bits raises
+  :class:`~remote_storage.errors.SampleConflict` (answered with 400).
+* **Bit-exact values**: float64 values come back with the same 64 bits,
+  including NaN payloads such as the stale marker.
+* **Queries**: ``start_ms <= t <= end_ms`` (both inclusive); a series matches
+  when every matcher accepts its value of the label (``""`` when missing);
+  series are yielded sorted by label set, samples in timestamp order; series
+  without samples in the range are not yielded.
+* **Tenancy**: data written with one ``ctx.tenant`` is never returned to another.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import enum
+import struct
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from remote_storage.matchers import Matcher
+
+__all__ = [
+    "DEFAULT_TENANT",
+    "Context",
+    "Exemplar",
+    "Histogram",
+    "Labels",
+    "MetricMetadata",
+    "MetricType",
+    "Query",
+    "QueryResult",
+    "ReadHints",
+    "ReadRequest",
+    "RemoteStorage",
+    "TimeSeries",
+    "WriteRequest",
+]
+
+DEFAULT_TENANT = "default"
+
+
+class Labels(tuple[tuple[str, str], ...]):
+    """An immutable label set: ``(name, value)`` pairs sorted by name.
+
+    Hashable and comparable, so it serves as a dict key and sorts series the
+    way Prometheus does (by name, then value, pair by pair). The constructor
+    trusts its input; :meth:`from_mapping` sorts and drops empty values.
+
+    >>> labels = Labels.from_mapping({"job": "node", "__name__": "up"})
+    >>> str(labels), labels.get("job"), labels.metric_name
+    ('{__name__="up", job="node"}', 'node', 'up')
+    """
+
+    __slots__ = ()
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, str]) -> Labels:
+        """Sorted label set from a mapping; labels with empty values are dropped."""
+        return cls(sorted((str(k), str(v)) for k, v in mapping.items() if v != ""))
+
+    def get(self, name: str, default: str = "") -> str:
+        """The value of ``name``, or ``default`` when the label is missing."""
+        for label_name, value in self:
+            if label_name == name:
+                return value
+        return default
+
+    @property
+    def metric_name(self) -> str:
+        return self.get("__name__")
+
+    def as_dict(self) -> dict[str, str]:
+        return dict(self)
+
+    def __str__(self) -> str:
+        inner = ", ".join(f"{name}={_quote(value)}" for name, value in self)
+        return "{" + inner + "}"
+
+    def __repr__(self) -> str:
+        return f"Labels({tuple(self)!r})"
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+class MetricType(enum.IntEnum):
+    """Metric family types; values as in remote write 1.0's ``MetricMetadata``."""
+
+    UNKNOWN = 0
+    COUNTER = 1
+    GAUGE = 2
+    HISTOGRAM = 3
+    GAUGEHISTOGRAM = 4
+    SUMMARY = 5
+    INFO = 6
+    STATESET = 7
+
+
+@dataclass(frozen=True, slots=True)
+class MetricMetadata:
+    """Type, help and unit of a metric family, as senders report them."""
+
+    family: str
+    type: MetricType = MetricType.UNKNOWN
+    help: str = ""
+    unit: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Exemplar:
+    """An exemplar: a sample with its own labels (usually ``trace_id``)."""
+
+    labels: Labels
+    value: float
+    timestamp: int
+
+
+class ResetHint(enum.IntEnum):
+    UNKNOWN = 0
+    YES = 1
+    NO = 2
+    GAUGE = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Histogram:
+    """One native-histogram sample, in Prometheus' sparse bucket layout.
+
+    Integer histograms (``is_float`` false) carry bucket counts as deltas to
+    the previous bucket in ``positive_buckets``/``negative_buckets``; float
+    histograms carry absolute counts. Spans are ``(offset, length)`` pairs.
+    """
+
+    timestamp: int
+    count: int | float
+    sum: float
+    schema: int
+    zero_threshold: float
+    zero_count: int | float
+    is_float: bool = False
+    negative_spans: tuple[tuple[int, int], ...] = ()
+    negative_buckets: tuple[int | float, ...] = ()
+    positive_spans: tuple[tuple[int, int], ...] = ()
+    positive_buckets: tuple[int | float, ...] = ()
+    reset_hint: ResetHint = ResetHint.UNKNOWN
+    custom_values: tuple[float, ...] = ()
+
+
+class TimeSeries:
+    """One series: its labels and data, in a write request or a query result.
+
+    ``timestamps[i]`` (int64 milliseconds) goes with ``values[i]`` (float64);
+    samples are handed over in these parallel sequences rather than one object
+    per sample. In a :class:`WriteRequest` the labels may be decoded lazily:
+    ``key`` is a cheap identity of the encoded label set (equal keys mean equal
+    labels within one encoding; equal labels may still have different keys),
+    so a backend can look a known series up by ``key`` without decoding.
+    """
+
+    __slots__ = ("_decode", "_labels", "exemplars", "histograms", "key", "timestamps", "values")
+
+    def __init__(
+        self,
+        labels: Labels,
+        timestamps: Sequence[int] = (),
+        values: Sequence[float] = (),
+        histograms: Sequence[Histogram] = (),
+        exemplars: Sequence[Exemplar] = (),
+        *,
+        key: object = None,
+    ) -> None:
+        if len(timestamps) != len(values):
+            raise ValueError(f"{len(timestamps)} timestamps but {len(values)} values")
+        self._labels: Labels | None = labels
+        self._decode: Callable[[], Labels] | None = None
+        self.key: object = labels if key is None else key
+        self.timestamps = timestamps
+        self.values = values
+        self.histograms = histograms
+        self.exemplars = exemplars
+
+    @classmethod
+    def lazy(
+        cls,
+        key: object,
+        decode: Callable[[], Labels],
+        timestamps: Sequence[int] = (),
+        values: Sequence[float] = (),
+        histograms: Sequence[Histogram] = (),
+        exemplars: Sequence[Exemplar] = (),
+    ) -> TimeSeries:
+        """A series whose labels are decoded by ``decode()`` on first access."""
+        series = cls(Labels(), timestamps, values, histograms, exemplars, key=key)
+        series._labels = None
+        series._decode = decode
+        return series
+
+    @property
+    def labels(self) -> Labels:
+        if self._labels is None:
+            assert self._decode is not None
+            self._labels = self._decode()
+            self._decode = None
+        return self._labels
+
+    def samples(self) -> Iterable[tuple[int, float]]:
+        """``(timestamp, value)`` pairs, for code that prefers them to two sequences."""
+        return zip(self.timestamps, self.values, strict=True)
+
+    def __repr__(self) -> str:
+        return (
+            f"TimeSeries({self.labels}, samples={len(self.timestamps)}, "
+            f"histograms={len(self.histograms)}, exemplars={len(self.exemplars)})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TimeSeries):
+            return NotImplemented
+        return (
+            self.labels == other.labels
+            and list(self.timestamps) == list(other.timestamps)
+            and _same_bits(self.values, other.values)
+            and list(self.histograms) == list(other.histograms)
+            and list(self.exemplars) == list(other.exemplars)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _same_bits(a: Sequence[float], b: Sequence[float]) -> bool:
+    if len(a) != len(b):
+        return False
+    fmt = f"<{len(a)}d"
+    return struct.pack(fmt, *a) == struct.pack(fmt, *b)
+
+
+@dataclass(slots=True)
+class WriteRequest:
+    """One remote-write request, decoded and validated, whatever its version.
+
+    Each label set appears in one entry of ``series`` per encoding key, with
+    the samples of all the request's entries for it. Label sets are valid
+    (non-empty, names unique, sorted, no empty values).
+    """
+
+    series: list[TimeSeries] = field(default_factory=list)
+    metadata: list[MetricMetadata] = field(default_factory=list)
+
+    @property
+    def sample_count(self) -> int:
+        return sum(len(s.timestamps) for s in self.series)
+
+    @property
+    def histogram_count(self) -> int:
+        return sum(len(s.histograms) for s in self.series)
+
+    @property
+    def exemplar_count(self) -> int:
+        return sum(len(s.exemplars) for s in self.series)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadHints:
+    """Advisory hints Prometheus sends with a query; backends may ignore them."""
+
+    step_ms: int = 0
+    func: str = ""
+    start_ms: int = 0
+    end_ms: int = 0
+    grouping: tuple[str, ...] = ()
+    by: bool = False
+    range_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """Select series matching every matcher, with samples in ``[start_ms, end_ms]``."""
+
+    start_ms: int
+    end_ms: int
+    matchers: tuple[Matcher, ...]
+    hints: ReadHints | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRequest:
+    queries: tuple[Query, ...]
+
+
+@dataclass(slots=True)
+class QueryResult:
+    """The series one query selected, sorted by label set."""
+
+    series: list[TimeSeries] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a backend knows about the request it serves.
+
+    ``tenant`` isolates data; ``headers`` are the HTTP request headers
+    (lower-cased names); ``deadline`` is a :func:`time.monotonic` instant after
+    which the caller has given up, or None.
+    """
+
+    tenant: str = DEFAULT_TENANT
+    headers: Mapping[str, str] = field(default_factory=dict)
+    deadline: float | None = None
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline (never negative), or None."""
+        if self.deadline is None:
+            return None
+        return max(0.0, self.deadline - time.monotonic())
+
+
+class RemoteStorage(abc.ABC):
+    """Base class of every storage backend. Implement ``write`` and ``process_query``.
+
+    ``start`` and ``close`` bracket the backend's life in the server; override
+    them to open and release connections or files.
+    """
+
+    @abc.abstractmethod
+    async def write(self, ctx: Context, request: WriteRequest) -> None:
+        """Store every series of ``request``; return once durable, raise to store nothing."""
+
+    @abc.abstractmethod
+    def process_query(self, ctx: Context, query: Query) -> AsyncIterator[TimeSeries]:
+        """Yield the series matching ``query`` sorted by labels, samples inside its range."""
+
+    async def read(self, ctx: Context, request: ReadRequest) -> list[QueryResult]:
+        """Answer every query of a request concurrently; results in query order."""
+
+        async def collect(query: Query) -> QueryResult:
+            return QueryResult([series async for series in self.process_query(ctx, query)])
+
+        return list(await asyncio.gather(*(collect(q) for q in request.queries)))
+
+    async def start(self) -> None:  # noqa: B027 - optional hook, no-op by default
+        """Open resources. Called once before the first request."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook, no-op by default
+        """Release resources. Called once at shutdown, after the last request."""
+
+    def describe(self) -> str:
+        """A short human-readable description for logs (no secrets)."""
+        return type(self).__name__
+
+    def __repr__(self) -> str:
+        return f"<{self.describe()}>"
+
