@@ -50,9 +50,16 @@ def main() -> int:
     args = parser.parse_args()
     modules = generate()
     if args.check:
-        stale = [name for name, text in modules.items() if not (OUT_DIR / name).exists() or (OUT_DIR / name).read_text() != text]
+        stale = [
+            name
+            for name, text in modules.items()
+            if not (OUT_DIR / name).exists() or (OUT_DIR / name).read_text() != text
+        ]
         if stale:
-            print("stale generated modules: " + ", ".join(stale) + "; run python proto/generate.py", file=sys.stderr)
+            print(
+                "stale generated modules: " + ", ".join(stale) + "; run python proto/generate.py",
+                file=sys.stderr,
+            )
             return 1
         return 0
     OUT_DIR.mkdir(parents=True, exist_ok=True)

@@ -16,8 +16,10 @@ __all__ = [
     "InvalidQuery",
     "InvalidRequest",
     "MalformedBody",
+    "ReadTimeout",
     "RemoteStorageError",
     "SampleConflict",
+    "SampleLimitExceeded",
     "StorageUnavailable",
     "UnsupportedEncoding",
     "UnsupportedMediaType",
@@ -29,16 +31,21 @@ class RemoteStorageError(Exception):
     """Base class; ``http_status`` is the status the server answers with."""
 
     http_status: ClassVar[int] = 500
+    #: short machine-readable cause, used as a metric label
+    kind: ClassVar[str] = "internal"
 
 
 class InvalidRequest(RemoteStorageError):
     """The request cannot be accepted as sent (400); a retry would fail again."""
 
     http_status = 400
+    kind = "invalid"
 
 
 class MalformedBody(InvalidRequest):
     """The body is not valid snappy or not a valid protobuf message."""
+
+    kind = "malformed"
 
     def __init__(self, what: str, detail: str) -> None:
         super().__init__(f"{what}: {detail}")
@@ -49,6 +56,8 @@ class MalformedBody(InvalidRequest):
 class InvalidLabels(InvalidRequest):
     """A series' label set breaks Prometheus' label rules."""
 
+    kind = "invalid_labels"
+
     def __init__(self, labels: str, reason: str) -> None:
         super().__init__(f"invalid label set {labels}: {reason}")
         self.labels = labels
@@ -57,6 +66,8 @@ class InvalidLabels(InvalidRequest):
 
 class SampleConflict(InvalidRequest):
     """A sample has the timestamp of a stored sample of its series but other value bits."""
+
+    kind = "sample_conflict"
 
     def __init__(self, labels: str, timestamp: int, stored: float, sent: float) -> None:
         super().__init__(
@@ -73,6 +84,20 @@ class InvalidQuery(InvalidRequest):
     """A read query is unusable (bad matcher regex, start after end, ...)."""
 
 
+class SampleLimitExceeded(InvalidRequest):
+    """A read query selected more samples than ``--read-sample-limit`` allows."""
+
+    kind = "sample_limit"
+
+    def __init__(self, query_index: int, limit: int) -> None:
+        super().__init__(
+            f"query {query_index} exceeded the sample limit of {limit} "
+            "(narrow the query, or raise --read-sample-limit)"
+        )
+        self.query_index = query_index
+        self.limit = limit
+
+
 class UnsupportedResponseType(InvalidRequest):
     """None of the response types the reader accepts is implemented."""
 
@@ -81,6 +106,7 @@ class BodyTooLarge(RemoteStorageError):
     """The body, or its decompressed size, is above the configured limit (413)."""
 
     http_status = 413
+    kind = "too_large"
 
     def __init__(self, what: str, size: int, limit: int, setting: str) -> None:
         super().__init__(
@@ -94,6 +120,7 @@ class UnsupportedMediaType(RemoteStorageError):
     """The Content-Type names no message this server decodes (415)."""
 
     http_status = 415
+    kind = "unsupported_media_type"
 
 
 class UnsupportedEncoding(UnsupportedMediaType):
@@ -104,3 +131,14 @@ class StorageUnavailable(RemoteStorageError):
     """The backend cannot serve now but may later (503); senders retry."""
 
     http_status = 503
+    kind = "unavailable"
+
+
+class ReadTimeout(StorageUnavailable):
+    """A remote-read request did not finish within ``--read-timeout``."""
+
+    kind = "timeout"
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(f"remote read did not finish within {timeout:g}s (raise --read-timeout)")
+        self.timeout = timeout

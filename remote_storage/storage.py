@@ -58,6 +58,7 @@ __all__ = [
     "ReadHints",
     "ReadRequest",
     "RemoteStorage",
+    "ResetHint",
     "TimeSeries",
     "WriteRequest",
 ]
@@ -143,6 +144,8 @@ class Exemplar:
 
 
 class ResetHint(enum.IntEnum):
+    """Whether a histogram sample follows a counter reset (or is a gauge histogram)."""
+
     UNKNOWN = 0
     YES = 1
     NO = 2
@@ -376,4 +379,3 @@ class RemoteStorage(abc.ABC):
 
     def __repr__(self) -> str:
         return f"<{self.describe()}>"
-

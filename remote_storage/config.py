@@ -1,0 +1,176 @@
+"""Service settings: command-line flags, ``REMOTE_STORAGE_*`` environment variables, defaults.
+
+Every setting has one flag and one environment variable (the flag wins).
+:class:`Settings` validates itself when constructed, so a bad value fails at
+start with a message naming the flag, never in the middle of a request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from remote_storage.protocol.validation import NameScheme
+
+__all__ = ["ConfigError", "Settings", "add_arguments", "parse_duration", "parse_size"]
+
+ENV_PREFIX = "REMOTE_STORAGE_"
+
+
+class ConfigError(ValueError):
+    """A setting has an unusable value; the message names the flag to fix."""
+
+
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+}
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_size(text: str) -> int:
+    """``"32MiB"`` -> 33554432; plain numbers are bytes."""
+    match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", text)
+    if not match or match.group(2).lower() not in _SIZE_UNITS:
+        raise ValueError(f"invalid size {text!r}: use bytes or a unit such as 512KiB, 32MiB, 1GB")
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
+
+
+def parse_duration(text: str) -> float:
+    """``"90s"``, ``"1m"``, ``"1h30m"``, ``"250ms"`` -> seconds; a plain number is seconds."""
+    text = text.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"invalid duration {text!r}: use a number of seconds or units such as 30s, 5m, 1h")
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``"127.0.0.1:9201"``, ``"[::1]:9201"`` or ``":9201"`` (all interfaces) -> (host, port)."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise ValueError(f"invalid listen address {text!r}: use HOST:PORT, e.g. 127.0.0.1:9201")
+    port = int(port_text)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"invalid port {port} in {text!r}")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, port
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings of ``remote-storage serve``."""
+
+    listen: str = "127.0.0.1:9201"
+    storage: str = "memory://"
+    max_request_bytes: int = 32 * 1024 * 1024
+    read_sample_limit: int = 50_000_000
+    read_timeout: float = 60.0
+    tenant_header: str = "X-Scope-OrgID"
+    default_tenant: str = "default"
+    label_names: NameScheme = NameScheme.UTF8
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        try:
+            parse_listen(self.listen)
+        except ValueError as exc:
+            raise ConfigError(f"--listen: {exc}") from None
+        if "://" not in self.storage:
+            raise ConfigError(
+                f"--storage: {self.storage!r} is not a URL; use e.g. memory:// or sqlite:///path/to.db"
+            )
+        if self.max_request_bytes < 1024:
+            raise ConfigError(f"--max-request-bytes: {self.max_request_bytes} is below 1024 bytes")
+        if self.read_sample_limit < 0:
+            raise ConfigError("--read-sample-limit: must be 0 (no limit) or positive")
+        if self.read_timeout <= 0:
+            raise ConfigError("--read-timeout: must be positive")
+        if not re.fullmatch(r"[A-Za-z0-9-]+", self.tenant_header):
+            raise ConfigError(f"--tenant-header: {self.tenant_header!r} is not an HTTP header name")
+        if not self.default_tenant:
+            raise ConfigError("--default-tenant: must not be empty")
+        if self.log_level.lower() not in ("debug", "info", "warning", "error"):
+            raise ConfigError(f"--log-level: {self.log_level!r} is not one of debug, info, warning, error")
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return parse_listen(self.listen)
+
+
+# flag -> (field, parser, help)
+_OPTIONS: dict[str, tuple[str, Any, str]] = {
+    "--listen": ("listen", str, "HOST:PORT to listen on"),
+    "--storage": ("storage", str, "storage backend URL: memory://"),
+    "--max-request-bytes": (
+        "max_request_bytes",
+        parse_size,
+        "largest request body, compressed or decompressed (e.g. 32MiB); larger gets 413",
+    ),
+    "--read-sample-limit": (
+        "read_sample_limit",
+        int,
+        "most samples one remote-read query may return in SAMPLES mode (0: no limit)",
+    ),
+    "--read-timeout": ("read_timeout", parse_duration, "time limit of one remote-read request (e.g. 60s)"),
+    "--tenant-header": ("tenant_header", str, "HTTP header naming the tenant of a request"),
+    "--default-tenant": ("default_tenant", str, "tenant of requests without the tenant header"),
+    "--label-names": (
+        "label_names",
+        NameScheme,
+        "name validation: utf8 (any UTF-8, as Prometheus 3) or legacy ([a-zA-Z_][a-zA-Z0-9_]*)",
+    ),
+    "--log-level": ("log_level", str, "debug, info, warning or error"),
+}
+
+
+def env_name(flag: str) -> str:
+    return ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add every settings flag to ``parser``; defaults are applied by :func:`settings_from`."""
+    defaults = Settings()
+    for flag, (field_name, _, help_text) in _OPTIONS.items():
+        default = getattr(defaults, field_name)
+        shown = default.value if isinstance(default, NameScheme) else default
+        parser.add_argument(
+            flag,
+            dest=field_name,
+            default=None,
+            metavar=field_name.upper(),
+            help=f"{help_text} [env {env_name(flag)}; default {shown}]",
+        )
+
+
+def settings_from(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from parsed flags, then environment variables, then defaults."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for flag, (field_name, parse, _) in _OPTIONS.items():
+        raw = getattr(args, field_name, None)
+        source = flag
+        if raw is None:
+            raw = environ.get(env_name(flag))
+            source = env_name(flag)
+        if raw is None:
+            continue
+        try:
+            values[field_name] = parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+    known = {f.name for f in fields(Settings)}
+    assert set(values) <= known
+    return Settings(**values)

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from remote_storage.config import (
+    ConfigError,
+    Settings,
+    add_arguments,
+    parse_duration,
+    parse_size,
+    settings_from,
+)
+from remote_storage.protocol.validation import NameScheme
+
+
+def parse(argv: list[str], env: dict[str, str] | None = None) -> Settings:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return settings_from(parser.parse_args(argv), env or {})
+
+
+def test_defaults() -> None:
+    settings = parse([])
+    assert settings == Settings()
+    assert settings.address == ("127.0.0.1", 9201)
+    assert settings.max_request_bytes == 32 * 1024 * 1024
+
+
+def test_flags_beat_environment_which_beats_defaults() -> None:
+    env = {"REMOTE_STORAGE_LISTEN": "127.0.0.1:1234", "REMOTE_STORAGE_STORAGE": "memory://?x=1"}
+    assert parse([], env).listen == "127.0.0.1:1234"
+    assert parse([], env).storage == "memory://?x=1"
+    assert parse(["--listen", "127.0.0.1:99"], env).listen == "127.0.0.1:99"
+
+
+def test_typed_values() -> None:
+    settings = parse(
+        ["--max-request-bytes", "1MiB", "--read-timeout", "1m30s", "--label-names", "legacy"],
+        {"REMOTE_STORAGE_READ_SAMPLE_LIMIT": "0"},
+    )
+    assert settings.max_request_bytes == 1024 * 1024
+    assert settings.read_timeout == 90.0
+    assert settings.label_names is NameScheme.LEGACY
+    assert settings.read_sample_limit == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["--listen", "nowhere"], {}, "--listen: invalid listen address"),
+        ([], {"REMOTE_STORAGE_MAX_REQUEST_BYTES": "lots"}, "REMOTE_STORAGE_MAX_REQUEST_BYTES: invalid size"),
+        (["--read-timeout", "soon"], {}, "--read-timeout: invalid duration"),
+        (["--storage", "/var/lib/x.db"], {}, "--storage: '/var/lib/x.db' is not a URL"),
+        (["--label-names", "ascii"], {}, "--label-names"),
+        (["--max-request-bytes", "10"], {}, "below 1024"),
+    ],
+)
+def test_bad_values_name_the_setting(argv: list[str], env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse(argv, env)
+
+
+def test_units() -> None:
+    assert parse_size("512KiB") == 512 * 1024
+    assert parse_size("1GB") == 10**9
+    assert parse_duration("250ms") == 0.25
+    assert parse_duration("2h") == 7200
+    assert parse_duration("15") == 15
