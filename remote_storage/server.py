@@ -1,0 +1,246 @@
+"""The aiohttp application: remote write, remote read, health, readiness and metrics.
+
+Routes::
+
+    POST /api/v1/write   remote write 1.0 and 2.0 (chosen by Content-Type)
+    POST /api/v1/read    remote read (SAMPLES)
+    GET  /-/healthy      200 while the process runs
+    GET  /-/ready        200 once the backend is open, 503 before and while stopping
+    GET  /metrics        the service's own metrics
+
+Errors are :class:`~remote_storage.errors.RemoteStorageError` subclasses,
+answered with their status and a plain-text reason; anything else is a server
+fault (500, details in the log only). A write is acknowledged (204) only after
+the backend's ``write`` returned, i.e. once the samples are durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from remote_storage.config import Settings
+from remote_storage.errors import BodyTooLarge, ReadTimeout, RemoteStorageError, SampleLimitExceeded
+from remote_storage.instrument import Registry, choose_encoder
+from remote_storage.protocol import snappy
+from remote_storage.protocol.negotiation import (
+    ResponseType,
+    WriteVersion,
+    check_content_encoding,
+    choose_response_type,
+    write_version,
+)
+from remote_storage.protocol.read import decode_read_request, encode_read_response
+from remote_storage.protocol.validation import LabelValidator
+from remote_storage.protocol.write import decode_v1, decode_v2
+from remote_storage.storage import Context, RemoteStorage, WriteRequest
+from remote_storage.telemetry import ServiceMetrics
+
+__all__ = ["ServerState", "create_app"]
+
+log = logging.getLogger("remote_storage.server")
+
+SAMPLES_WRITTEN = "X-Prometheus-Remote-Write-Samples-Written"
+HISTOGRAMS_WRITTEN = "X-Prometheus-Remote-Write-Histograms-Written"
+EXEMPLARS_WRITTEN = "X-Prometheus-Remote-Write-Exemplars-Written"
+IMPLEMENTED_RESPONSE_TYPES = (ResponseType.SAMPLES,)
+
+
+@dataclass
+class ServerState:
+    """Everything the handlers share, stored once in the application."""
+
+    storage: RemoteStorage
+    settings: Settings
+    metrics: ServiceMetrics
+    validator: LabelValidator
+    ready: bool = False
+
+
+STATE = web.AppKey("state", ServerState)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _text(status: int, message: str) -> web.Response:
+    return web.Response(status=status, text=message.rstrip("\n") + "\n", charset="utf-8")
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer errors that escaped a handler: known ones with their status, others with 500."""
+    try:
+        return await handler(request)
+    except RemoteStorageError as exc:
+        return _text(exc.http_status, str(exc))
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("internal error serving %s %s", request.method, request.path)
+        return _text(500, "internal server error; the server log has the details")
+
+
+def _timed(name: str, handler: Handler) -> Handler:
+    async def timed(request: web.Request) -> web.StreamResponse:
+        metrics = request.app[STATE].metrics
+        started = time.perf_counter()
+        response = await _errors(request, handler)
+        metrics.request_duration.labels(name).observe(time.perf_counter() - started)
+        metrics.requests.labels(name, str(response.status)).inc()
+        return response
+
+    return timed
+
+
+async def _body(request: web.Request, limit: int) -> bytes:
+    """The request body, refused (413) when it is above ``limit`` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLarge("request body", request.content_length, limit, "--max-request-bytes")
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise BodyTooLarge(
+            "request body", exc.actual_size or limit + 1, limit, "--max-request-bytes"
+        ) from None
+
+
+def _context(request: web.Request, settings: Settings, timeout: float | None = None) -> Context:
+    tenant = request.headers.get(settings.tenant_header, "").strip() or settings.default_tenant
+    deadline = None if timeout is None else time.monotonic() + timeout
+    return Context(
+        tenant=tenant, headers={k.lower(): v for k, v in request.headers.items()}, deadline=deadline
+    )
+
+
+async def handle_write(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    try:
+        version = write_version(request.headers.get("Content-Type"))
+    except RemoteStorageError as exc:
+        state.metrics.write_rejected.labels(exc.kind).inc()
+        raise
+    state.metrics.write_requests.labels(version.label).inc()
+    written: WriteRequest | None = None
+    try:
+        check_content_encoding(request.headers.get("Content-Encoding"))
+        limit = state.settings.max_request_bytes
+        payload = snappy.decompress(await _body(request, limit), limit)
+        decode = decode_v2 if version is WriteVersion.V2 else decode_v1
+        write_request = decode(payload, state.validator)
+        started = time.perf_counter()
+        await state.storage.write(_context(request, state.settings), write_request)
+        state.metrics.backend_write_duration.observe(time.perf_counter() - started)
+        written = write_request
+    except RemoteStorageError as exc:
+        state.metrics.write_rejected.labels(exc.kind).inc()
+        response = _text(exc.http_status, str(exc))
+    except Exception:
+        state.metrics.write_rejected.labels("internal").inc()
+        raise
+    else:
+        state.metrics.samples_written.inc(written.sample_count)
+        state.metrics.histograms_written.inc(written.histogram_count)
+        state.metrics.exemplars_written.inc(written.exemplar_count)
+        response = web.Response(status=204)
+    if version is WriteVersion.V2:
+        # Sent on errors too (with zero counts): a 2.0 sender reads them to
+        # tell a 2.0 receiver from a 1.0 one that ignored the Content-Type.
+        response.headers[SAMPLES_WRITTEN] = str(written.sample_count if written else 0)
+        response.headers[HISTOGRAMS_WRITTEN] = str(written.histogram_count if written else 0)
+        response.headers[EXEMPLARS_WRITTEN] = str(written.exemplar_count if written else 0)
+    return response
+
+
+async def handle_read(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    settings = state.settings
+    try:
+        check_content_encoding(request.headers.get("Content-Encoding"))
+        limit = settings.max_request_bytes
+        payload = snappy.decompress(await _body(request, limit), limit)
+        read_request, accepted = decode_read_request(payload)
+        response_type = choose_response_type(accepted, IMPLEMENTED_RESPONSE_TYPES)
+        state.metrics.read_requests.labels(response_type.name).inc()
+        state.metrics.read_queries.inc(len(read_request.queries))
+        ctx = _context(request, settings, settings.read_timeout)
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(settings.read_timeout):
+                results = await state.storage.read(ctx, read_request)
+        except TimeoutError:
+            raise ReadTimeout(settings.read_timeout) from None
+        state.metrics.backend_read_duration.observe(time.perf_counter() - started)
+        sample_limit = settings.read_sample_limit
+        for index, result in enumerate(results):
+            samples = sum(len(s.timestamps) + len(s.histograms) for s in result.series)
+            if sample_limit and samples > sample_limit:
+                raise SampleLimitExceeded(index, sample_limit)
+            state.metrics.read_series.inc(len(result.series))
+            state.metrics.read_samples.inc(samples)
+        body = snappy.compress(encode_read_response(results))
+    except RemoteStorageError as exc:
+        state.metrics.read_rejected.labels(exc.kind).inc()
+        raise
+    return web.Response(
+        body=body,
+        headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"},
+    )
+
+
+async def handle_healthy(request: web.Request) -> web.Response:
+    return _text(200, "Healthy")
+
+
+async def handle_ready(request: web.Request) -> web.Response:
+    if request.app[STATE].ready:
+        return _text(200, "Ready")
+    return _text(503, "Service Unavailable: the storage backend is not open")
+
+
+async def handle_metrics(request: web.Request) -> web.Response:
+    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+    body = encoder(request.app[STATE].metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+def create_app(
+    storage: RemoteStorage, settings: Settings | None = None, registry: Registry | None = None
+) -> web.Application:
+    """Build the application; the backend is started and closed with it."""
+    settings = settings or Settings()
+    state = ServerState(
+        storage=storage,
+        settings=settings,
+        metrics=ServiceMetrics(registry if registry is not None else Registry()),
+        validator=LabelValidator(settings.label_names),
+    )
+    # The body limit is enforced in _body with a clear message; aiohttp's own
+    # limit sits just above it as a backstop for bodies without Content-Length.
+    # Bodies are taken as sent: the handlers check Content-Encoding themselves
+    # (only snappy, else 415), so aiohttp must not inflate gzip on its own.
+    app = web.Application(
+        client_max_size=settings.max_request_bytes + 1, handler_args={"auto_decompress": False}
+    )
+    app[STATE] = state
+
+    async def storage_lifetime(app: web.Application) -> AsyncIterator[None]:
+        await storage.start()
+        state.ready = True
+        try:
+            yield
+        finally:
+            state.ready = False
+            await storage.close()
+
+    app.cleanup_ctx.append(storage_lifetime)
+    app.router.add_post("/api/v1/write", _timed("write", handle_write))
+    app.router.add_post("/api/v1/read", _timed("read", handle_read))
+    app.router.add_get("/-/healthy", _timed("healthy", handle_healthy))
+    app.router.add_get("/-/ready", _timed("ready", handle_ready))
+    app.router.add_get("/metrics", _timed("metrics", handle_metrics))
+    return app

@@ -1,0 +1,100 @@
+"""The service's own metrics, served on ``GET /metrics``.
+
+All names start with ``remote_storage_``. Children whose label values are
+known up front are bound once here, so request handlers do no label lookups.
+"""
+
+from __future__ import annotations
+
+from remote_storage.instrument import Counter, Histogram, Registry
+
+__all__ = ["ServiceMetrics"]
+
+_LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
+
+
+class ServiceMetrics:
+    """Metric families of the server, registered on ``registry``."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.requests = Counter(
+            "remote_storage_http_requests",
+            "HTTP requests answered, by handler and status code.",
+            ["handler", "code"],
+            registry=registry,
+        )
+        self.request_duration = Histogram(
+            "remote_storage_http_request_duration_seconds",
+            "Time from receiving a request to sending its response, by handler.",
+            ["handler"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.write_requests = Counter(
+            "remote_storage_write_requests",
+            "Remote-write requests received, by protocol version.",
+            ["version"],
+            registry=registry,
+        )
+        self.write_rejected = Counter(
+            "remote_storage_write_requests_rejected",
+            "Remote-write requests answered with an error, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        written = Counter(
+            "remote_storage_written",
+            "Data points stored by acknowledged writes, by type (sample, histogram, exemplar).",
+            ["type"],
+            registry=registry,
+        )
+        self.samples_written = written.labels("sample")
+        self.histograms_written = written.labels("histogram")
+        self.exemplars_written = written.labels("exemplar")
+        self.read_requests = Counter(
+            "remote_storage_read_requests",
+            "Remote-read requests received, by response type.",
+            ["response_type"],
+            registry=registry,
+        )
+        self.read_rejected = Counter(
+            "remote_storage_read_requests_rejected",
+            "Remote-read requests answered with an error, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.read_queries = Counter(
+            "remote_storage_read_queries", "Queries received in remote-read requests.", registry=registry
+        )
+        self.read_series = Counter(
+            "remote_storage_read_series", "Series returned by remote-read queries.", registry=registry
+        )
+        self.read_samples = Counter(
+            "remote_storage_read_samples", "Samples returned by remote-read queries.", registry=registry
+        )
+        backend = Histogram(
+            "remote_storage_backend_duration_seconds",
+            "Time the storage backend took per call, by operation.",
+            ["operation"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.backend_write_duration = backend.labels("write")
+        self.backend_read_duration = backend.labels("read")
