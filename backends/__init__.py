@@ -62,7 +62,7 @@ def _factory(scheme: str, url: str) -> Callable[[str], RemoteStorage]:
     factory = getattr(target, "from_url", target)
     if not callable(factory):
         raise TypeError(f"backend entry for {scheme!r} is not callable: {target!r}")
-    return factory  # type: ignore[no-any-return]
+    return factory  # type: ignore[no-any-return,unused-ignore]
 
 
 def open_storage(url: str) -> RemoteStorage:

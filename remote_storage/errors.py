@@ -108,10 +108,9 @@ class BodyTooLarge(RemoteStorageError):
     http_status = 413
     kind = "too_large"
 
-    def __init__(self, what: str, size: int, limit: int, setting: str) -> None:
-        super().__init__(
-            f"{what} of {size} bytes exceeds the limit of {limit} bytes (raise it with {setting})"
-        )
+    def __init__(self, what: str, size: int | None, limit: int, setting: str) -> None:
+        of_size = "" if size is None else f" of {size} bytes"
+        super().__init__(f"{what}{of_size} exceeds the limit of {limit} bytes (raise it with {setting})")
         self.size = size
         self.limit = limit
 

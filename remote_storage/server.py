@@ -103,10 +103,8 @@ async def _body(request: web.Request, limit: int) -> bytes:
         raise BodyTooLarge("request body", request.content_length, limit, "--max-request-bytes")
     try:
         return await request.read()
-    except web.HTTPRequestEntityTooLarge as exc:
-        raise BodyTooLarge(
-            "request body", exc.actual_size or limit + 1, limit, "--max-request-bytes"
-        ) from None
+    except web.HTTPRequestEntityTooLarge:
+        raise BodyTooLarge("request body", None, limit, "--max-request-bytes") from None
 
 
 def _context(request: web.Request, settings: Settings, timeout: float | None = None) -> Context:

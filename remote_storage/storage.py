@@ -40,8 +40,8 @@ import asyncio
 import enum
 import struct
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 
 from remote_storage.matchers import Matcher
 
@@ -61,6 +61,7 @@ __all__ = [
     "ResetHint",
     "TimeSeries",
     "WriteRequest",
+    "float_bits",
 ]
 
 DEFAULT_TENANT = "default"
@@ -152,7 +153,24 @@ class ResetHint(enum.IntEnum):
     GAUGE = 3
 
 
-@dataclass(frozen=True, slots=True)
+_DOUBLE = struct.Struct("<d")
+_UINT64 = struct.Struct("<Q")
+
+
+def float_bits(value: float) -> int:
+    """The 64 bits of a float64: the only faithful way to compare NaN payloads and -0.0."""
+    return int(_UINT64.unpack(_DOUBLE.pack(value))[0])
+
+
+def _exact(value: object) -> object:
+    if isinstance(value, float):
+        return ("f", float_bits(value))
+    if isinstance(value, tuple):
+        return tuple(_exact(item) for item in value)
+    return value
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class Histogram:
     """One native-histogram sample, in Prometheus' sparse bucket layout.
 
@@ -175,6 +193,21 @@ class Histogram:
     reset_hint: ResetHint = ResetHint.UNKNOWN
     custom_values: tuple[float, ...] = ()
 
+    def identity(self) -> tuple[object, ...]:
+        """Every field, floats as their bits: equal identities mean bit-identical histograms."""
+        return tuple(_exact(getattr(self, name)) for name in _HISTOGRAM_FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Histogram):
+            return NotImplemented
+        return self.identity() == other.identity()
+
+    def __hash__(self) -> int:
+        return hash(self.identity())
+
+
+_HISTOGRAM_FIELDS = tuple(f.name for f in fields(Histogram))
+
 
 class TimeSeries:
     """One series: its labels and data, in a write request or a query result.
@@ -182,9 +215,10 @@ class TimeSeries:
     ``timestamps[i]`` (int64 milliseconds) goes with ``values[i]`` (float64);
     samples are handed over in these parallel sequences rather than one object
     per sample. In a :class:`WriteRequest` the labels may be decoded lazily:
-    ``key`` is a cheap identity of the encoded label set (equal keys mean equal
-    labels within one encoding; equal labels may still have different keys),
-    so a backend can look a known series up by ``key`` without decoding.
+    ``key`` is a cheap identity of the encoded label set, so a backend can look
+    a known series up by ``key`` without decoding. Equal keys always mean equal
+    label sets, across requests and protocol versions (backends cache them);
+    equal label sets may still arrive under different keys.
     """
 
     __slots__ = ("_decode", "_labels", "exemplars", "histograms", "key", "timestamps", "values")
@@ -197,13 +231,13 @@ class TimeSeries:
         histograms: Sequence[Histogram] = (),
         exemplars: Sequence[Exemplar] = (),
         *,
-        key: object = None,
+        key: Hashable = None,
     ) -> None:
         if len(timestamps) != len(values):
             raise ValueError(f"{len(timestamps)} timestamps but {len(values)} values")
         self._labels: Labels | None = labels
         self._decode: Callable[[], Labels] | None = None
-        self.key: object = labels if key is None else key
+        self.key: Hashable = labels if key is None else key
         self.timestamps = timestamps
         self.values = values
         self.histograms = histograms
@@ -212,7 +246,7 @@ class TimeSeries:
     @classmethod
     def lazy(
         cls,
-        key: object,
+        key: Hashable,
         decode: Callable[[], Labels],
         timestamps: Sequence[int] = (),
         values: Sequence[float] = (),
@@ -258,10 +292,7 @@ class TimeSeries:
 
 
 def _same_bits(a: Sequence[float], b: Sequence[float]) -> bool:
-    if len(a) != len(b):
-        return False
-    fmt = f"<{len(a)}d"
-    return struct.pack(fmt, *a) == struct.pack(fmt, *b)
+    return len(a) == len(b) and all(map(int.__eq__, map(float_bits, a), map(float_bits, b)))
 
 
 @dataclass(slots=True)

@@ -28,7 +28,9 @@ def modules() -> dict[str, Path]:
 
 @pytest.mark.parametrize("module", sorted(modules()))
 def test_module_imports_alone(module: str) -> None:
-    result = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
 
 

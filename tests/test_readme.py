@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
-from tests.support.wire import READ_HEADERS, V1_HEADERS, read_body, read_results, series, v1_body
 
 from remote_storage.config import _OPTIONS, env_name
 from remote_storage.matchers import Matcher
 from remote_storage.server import create_app
 from remote_storage.storage import RemoteStorage
+from tests.support.wire import READ_HEADERS, V1_HEADERS, read_body, read_results, series, v1_body
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
@@ -39,7 +39,9 @@ def test_custom_backend_example_is_short_and_works() -> None:
 
     async def scenario() -> None:
         async with TestClient(TestServer(create_app(storage))) as client:
-            response = await client.post("/api/v1/write", data=v1_body([up_a, up_b, stale]), headers=V1_HEADERS)
+            response = await client.post(
+                "/api/v1/write", data=v1_body([up_a, up_b, stale]), headers=V1_HEADERS
+            )
             assert response.status == 204
             body = read_body(
                 (0, 5000, [Matcher.parse("__name__", "=", "up")]),

@@ -148,7 +148,10 @@ def labels_body(*pairs: tuple[str, str]) -> bytes:
 BAD_BODIES = {
     "garbage": (b"this is not snappy", "invalid snappy block"),
     "bad snappy": (b"\x40\x00\x01\x02", "invalid snappy block"),
-    "bad protobuf": (snappy.compress(b"\x0a\xff\xff\xff\x0f\x01"), "invalid prometheus.WriteRequest protobuf"),
+    "bad protobuf": (
+        snappy.compress(b"\x0a\xff\xff\xff\x0f\x01"),
+        "invalid prometheus.WriteRequest protobuf",
+    ),
     "unsorted labels": (unsorted_body(), "not sorted"),
     "duplicate label names": (
         labels_body(("__name__", "up"), ("job", "a"), ("job", "b")),
@@ -206,7 +209,9 @@ def test_unsupported_media_type_and_encoding_are_415() -> None:
 
 def test_missing_headers_mean_v1_snappy() -> None:
     async def scenario(client: TestClient[Any, Any]) -> None:
-        response = await client.post("/api/v1/write", data=v1_body([UP_A]), skip_auto_headers=["Content-Type"])
+        response = await client.post(
+            "/api/v1/write", data=v1_body([UP_A]), skip_auto_headers=["Content-Type"]
+        )
         assert response.status == 204
         assert await read_all(client) == [[UP_A]]
 

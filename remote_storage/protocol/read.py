@@ -80,8 +80,8 @@ def encode_read_request(
 
 
 def _fill_series(message: types_pb2.TimeSeries, series: TimeSeries) -> None:
-    for name, value in series.labels:
-        message.labels.add(name=name, value=value)
+    for name, label_value in series.labels:
+        message.labels.add(name=name, value=label_value)
     samples = message.samples
     for timestamp, value in zip(series.timestamps, series.values, strict=True):
         samples.add(value=value, timestamp=timestamp)

@@ -145,16 +145,16 @@ def encode_v1(series: Iterable[TimeSeries], metadata: Iterable[MetricMetadata] =
     message = remote_pb2.WriteRequest()
     for s in series:
         entry = message.timeseries.add()
-        for name, value in s.labels:
-            entry.labels.add(name=name, value=value)
+        for name, label_value in s.labels:
+            entry.labels.add(name=name, value=label_value)
         for timestamp, value in zip(s.timestamps, s.values, strict=True):
             entry.samples.add(value=value, timestamp=timestamp)
         for h in s.histograms:
             histograms.to_proto(h, entry.histograms.add())
         for e in s.exemplars:
             ex = entry.exemplars.add(value=e.value, timestamp=e.timestamp)
-            for name, value in e.labels:
-                ex.labels.add(name=name, value=value)
+            for name, label_value in e.labels:
+                ex.labels.add(name=name, value=label_value)
     for m in metadata:
         message.metadata.add(type=int(m.type), metric_family_name=m.family, help=m.help, unit=m.unit)
     data: bytes = message.SerializeToString()

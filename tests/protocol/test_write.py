@@ -51,7 +51,7 @@ def test_v1_encoder_reproduces_reference_bytes() -> None:
 
 def test_v2_reference_bytes_decode_and_encode() -> None:
     # PROTOCOL.md 3.2: symbols ["", "__name__", "up"], sample (1.0, t=1000).
-    expected = "2200" "22085f5f6e616d655f5f" "22027570" "2a120a020102120c09000000000000f03f10e807"
+    expected = "220022085f5f6e616d655f5f220275702a120a020102120c09000000000000f03f10e807"
     request = decode_v2(bytes.fromhex(expected))
     [series] = request.series
     assert series.labels == Labels([("__name__", "up")])
@@ -116,7 +116,9 @@ FLOAT_HISTOGRAM = Histogram(
 @pytest.mark.parametrize(("encode", "decode"), [(encode_v1, decode_v1), (encode_v2, decode_v2)])
 def test_round_trip_of_every_kind_of_data(encode, decode) -> None:  # type: ignore[no-untyped-def]
     exemplar = Exemplar(labels(trace_id="abc123"), 0.25, 1500)
-    floats = TimeSeries(labels(__name__="req_total", job="api"), [1000, 2000], [1.0, 2.0], exemplars=[exemplar])
+    floats = TimeSeries(
+        labels(__name__="req_total", job="api"), [1000, 2000], [1.0, 2.0], exemplars=[exemplar]
+    )
     hists = TimeSeries(labels(__name__="latency", job="api"), histograms=[HISTOGRAM, FLOAT_HISTOGRAM])
     metadata = [MetricMetadata("req_total", MetricType.COUNTER, "Requests.", "")]
     request = decode(encode([floats, hists], metadata))

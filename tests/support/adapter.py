@@ -1,0 +1,57 @@
+"""The service under test (``python -m remote_storage serve``) as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from .net import free_port, wait_http_ok
+from .procs import ManagedProcess, Processes
+
+__all__ = ["Adapter", "start_adapter"]
+
+# Settings a developer's shell might carry; tests pass everything explicitly.
+ENV_PREFIX = "REMOTE_STORAGE_"
+
+
+class Adapter:
+    """A started adapter and its endpoints."""
+
+    def __init__(self, process: ManagedProcess, port: int, storage: str) -> None:
+        self.process = process
+        self.port = port
+        self.storage = storage
+        self.address = f"127.0.0.1:{port}"
+        self.url = f"http://{self.address}"
+        self.write_url = f"{self.url}/api/v1/write"
+        self.read_url = f"{self.url}/api/v1/read"
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Poll ``/-/ready`` until 200; fail early with the log if the process exits."""
+        wait_http_ok(f"{self.url}/-/ready", timeout, alive=self.process.check_alive)
+
+
+def start_adapter(
+    processes: Processes,
+    storage: str = "memory://",
+    *,
+    name: str = "adapter",
+    extra_args: tuple[str, ...] = (),
+) -> Adapter:
+    """Start ``remote_storage serve`` on a free loopback port; does not wait for it."""
+    port = free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "remote_storage",
+        "serve",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--storage",
+        storage,
+        *extra_args,
+    ]
+    env = {key: value for key, value in os.environ.items() if not key.startswith(ENV_PREFIX)}
+    env["PYTHONUNBUFFERED"] = "1"
+    process = processes.start(name, argv, env=env)
+    return Adapter(process, port, storage)
