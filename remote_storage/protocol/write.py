@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from remote_storage.errors import InvalidRequest
 from remote_storage.protocol import histograms
@@ -45,6 +46,14 @@ class _SeriesBuilder:
         self.histograms: list[Histogram] = []
         self.exemplars: list[Exemplar] = []
 
+    def add_data(self, entry: Any) -> None:
+        """Append the samples and histograms of a v1 or v2 ``TimeSeries`` message."""
+        for sample in entry.samples:
+            self.timestamps.append(sample.timestamp)
+            self.values.append(sample.value)
+        if entry.histograms:
+            self.histograms.extend(histograms.from_proto(h) for h in entry.histograms)
+
     def build(self, key: object) -> TimeSeries:
         return TimeSeries(self.labels, self.timestamps, self.values, self.histograms, self.exemplars, key=key)
 
@@ -59,11 +68,7 @@ def decode_v1(payload: bytes, validate: LabelValidator = _DEFAULT_VALIDATOR) -> 
         builder = builders.get(pairs)
         if builder is None:
             builder = builders[pairs] = _SeriesBuilder(validate(pairs))
-        for sample in entry.samples:
-            builder.timestamps.append(sample.timestamp)
-            builder.values.append(sample.value)
-        if entry.histograms:
-            builder.histograms.extend(histograms.from_proto(h) for h in entry.histograms)
+        builder.add_data(entry)
         for exemplar in entry.exemplars:
             builder.exemplars.append(
                 Exemplar(
@@ -118,11 +123,7 @@ def decode_v2(payload: bytes, validate: LabelValidator = _DEFAULT_VALIDATOR) -> 
             raise InvalidRequest(f"{what} of {builder.labels}: has both samples and histograms")
         if not entry.samples and not entry.histograms:
             raise InvalidRequest(f"{what} of {builder.labels}: has neither samples nor histograms")
-        for sample in entry.samples:
-            builder.timestamps.append(sample.timestamp)
-            builder.values.append(sample.value)
-        if entry.histograms:
-            builder.histograms.extend(histograms.from_proto(h) for h in entry.histograms)
+        builder.add_data(entry)
         for exemplar in entry.exemplars:
             exemplar_pairs = _resolve(symbols, exemplar.labels_refs, f"{what} exemplar")
             builder.exemplars.append(
