@@ -11,21 +11,50 @@ class with a ``from_url(url)`` classmethod or any callable taking the URL::
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from importlib import import_module
 from importlib.metadata import entry_points
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from remote_storage.storage import RemoteStorage
 
-__all__ = ["BUILTIN", "UnknownBackend", "available_schemes", "open_storage"]
+__all__ = [
+    "BUILTIN",
+    "InvalidStorageURL",
+    "UnknownBackend",
+    "available_schemes",
+    "open_storage",
+    "redact_url",
+]
 
 ENTRY_POINT_GROUP = "remote_storage.backends"
 
 # scheme -> "module:attribute"; imported only when used.
 BUILTIN: dict[str, str] = {
     "memory": "remote_storage.backends.memory:MemoryStorage",
+    "sqlite": "remote_storage.backends.sql:SQLStorage",
+    "postgresql": "remote_storage.backends.sql:SQLStorage",
+    "postgres": "remote_storage.backends.sql:SQLStorage",
 }
+
+
+class InvalidStorageURL(ValueError):
+    """A backend URL names an option or value the backend does not accept."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"invalid storage URL {redact_url(url)!r}: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ``***``, for logs and messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{netloc}"))
 
 
 class UnknownBackend(ValueError):
@@ -65,12 +94,26 @@ def _factory(scheme: str, url: str) -> Callable[[str], RemoteStorage]:
     return factory  # type: ignore[no-any-return,unused-ignore]
 
 
-def open_storage(url: str) -> RemoteStorage:
-    """Create (but do not start) the backend for ``url``."""
+def open_storage(url: str, *, retention: float | None = None) -> RemoteStorage:
+    """Create (but do not start) the backend for ``url``.
+
+    ``retention`` (seconds) is passed to backends whose factory accepts it;
+    asking it of one that does not is an error rather than a silent no-op.
+    """
     scheme = urlsplit(url).scheme.lower()
     if not scheme:
         raise UnknownBackend(url, "")
-    storage = _factory(scheme, url)(url)
+    factory = _factory(scheme, url)
+    if retention is None:
+        storage = factory(url)
+    else:
+        try:
+            parameters = inspect.signature(factory).parameters
+        except (TypeError, ValueError):
+            parameters = {}  # type: ignore[assignment]
+        if "retention" not in parameters:
+            raise InvalidStorageURL(url, f"the {scheme} backend does not support retention")
+        storage = factory(url, retention=retention)  # type: ignore[call-arg]
     if not isinstance(storage, RemoteStorage):
         raise TypeError(f"backend for {scheme!r} returned {type(storage).__name__}, not a RemoteStorage")
     return storage

@@ -31,6 +31,7 @@ from operator import attrgetter, itemgetter, lt
 from typing import ClassVar, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
+from remote_storage.backends import InvalidStorageURL
 from remote_storage.errors import SampleConflict
 from remote_storage.matchers import Matcher, MatchType
 from remote_storage.storage import (
@@ -64,15 +65,6 @@ _YIELD_EVERY = 1024
 
 _T = TypeVar("_T")
 _DOUBLE = struct.Struct("<d")
-
-
-class InvalidStorageURL(ValueError):
-    """A backend URL names an option or value the backend does not accept."""
-
-    def __init__(self, url: str, reason: str) -> None:
-        super().__init__(f"invalid storage URL {url!r}: {reason}")
-        self.url = url
-        self.reason = reason
 
 
 class _Conflict(Exception):

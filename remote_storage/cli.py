@@ -12,30 +12,19 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
 from remote_storage import __version__
-from remote_storage.backends import UnknownBackend, open_storage
+from remote_storage.backends import UnknownBackend, open_storage, redact_url
 from remote_storage.config import ConfigError, Settings, add_arguments, settings_from
 from remote_storage.server import create_app
 from remote_storage.storage import RemoteStorage
 
-__all__ = ["main", "redact_url", "run", "serve"]
+__all__ = ["main", "run", "serve"]
 
 log = logging.getLogger("remote_storage")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***``, for logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
 async def serve(storage: RemoteStorage, settings: Settings) -> None:
@@ -107,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.command == "serve":
         try:
-            asyncio.run(serve(open_storage(settings.storage), settings))
+            storage = open_storage(settings.storage, retention=settings.retention or None)
+            asyncio.run(serve(storage, settings))
         except (UnknownBackend, ValueError) as exc:
             log.error("cannot start: %s", exc)
             return 2

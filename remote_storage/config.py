@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from remote_storage.protocol.validation import NameScheme
+from remote_storage.units import parse_duration, parse_size
 
 __all__ = ["ConfigError", "Settings", "add_arguments", "parse_duration", "parse_size"]
 
@@ -23,38 +24,6 @@ ENV_PREFIX = "REMOTE_STORAGE_"
 
 class ConfigError(ValueError):
     """A setting has an unusable value; the message names the flag to fix."""
-
-
-_SIZE_UNITS = {
-    "": 1,
-    "b": 1,
-    "kb": 1000,
-    "mb": 1000**2,
-    "gb": 1000**3,
-    "kib": 1024,
-    "mib": 1024**2,
-    "gib": 1024**3,
-}
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_size(text: str) -> int:
-    """``"32MiB"`` -> 33554432; plain numbers are bytes."""
-    match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", text)
-    if not match or match.group(2).lower() not in _SIZE_UNITS:
-        raise ValueError(f"invalid size {text!r}: use bytes or a unit such as 512KiB, 32MiB, 1GB")
-    return int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
-
-
-def parse_duration(text: str) -> float:
-    """``"90s"``, ``"1m"``, ``"1h30m"``, ``"250ms"`` -> seconds; a plain number is seconds."""
-    text = text.strip()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return float(text)
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"invalid duration {text!r}: use a number of seconds or units such as 30s, 5m, 1h")
-    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -74,7 +43,8 @@ class Settings:
     """Validated settings of ``remote-storage serve``."""
 
     listen: str = "127.0.0.1:9201"
-    storage: str = "memory://"
+    storage: str = "sqlite:///data/remote-storage.db"
+    retention: float = 0.0
     max_request_bytes: int = 32 * 1024 * 1024
     read_sample_limit: int = 50_000_000
     read_timeout: float = 60.0
@@ -94,6 +64,8 @@ class Settings:
             )
         if self.max_request_bytes < 1024:
             raise ConfigError(f"--max-request-bytes: {self.max_request_bytes} is below 1024 bytes")
+        if self.retention < 0:
+            raise ConfigError("--retention: must be 0 (keep everything) or positive")
         if self.read_sample_limit < 0:
             raise ConfigError("--read-sample-limit: must be 0 (no limit) or positive")
         if self.read_timeout <= 0:
@@ -113,7 +85,16 @@ class Settings:
 # flag -> (field, parser, help)
 _OPTIONS: dict[str, tuple[str, Any, str]] = {
     "--listen": ("listen", str, "HOST:PORT to listen on"),
-    "--storage": ("storage", str, "storage backend URL: memory://"),
+    "--storage": (
+        "storage",
+        str,
+        "storage backend URL: sqlite:///PATH.db, postgresql://USER:PASSWORD@HOST/DB or memory://",
+    ),
+    "--retention": (
+        "retention",
+        parse_duration,
+        "delete samples older than this (e.g. 15d); 0 keeps everything",
+    ),
     "--max-request-bytes": (
         "max_request_bytes",
         parse_size,

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from remote_storage.cli import redact_url
+from remote_storage.backends import redact_url
 from tests.support.adapter import Adapter
 
 

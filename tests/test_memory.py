@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from remote_storage.backends import open_storage
-from remote_storage.backends.memory import InvalidStorageURL, MemoryStorage
+from remote_storage.backends import InvalidStorageURL, open_storage
+from remote_storage.backends.memory import MemoryStorage
 from remote_storage.errors import SampleConflict
 from remote_storage.matchers import Matcher
 from remote_storage.storage import (

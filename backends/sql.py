@@ -1,0 +1,842 @@
+"""The SQL backend: SQLite (embedded, the default) or PostgreSQL, through SQLAlchemy Core.
+
+URLs::
+
+    sqlite:///data/remote-storage.db        relative path (three slashes)
+    sqlite:////var/lib/remote-storage.db    absolute path (four slashes)
+    postgresql://user:password@host:5432/db (psycopg 3)
+
+Options go in the URL's query string and are removed before the URL reaches
+the database driver: ``retention`` (e.g. ``15d``; also set by ``serve
+--retention``), ``synchronous`` (SQLite only: ``full``, the default, or
+``normal``), ``pool_size`` (reader connections, default 4).
+
+Writes. One writer thread per process owns one connection and applies write
+requests in *groups*: requests that arrive while a transaction is running are
+coalesced into the next one, each inside its own savepoint (so a request that
+conflicts is rolled back alone), and all of them are acknowledged after the
+one commit. A request's write returns only after that commit, so a 2xx means
+durable: SQLite runs in WAL mode with ``synchronous=FULL`` (the commit is
+fsynced; ``normal`` survives a crash of the process but not of the machine),
+PostgreSQL commits with its own durability settings.
+
+Samples are inserted with "insert or ignore" on their (series, timestamp)
+key. When every sample was new, that is all; when some were already stored
+(a retry, or a duplicate within the request), the request is rolled back to
+its savepoint and its samples are compared bit for bit with what is stored:
+identical samples are skipped, a different value raises SampleConflict.
+
+Reads run in a small thread pool, never on the event loop. Equality and
+inequality matchers become SQL over the postings table; regular expressions
+are matched in Python with RE2, against the label values the database lists
+(or the candidates' labels), and results stream in batches of series.
+
+Retention deletes old samples in short slices queued behind writes, so
+ingestion never waits for one long delete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import queue
+import threading
+import time
+from array import array
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, tuple_
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.pool import NullPool
+
+from remote_storage.backends import InvalidStorageURL, redact_url
+from remote_storage.backends import sql_schema as schema
+from remote_storage.errors import SampleConflict, StorageUnavailable
+from remote_storage.matchers import Matcher, MatchType
+from remote_storage.storage import (
+    Context,
+    Exemplar,
+    Histogram,
+    Labels,
+    MetricMetadata,
+    MetricType,
+    Query,
+    RemoteStorage,
+    ResetHint,
+    TimeSeries,
+    WriteRequest,
+    float_bits,
+)
+from remote_storage.units import parse_duration
+
+__all__ = ["DatabaseMismatch", "SQLStorage"]
+
+log = logging.getLogger("remote_storage.backends.sql")
+
+#: Most write requests coalesced into one transaction.
+MAX_GROUP = 64
+#: Series fetched per read query round trip.
+READ_BATCH = 500
+#: URL query options the backend takes for itself.
+_OPTIONS = ("retention", "synchronous", "pool_size")
+#: Values listed in one IN (...) clause.
+MAX_IN = 900
+
+
+class DatabaseMismatch(RuntimeError):
+    """The database is not one this version can open (foreign, or a newer schema)."""
+
+
+def _bits_to_floats(bits: Sequence[int]) -> array[float]:
+    values = array("d")
+    values.frombytes(array("q", bits).tobytes())
+    return values
+
+
+def _floats_to_bits(values: Sequence[float]) -> array[int]:
+    bits = array("q")
+    bits.frombytes(array("d", values).tobytes())
+    return bits
+
+
+def _signed(value: float) -> int:
+    return _floats_to_bits([value])[0]
+
+
+def encode_histogram(h: Histogram) -> bytes:
+    """Histogram fields as JSON, floats as their 64 bits (no value is rounded or quieted)."""
+
+    def num(value: int | float) -> int | list[int]:
+        return [float_bits(value)] if isinstance(value, float) else value
+
+    return json.dumps(
+        [
+            num(h.count),
+            float_bits(h.sum),
+            h.schema,
+            float_bits(h.zero_threshold),
+            num(h.zero_count),
+            h.is_float,
+            h.negative_spans,
+            [num(b) for b in h.negative_buckets],
+            h.positive_spans,
+            [num(b) for b in h.positive_buckets],
+            int(h.reset_hint),
+            [float_bits(v) for v in h.custom_values],
+        ],
+        separators=(",", ":"),
+    ).encode()
+
+
+def decode_histogram(timestamp: int, data: bytes) -> Histogram:
+    def num(value: int | list[int]) -> int | float:
+        return _bits_to_floats(value)[0] if isinstance(value, list) else value
+
+    (count, sum_, sch, zt, zc, is_float, nspans, nbuckets, pspans, pbuckets, hint, custom) = json.loads(data)
+    return Histogram(
+        timestamp=timestamp,
+        count=num(count),
+        sum=_bits_to_floats([sum_])[0],
+        schema=sch,
+        zero_threshold=_bits_to_floats([zt])[0],
+        zero_count=num(zc),
+        is_float=is_float,
+        negative_spans=tuple((o, n) for o, n in nspans),
+        negative_buckets=tuple(num(b) for b in nbuckets),
+        positive_spans=tuple((o, n) for o, n in pspans),
+        positive_buckets=tuple(num(b) for b in pbuckets),
+        reset_hint=ResetHint(hint),
+        custom_values=tuple(_bits_to_floats(custom)),
+    )
+
+
+@dataclass
+class _Job:
+    """One unit of work for the writer thread, answered through ``future``."""
+
+    apply: Callable[[Connection, _Resolved], None]
+    series: Sequence[tuple[str, TimeSeries]] = ()
+    future: concurrent.futures.Future[None] = field(default_factory=concurrent.futures.Future)
+
+
+_Resolved = dict[int, int]  # id(TimeSeries) -> series id, for the series of the jobs in one group
+
+
+class _Dialect:
+    """What differs between SQLite and PostgreSQL, decided once when the backend opens."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        module: Any = sqlite_dialect if name == "sqlite" else pg_dialect
+        self.insert = module.insert
+
+    def insert_ignore(self, table: Any) -> Any:
+        return self.insert(table).on_conflict_do_nothing()
+
+
+class SQLStorage(RemoteStorage):
+    """Samples in SQLite or PostgreSQL. See the module docstring for the design."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        retention: float | None = None,
+        synchronous: str = "full",
+        pool_size: int = 4,
+    ) -> None:
+        self.url = url
+        self.retention = retention
+        self.synchronous = synchronous
+        self.pool_size = pool_size
+        self._engine: Engine | None = None
+        self._dialect: _Dialect | None = None
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._readers: concurrent.futures.ThreadPoolExecutor | None = None
+        self._retention_task: asyncio.Task[None] | None = None
+        # (tenant, key) and (tenant, labels) -> series id; only ids of committed series
+        self._ids: dict[tuple[str, object], int] = {}
+
+    # -- opening and closing -------------------------------------------------
+
+    @classmethod
+    def from_url(cls, url: str, retention: float | None = None) -> SQLStorage:
+        try:
+            parsed = make_url(url)
+        except ArgumentError as exc:
+            raise InvalidStorageURL(url, str(exc)) from None
+        options = {key: str(value) for key, value in parsed.query.items()}
+        kwargs: dict[str, Any] = {}
+        try:
+            if "retention" in options:
+                kwargs["retention"] = parse_duration(options["retention"])
+            if "synchronous" in options:
+                kwargs["synchronous"] = options["synchronous"].lower()
+                if kwargs["synchronous"] not in ("full", "normal"):
+                    raise ValueError("synchronous must be full or normal")
+            if "pool_size" in options:
+                kwargs["pool_size"] = int(options["pool_size"])
+                if kwargs["pool_size"] < 1:
+                    raise ValueError("pool_size must be at least 1")
+        except ValueError as exc:
+            raise InvalidStorageURL(url, str(exc)) from None
+        if retention is not None:
+            kwargs["retention"] = retention
+        backend = parsed.get_backend_name()
+        if backend in ("postgresql", "postgres"):
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        elif backend != "sqlite":
+            raise InvalidStorageURL(url, f"scheme {parsed.drivername!r} is not sqlite or postgresql")
+        parsed = parsed.difference_update_query(_OPTIONS)
+        return cls(parsed.render_as_string(hide_password=False), **kwargs)
+
+    def describe(self) -> str:
+        dialect = "sqlite" if self.url.startswith("sqlite") else "postgresql"
+        retention = f", retention {self.retention:g}s" if self.retention else ""
+        return f"sql ({dialect}{retention})"
+
+    def _create_engine(self) -> Engine:
+        if self.url.startswith("sqlite"):
+            path = make_url(self.url).database
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(self.url, poolclass=NullPool)
+            synchronous = self.synchronous.upper()
+
+            @event.listens_for(engine, "connect")
+            def configure(dbapi_connection: Any, record: Any) -> None:
+                # Let SQLAlchemy, not the driver, issue BEGIN, so savepoints work.
+                dbapi_connection.isolation_level = None
+                cursor = dbapi_connection.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+                cursor.execute(f"PRAGMA synchronous={synchronous}")  # FULL: commit is fsynced
+                cursor.execute("PRAGMA busy_timeout=30000")  # other processes' writes: wait
+                cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache per connection
+                cursor.execute("PRAGMA temp_store=MEMORY")
+                cursor.close()
+
+            @event.listens_for(engine, "begin")
+            def begin(connection: Connection) -> None:
+                # IMMEDIATE takes the write lock at once instead of failing on upgrade.
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+            return engine
+        return create_engine(self.url, pool_size=self.pool_size + 1, max_overflow=2, pool_pre_ping=True)
+
+    def _open_schema(self, engine: Engine) -> None:
+        """Create the tables in a new database, or check that an existing one is ours."""
+        try:
+            with engine.begin() as conn:
+                existing = set(conn.dialect.get_table_names(conn))
+                if schema.meta.name in existing:
+                    rows: dict[str, str] = {
+                        k: v for k, v in conn.execute(select(schema.meta.c.key, schema.meta.c.value))
+                    }
+                    if rows.get("format") != schema.FORMAT:
+                        raise DatabaseMismatch(f"{self._where()} has an rs_meta table of another program")
+                    version = int(rows.get("schema_version", "0"))
+                    if version > schema.SCHEMA_VERSION:
+                        raise DatabaseMismatch(
+                            f"{self._where()} has schema version {version}, newer than this "
+                            f"remote-storage supports ({schema.SCHEMA_VERSION}); upgrade remote-storage"
+                        )
+                    if version < schema.SCHEMA_VERSION:
+                        raise DatabaseMismatch(f"{self._where()} has unknown old schema version {version}")
+                    return
+                ours = {t.name for t in schema.metadata.sorted_tables}
+                if existing & ours:
+                    raise DatabaseMismatch(f"{self._where()} has remote-storage tables but no rs_meta table")
+                if existing and engine.dialect.name == "sqlite":
+                    raise DatabaseMismatch(
+                        f"{self._where()} is an SQLite database of another program "
+                        f"(tables: {', '.join(sorted(existing)[:5])})"
+                    )
+                schema.metadata.create_all(conn)
+                conn.execute(
+                    schema.meta.insert(),
+                    [
+                        {"key": "format", "value": schema.FORMAT},
+                        {"key": "schema_version", "value": str(schema.SCHEMA_VERSION)},
+                    ],
+                )
+        except DBAPIError as exc:
+            raise DatabaseMismatch(f"cannot open {self._where()}: {exc.orig}") from None
+
+    def _where(self) -> str:
+        return f"database {redact_url(self.url)}"
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        engine = await loop.run_in_executor(None, self._create_engine)
+        await loop.run_in_executor(None, self._open_schema, engine)
+        self._engine = engine
+        self._dialect = _Dialect(engine.dialect.name)
+        self._readers = concurrent.futures.ThreadPoolExecutor(self.pool_size, thread_name_prefix="sql-read")
+        self._writer = threading.Thread(target=self._write_loop, name="sql-writer", daemon=True)
+        self._writer.start()
+        if self.retention:
+            self._retention_task = asyncio.create_task(self._retention_loop(self.retention))
+
+    async def close(self) -> None:
+        if self._retention_task is not None:
+            self._retention_task.cancel()
+            await asyncio.gather(self._retention_task, return_exceptions=True)
+        if self._writer is not None:
+            self._jobs.put(None)
+            await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
+        if self._readers is not None:
+            self._readers.shutdown(wait=True)
+        if self._engine is not None:
+            self._engine.dispose()
+
+    # -- the writer thread ---------------------------------------------------
+
+    def _write_loop(self) -> None:
+        assert self._engine is not None
+        conn = self._engine.connect()
+        try:
+            while True:
+                job = self._jobs.get()
+                if job is None:
+                    return
+                group = [job]
+                while len(group) < MAX_GROUP:
+                    try:
+                        more = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        self._jobs.put(None)  # finish this group, then stop
+                        break
+                    group.append(more)
+                conn = self._run_group(conn, group)
+        finally:
+            conn.close()
+
+    def _run_group(self, conn: Connection, group: list[_Job]) -> Connection:
+        """Apply a group of jobs in one transaction; return the connection to use next."""
+        outcomes: list[BaseException | None] = [None] * len(group)
+        new_ids: dict[tuple[str, object], int] = {}
+        try:
+            with conn.begin():
+                resolved = self._resolve_series(conn, group, new_ids)
+                for index, job in enumerate(group):
+                    savepoint = conn.begin_nested()
+                    try:
+                        job.apply(conn, resolved)
+                    except SampleConflict as exc:
+                        savepoint.rollback()
+                        outcomes[index] = exc
+                    else:
+                        savepoint.commit()
+        except Exception as exc:
+            log.error("write transaction failed: %s", exc)
+            error = _unavailable(exc)
+            for job in group:
+                job.future.set_exception(error)
+            # Start the next group on a fresh connection: this one may be broken.
+            assert self._engine is not None
+            try:
+                conn.close()
+            except Exception:
+                log.debug("closing the failed connection", exc_info=True)
+            return self._engine.connect()
+        self._ids.update(new_ids)  # committed: safe to remember
+        for job, outcome in zip(group, outcomes, strict=True):
+            if outcome is None:
+                job.future.set_result(None)
+            else:
+                job.future.set_exception(outcome)
+        return conn
+
+    def _resolve_series(
+        self, conn: Connection, group: list[_Job], new_ids: dict[tuple[str, object], int]
+    ) -> _Resolved:
+        """Series ids for every series of the group, creating the missing series."""
+        resolved: _Resolved = {}
+        missing: dict[tuple[str, Labels], list[TimeSeries]] = {}
+        for job in group:
+            for tenant, series in job.series:
+                key = (tenant, series.key)
+                series_id = self._ids.get(key)
+                if series_id is None:
+                    series_id = new_ids.get(key)
+                if series_id is None:
+                    by_labels = (tenant, series.labels)
+                    series_id = self._ids.get(by_labels) or new_ids.get(by_labels)
+                    if series_id is None:
+                        missing.setdefault(by_labels, []).append(series)
+                        continue
+                    new_ids[key] = series_id
+                resolved[id(series)] = series_id
+        if missing:
+            for (tenant, labels), series_id in self._create_series(conn, list(missing)).items():
+                new_ids[tenant, labels] = series_id
+                for series in missing[tenant, labels]:
+                    resolved[id(series)] = series_id
+                    new_ids[tenant, series.key] = series_id
+        return resolved
+
+    def _create_series(
+        self, conn: Connection, wanted: list[tuple[str, Labels]]
+    ) -> dict[tuple[str, Labels], int]:
+        assert self._dialect is not None
+        found: dict[tuple[str, Labels], int] = {}
+        by_tenant: dict[str, dict[bytes, Labels]] = {}
+        for tenant, labels in wanted:
+            by_tenant.setdefault(tenant, {})[schema.encode_labels(labels)] = labels
+        for tenant, encoded in by_tenant.items():
+            blobs = list(encoded)
+            conn.execute(
+                self._dialect.insert_ignore(schema.series),
+                [{"tenant": tenant, "labels": blob} for blob in blobs],
+            )
+            for start in range(0, len(blobs), MAX_IN):
+                part = blobs[start : start + MAX_IN]
+                rows = conn.execute(
+                    select(schema.series.c.id, schema.series.c.labels).where(
+                        schema.series.c.tenant == tenant, schema.series.c.labels.in_(part)
+                    )
+                )
+                for series_id, blob in rows:
+                    found[tenant, encoded[bytes(blob)]] = series_id
+            conn.execute(
+                self._dialect.insert_ignore(schema.postings),
+                [
+                    {"tenant": tenant, "name": name, "value": value, "series_id": found[tenant, labels]}
+                    for labels in encoded.values()
+                    for name, value in labels
+                ],
+            )
+        return found
+
+    def _submit(self, job: _Job) -> concurrent.futures.Future[None]:
+        if self._writer is None or not self._writer.is_alive():
+            raise StorageUnavailable("the SQL backend is not running")
+        self._jobs.put(job)
+        return job.future
+
+    # -- writes --------------------------------------------------------------
+
+    async def write(self, ctx: Context, request: WriteRequest) -> None:
+        tenant = ctx.tenant
+        entries = [(tenant, s) for s in request.series]
+        metadata = list(request.metadata)
+        if not entries and not metadata:
+            return
+
+        def apply(conn: Connection, resolved: _Resolved) -> None:
+            self._apply_write(conn, resolved, tenant, request.series, metadata)
+
+        await asyncio.wrap_future(self._submit(_Job(apply, entries)))
+
+    def _apply_write(
+        self,
+        conn: Connection,
+        resolved: _Resolved,
+        tenant: str,
+        series: Sequence[TimeSeries],
+        metadata: Sequence[MetricMetadata],
+    ) -> None:
+        assert self._dialect is not None
+        ids: array[int] = array("q")
+        timestamps: array[int] = array("q")
+        values: array[float] = array("d")
+        hist_rows: list[dict[str, Any]] = []
+        exemplar_rows: list[dict[str, Any]] = []
+        for s in series:
+            series_id = resolved[id(s)]
+            n = len(s.timestamps)
+            if n:
+                ids.extend([series_id] * n)
+                timestamps.extend(s.timestamps)
+                values.extend(s.values)
+            for h in s.histograms:
+                hist_rows.append({"series_id": series_id, "ts": h.timestamp, "data": encode_histogram(h)})
+            for e in s.exemplars:
+                exemplar_rows.append(
+                    {
+                        "series_id": series_id,
+                        "ts": e.timestamp,
+                        "value": _signed(e.value),
+                        "labels": schema.encode_labels(e.labels),
+                    }
+                )
+        if len(ids):
+            self._insert_samples(conn, ids, timestamps, _floats_to_bits(values), series, resolved)
+        if hist_rows:
+            self._insert_histograms(conn, hist_rows, series, resolved)
+        if exemplar_rows:
+            conn.execute(self._dialect.insert_ignore(schema.exemplars), exemplar_rows)
+        if metadata:
+            statement = self._dialect.insert(schema.metric_metadata)
+            statement = statement.on_conflict_do_update(
+                index_elements=["tenant", "family"],
+                set_={
+                    "type": statement.excluded.type,
+                    "help": statement.excluded.help,
+                    "unit": statement.excluded.unit,
+                },
+            )
+            latest = {m.family: m for m in metadata}
+            conn.execute(
+                statement,
+                [
+                    {
+                        "tenant": tenant,
+                        "family": m.family,
+                        "type": int(m.type),
+                        "help": m.help,
+                        "unit": m.unit,
+                    }
+                    for m in latest.values()
+                ],
+            )
+
+    def _insert_samples(
+        self,
+        conn: Connection,
+        ids: array[int],
+        timestamps: array[int],
+        bits: array[int],
+        series: Sequence[TimeSeries],
+        resolved: _Resolved,
+    ) -> None:
+        rows = list(zip(ids, timestamps, bits, strict=True))
+        inserted = self._insert_ignore_rows(conn, rows)
+        if inserted == len(rows):
+            return
+        # Some samples were stored already (or sent twice): compare them bit for bit.
+        labels_of = {resolved[id(s)]: s.labels for s in series}
+        wanted: dict[tuple[int, int], int] = {}
+        for series_id, ts, value in rows:
+            previous = wanted.setdefault((series_id, ts), value)
+            if previous != value:
+                raise _conflict(labels_of[series_id], ts, previous, value)
+        stored = self._stored_values(conn, schema.samples, list(wanted))
+        for key, value in wanted.items():
+            if key in stored and stored[key] != value:
+                raise _conflict(labels_of[key[0]], key[1], stored[key], value)
+
+    def _insert_ignore_rows(self, conn: Connection, rows: list[tuple[int, int, int]]) -> int:
+        """Insert (series_id, ts, bits) rows, skipping existing keys; return how many were new."""
+        assert self._dialect is not None
+        table = schema.samples.name
+        if self._dialect.name == "sqlite":
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            cursor.executemany(
+                f"INSERT INTO {table} (series_id, ts, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", rows
+            )
+            count: int = cursor.rowcount
+            cursor.close()
+            return count
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cursor:  # type: ignore[union-attr]
+            cursor.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS rs_staging (series_id bigint, ts bigint, value bigint) "
+                "ON COMMIT DELETE ROWS"
+            )
+            cursor.execute("TRUNCATE rs_staging")
+            with cursor.copy("COPY rs_staging (series_id, ts, value) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(
+                f"INSERT INTO {table} (series_id, ts, value) SELECT series_id, ts, value FROM rs_staging "
+                "ON CONFLICT DO NOTHING"
+            )
+            return int(cursor.rowcount)
+
+    def _stored_values(
+        self, conn: Connection, table: Any, keys: list[tuple[int, int]]
+    ) -> dict[tuple[int, int], Any]:
+        stored: dict[tuple[int, int], Any] = {}
+        column = table.c.value if "value" in table.c else table.c.data
+        for start in range(0, len(keys), MAX_IN):
+            part = keys[start : start + MAX_IN]
+            rows = conn.execute(
+                select(table.c.series_id, table.c.ts, column).where(
+                    tuple_(table.c.series_id, table.c.ts).in_(part)
+                )
+            )
+            for series_id, ts, value in rows:
+                stored[series_id, ts] = value
+        return stored
+
+    def _insert_histograms(
+        self, conn: Connection, rows: list[dict[str, Any]], series: Sequence[TimeSeries], resolved: _Resolved
+    ) -> None:
+        assert self._dialect is not None
+        result = conn.execute(self._dialect.insert_ignore(schema.histograms), rows)
+        if result.rowcount == len(rows):
+            return
+        labels_of = {resolved[id(s)]: s.labels for s in series}
+        wanted: dict[tuple[int, int], bytes] = {}
+        for row in rows:
+            key = (row["series_id"], row["ts"])
+            previous = wanted.setdefault(key, row["data"])
+            if previous != row["data"]:
+                raise _histogram_conflict(labels_of[key[0]], key[1], previous, row["data"])
+        stored = self._stored_values(conn, schema.histograms, list(wanted))
+        for key, data in wanted.items():
+            if key in stored and bytes(stored[key]) != data:
+                raise _histogram_conflict(labels_of[key[0]], key[1], bytes(stored[key]), data)
+
+    # -- reads ---------------------------------------------------------------
+
+    async def process_query(self, ctx: Context, query: Query) -> AsyncIterator[TimeSeries]:
+        loop = asyncio.get_running_loop()
+        candidates = await loop.run_in_executor(
+            self._readers, self._select_series, ctx.tenant, query.matchers
+        )
+        for start in range(0, len(candidates), READ_BATCH):
+            batch = candidates[start : start + READ_BATCH]
+            found = await loop.run_in_executor(
+                self._readers, self._fetch, batch, query.start_ms, query.end_ms
+            )
+            for series_id, labels in batch:
+                data = found.get(series_id)
+                if data is not None:
+                    yield TimeSeries(labels, data[0], data[1], data[2])
+
+    def _select_series(self, tenant: str, matchers: Sequence[Matcher]) -> list[tuple[int, Labels]]:
+        """(id, labels) of the tenant's series matching every matcher, sorted by labels."""
+        assert self._engine is not None
+        s, p = schema.series, schema.postings
+        conditions = [s.c.tenant == tenant]
+        with self._engine.connect() as conn:
+            for m in matchers:
+                in_values = None  # the series have the label with one of these values
+                not_in_values = None  # the series do not have the label with one of these values
+                if m.type is MatchType.EQ:
+                    if m.value:
+                        in_values = [m.value]
+                    else:
+                        not_in_values = None  # no value at all: handled below
+                elif m.type is MatchType.NEQ and m.value:
+                    not_in_values = [m.value]
+                else:
+                    existing = self._label_values(conn, tenant, m.name)
+                    matching = [v for v in existing if m.matches(v)]
+                    rejected = [v for v in existing if not m.matches(v)]
+                    if m.matches_empty:
+                        if len(rejected) <= MAX_IN:
+                            not_in_values = rejected
+                    elif len(matching) <= MAX_IN:
+                        in_values = matching
+                    if in_values is None and not_in_values is None:
+                        continue  # too many values for SQL: filtered in Python below
+                postings = select(p.c.series_id).where(p.c.tenant == tenant, p.c.name == m.name)
+                if m.type is MatchType.EQ and not m.value:
+                    conditions.append(s.c.id.not_in(postings))
+                elif m.type is MatchType.NEQ and not m.value:
+                    conditions.append(s.c.id.in_(postings))
+                elif in_values is not None:
+                    conditions.append(s.c.id.in_(postings.where(p.c.value.in_(in_values))))
+                elif not_in_values is not None and not_in_values:
+                    conditions.append(s.c.id.not_in(postings.where(p.c.value.in_(not_in_values))))
+            rows = conn.execute(select(s.c.id, s.c.labels).where(*conditions)).all()
+        result = []
+        for series_id, blob in rows:
+            labels = schema.decode_labels(bytes(blob))
+            values = dict(labels)
+            if all(m.matches(values.get(m.name, "")) for m in matchers):
+                result.append((series_id, labels))
+        result.sort(key=lambda item: item[1])
+        return result
+
+    def _label_values(self, conn: Connection, tenant: str, name: str) -> list[str]:
+        p = schema.postings
+        rows = conn.execute(select(p.c.value).where(p.c.tenant == tenant, p.c.name == name).distinct())
+        return [value for (value,) in rows]
+
+    def _fetch(
+        self, batch: Sequence[tuple[int, Labels]], start: int, end: int
+    ) -> dict[int, tuple[array[int], array[float], list[Histogram]]]:
+        """Samples and histograms in [start, end] of a batch of series, by series id."""
+        assert self._engine is not None
+        ids = [series_id for series_id, _ in batch]
+        raw: dict[int, tuple[array[int], array[int]]] = {}
+        hists: dict[int, list[Histogram]] = {}
+        t, h = schema.samples, schema.histograms
+        with self._engine.connect() as conn:
+            for first in range(0, len(ids), MAX_IN):
+                part = ids[first : first + MAX_IN]
+                rows = conn.execute(
+                    select(t.c.series_id, t.c.ts, t.c.value)
+                    .where(t.c.series_id.in_(part), t.c.ts.between(start, end))
+                    .order_by(t.c.series_id, t.c.ts)
+                )
+                for series_id, ts, value in rows:
+                    entry = raw.get(series_id)
+                    if entry is None:
+                        entry = raw[series_id] = (array("q"), array("q"))
+                    entry[0].append(ts)
+                    entry[1].append(value)
+                rows = conn.execute(
+                    select(h.c.series_id, h.c.ts, h.c.data)
+                    .where(h.c.series_id.in_(part), h.c.ts.between(start, end))
+                    .order_by(h.c.series_id, h.c.ts)
+                )
+                for series_id, ts, data in rows:
+                    hists.setdefault(series_id, []).append(decode_histogram(ts, bytes(data)))
+        found: dict[int, tuple[array[int], array[float], list[Histogram]]] = {}
+        for series_id in raw.keys() | hists.keys():
+            timestamps, bits = raw.get(series_id, (array("q"), array("q")))
+            found[series_id] = (timestamps, _bits_to_floats(bits), hists.get(series_id, []))
+        return found
+
+    # -- metadata and statistics --------------------------------------------
+
+    async def metadata(self, tenant: str) -> dict[str, MetricMetadata]:
+        def load() -> dict[str, MetricMetadata]:
+            assert self._engine is not None
+            m = schema.metric_metadata
+            with self._engine.connect() as conn:
+                rows = conn.execute(
+                    select(m.c.family, m.c.type, m.c.help, m.c.unit).where(m.c.tenant == tenant)
+                )
+                return {f: MetricMetadata(f, MetricType(t), h, u) for f, t, h, u in rows}
+
+        return await asyncio.get_running_loop().run_in_executor(self._readers, load)
+
+    async def exemplars(self, tenant: str, series_labels: Labels) -> list[Exemplar]:
+        def load() -> list[Exemplar]:
+            assert self._engine is not None
+            e, s = schema.exemplars, schema.series
+            with self._engine.connect() as conn:
+                rows = conn.execute(
+                    select(e.c.ts, e.c.value, e.c.labels)
+                    .join(s, s.c.id == e.c.series_id)
+                    .where(s.c.tenant == tenant, s.c.labels == schema.encode_labels(series_labels))
+                    .order_by(e.c.ts)
+                )
+                return [
+                    Exemplar(schema.decode_labels(bytes(lb)), _bits_to_floats([v])[0], ts)
+                    for ts, v, lb in rows
+                ]
+
+        return await asyncio.get_running_loop().run_in_executor(self._readers, load)
+
+    async def series_count(self) -> int:
+        def count() -> int:
+            assert self._engine is not None
+            with self._engine.connect() as conn:
+                return int(conn.execute(select(func.count()).select_from(schema.series)).scalar_one())
+
+        return await asyncio.get_running_loop().run_in_executor(self._readers, count)
+
+    # -- retention -----------------------------------------------------------
+
+    async def _retention_loop(self, retention: float) -> None:
+        interval = min(max(retention / 100, 10.0), 300.0)
+        while True:
+            try:
+                await self.apply_retention(int((time.time() - retention) * 1000))
+            except Exception:
+                log.exception("retention pass failed; will try again in %gs", interval)
+            await asyncio.sleep(interval)
+
+    async def apply_retention(self, cutoff_ms: int, slice_size: int = 1000) -> int:
+        """Delete samples, histograms and exemplars older than ``cutoff_ms``; return samples deleted.
+
+        Works through the series ids in slices, each its own short job behind
+        the queued writes, so ingestion is never held up for long.
+        """
+        assert self._engine is not None
+        loop = asyncio.get_running_loop()
+
+        def max_id() -> int:
+            assert self._engine is not None
+            with self._engine.connect() as conn:
+                return int(conn.execute(select(func.coalesce(func.max(schema.series.c.id), 0))).scalar_one())
+
+        highest = await loop.run_in_executor(self._readers, max_id)
+        deleted = 0
+        for low in range(0, highest + 1, slice_size):
+            counts: list[int] = []
+
+            def delete(
+                conn: Connection, resolved: _Resolved, low: int = low, counts: list[int] = counts
+            ) -> None:
+                for table in (schema.samples, schema.histograms, schema.exemplars):
+                    result = conn.execute(
+                        table.delete().where(
+                            table.c.series_id >= low,
+                            table.c.series_id < low + slice_size,
+                            table.c.ts < cutoff_ms,
+                        )
+                    )
+                    if table is schema.samples:
+                        counts.append(result.rowcount)
+
+            await asyncio.wrap_future(self._submit(_Job(delete)))
+            deleted += sum(counts)
+        if deleted:
+            log.info("retention deleted %d samples older than %d", deleted, cutoff_ms)
+        return deleted
+
+
+def _unavailable(exc: Exception) -> StorageUnavailable:
+    if isinstance(exc, OperationalError):
+        return StorageUnavailable(f"the database is unavailable: {exc.orig}")
+    return StorageUnavailable(f"the database failed the write: {type(exc).__name__}: {exc}")
+
+
+def _conflict(labels: Labels, timestamp: int, stored_bits: int, sent_bits: int) -> SampleConflict:
+    stored, sent = _bits_to_floats([stored_bits, sent_bits])
+    return SampleConflict(str(labels), timestamp, stored, sent)
+
+
+def _histogram_conflict(labels: Labels, timestamp: int, stored: bytes, sent: bytes) -> SampleConflict:
+    return SampleConflict(
+        str(labels), timestamp, decode_histogram(timestamp, stored).sum, decode_histogram(timestamp, sent).sum
+    )

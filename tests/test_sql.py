@@ -1,0 +1,136 @@
+"""The SQL backend on SQLite and PostgreSQL: the conformance suite, schema checks, retention."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from remote_storage.backends import InvalidStorageURL, open_storage
+from remote_storage.backends.sql import DatabaseMismatch, SQLStorage
+from remote_storage.matchers import Matcher
+from remote_storage.storage import Context, MetricMetadata, MetricType, WriteRequest
+from remote_storage.testing import BackendConformance, make_series, run_query, snapshot
+
+
+class TestSQLiteConformance(BackendConformance):
+    def make_storage(self) -> SQLStorage:
+        return SQLStorage.from_url(f"sqlite:///{self.tmp_path}/data.db")
+
+
+def run(body: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    asyncio.run(body())
+
+
+def test_data_survives_reopening(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/nested/dir/data.db"
+    up = make_series({"__name__": "up", "job": "a"}, [(1000, 1.0), (2000, 0.0)])
+
+    async def first() -> None:
+        storage = SQLStorage.from_url(url)
+        await storage.start()
+        await storage.write(
+            Context(), WriteRequest([up], [MetricMetadata("up", MetricType.GAUGE, "Up.", "")])
+        )
+        await storage.close()
+
+    async def second() -> None:
+        storage = SQLStorage.from_url(url)
+        await storage.start()
+        found = await run_query(storage, Matcher.parse("job", "=", "a"))
+        assert snapshot(found) == snapshot([up])
+        assert (await storage.metadata("default"))["up"].help == "Up."
+        await storage.close()
+
+    run(first)
+    run(second)
+
+
+def test_foreign_and_newer_databases_are_refused(tmp_path: Path) -> None:
+    foreign = tmp_path / "foreign.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
+    newer = tmp_path / "newer.db"
+    not_a_db = tmp_path / "text.db"
+    not_a_db.write_text("hello, this is not a database at all" * 100)
+
+    async def open_and_close(path: Path) -> None:
+        storage = SQLStorage.from_url(f"sqlite:///{path}")
+        await storage.start()
+        await storage.close()
+
+    run(lambda: open_and_close(newer))
+    with sqlite3.connect(newer) as conn:
+        conn.execute("UPDATE rs_meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(DatabaseMismatch, match="of another program"):
+        run(lambda: open_and_close(foreign))
+    with pytest.raises(DatabaseMismatch, match="schema version 99, newer than this remote-storage supports"):
+        run(lambda: open_and_close(newer))
+    with pytest.raises(DatabaseMismatch, match="cannot open"):
+        run(lambda: open_and_close(not_a_db))
+
+
+def test_values_are_stored_as_their_bits(tmp_path: Path) -> None:
+    stale = make_series({"__name__": "x"}, [(1, float.fromhex("nan"))])
+
+    async def body() -> None:
+        storage = SQLStorage.from_url(f"sqlite:///{tmp_path}/d.db")
+        await storage.start()
+        await storage.write(Context(), WriteRequest([stale]))
+        await storage.close()
+
+    run(body)
+    with sqlite3.connect(tmp_path / "d.db") as conn:
+        (value,) = conn.execute("SELECT value FROM rs_samples").fetchone()
+    assert value == 0x7FF8000000000000  # not NULL, as a REAL column would hold
+
+
+def test_wal_mode_and_full_synchronous(tmp_path: Path) -> None:
+    async def body() -> None:
+        storage = SQLStorage.from_url(f"sqlite:///{tmp_path}/d.db")
+        await storage.start()
+        assert storage._engine is not None
+        with storage._engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        await storage.close()
+
+    run(body)
+
+
+def test_retention_deletes_old_samples_only(tmp_path: Path) -> None:
+    old_and_new = make_series({"__name__": "m"}, [(1000, 1.0), (5000, 2.0), (9000, 3.0)])
+
+    async def body() -> None:
+        storage = SQLStorage.from_url(f"sqlite:///{tmp_path}/d.db")
+        await storage.start()
+        await storage.write(Context(), WriteRequest([old_and_new]))
+        assert await storage.apply_retention(6000, slice_size=1) == 2
+        found = await run_query(storage, Matcher.parse("__name__", "=", "m"))
+        assert snapshot(found) == snapshot([make_series({"__name__": "m"}, [(9000, 3.0)])])
+        await storage.close()
+
+    run(body)
+
+
+def test_url_options() -> None:
+    storage = SQLStorage.from_url("sqlite:///x.db?retention=15d&synchronous=normal&pool_size=2")
+    assert storage.retention == 15 * 86400
+    assert storage.synchronous == "normal"
+    assert storage.pool_size == 2
+    assert "retention" not in storage.url
+    assert SQLStorage.from_url("postgresql://u:p@h/db").url.startswith("postgresql+psycopg://")
+    assert isinstance(open_storage("sqlite:///x.db", retention=60.0), SQLStorage)
+    for bad in (
+        "sqlite:///x.db?synchronous=off",
+        "sqlite:///x.db?retention=soon",
+        "sqlite:///x.db?pool_size=0",
+    ):
+        with pytest.raises(InvalidStorageURL):
+            SQLStorage.from_url(bad)
+    with pytest.raises(InvalidStorageURL, match="does not support retention"):
+        open_storage("memory://", retention=60.0)
