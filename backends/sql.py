@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import logging
 import queue
 import threading
@@ -48,7 +47,7 @@ from array import array
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, func, select, tuple_
 from sqlalchemy.dialects import postgresql as pg_dialect
@@ -59,21 +58,18 @@ from sqlalchemy.pool import NullPool
 
 from remote_storage.backends import InvalidStorageURL, redact_url
 from remote_storage.backends import sql_schema as schema
+from remote_storage.backends.sql_query import MAX_IN, fetch, select_series
 from remote_storage.errors import SampleConflict, StorageUnavailable
-from remote_storage.matchers import Matcher, MatchType
 from remote_storage.storage import (
     Context,
     Exemplar,
-    Histogram,
     Labels,
     MetricMetadata,
     MetricType,
     Query,
     RemoteStorage,
-    ResetHint,
     TimeSeries,
     WriteRequest,
-    float_bits,
 )
 from remote_storage.units import parse_duration
 
@@ -87,75 +83,10 @@ MAX_GROUP = 64
 READ_BATCH = 500
 #: URL query options the backend takes for itself.
 _OPTIONS = ("retention", "synchronous", "pool_size")
-#: Values listed in one IN (...) clause.
-MAX_IN = 900
 
 
 class DatabaseMismatch(RuntimeError):
     """The database is not one this version can open (foreign, or a newer schema)."""
-
-
-def _bits_to_floats(bits: Sequence[int]) -> array[float]:
-    values = array("d")
-    values.frombytes(array("q", bits).tobytes())
-    return values
-
-
-def _floats_to_bits(values: Sequence[float]) -> array[int]:
-    bits = array("q")
-    bits.frombytes(array("d", values).tobytes())
-    return bits
-
-
-def _signed(value: float) -> int:
-    return _floats_to_bits([value])[0]
-
-
-def encode_histogram(h: Histogram) -> bytes:
-    """Histogram fields as JSON, floats as their 64 bits (no value is rounded or quieted)."""
-
-    def num(value: int | float) -> int | list[int]:
-        return [float_bits(value)] if isinstance(value, float) else value
-
-    return json.dumps(
-        [
-            num(h.count),
-            float_bits(h.sum),
-            h.schema,
-            float_bits(h.zero_threshold),
-            num(h.zero_count),
-            h.is_float,
-            h.negative_spans,
-            [num(b) for b in h.negative_buckets],
-            h.positive_spans,
-            [num(b) for b in h.positive_buckets],
-            int(h.reset_hint),
-            [float_bits(v) for v in h.custom_values],
-        ],
-        separators=(",", ":"),
-    ).encode()
-
-
-def decode_histogram(timestamp: int, data: bytes) -> Histogram:
-    def num(value: int | list[int]) -> int | float:
-        return _bits_to_floats(value)[0] if isinstance(value, list) else value
-
-    (count, sum_, sch, zt, zc, is_float, nspans, nbuckets, pspans, pbuckets, hint, custom) = json.loads(data)
-    return Histogram(
-        timestamp=timestamp,
-        count=num(count),
-        sum=_bits_to_floats([sum_])[0],
-        schema=sch,
-        zero_threshold=_bits_to_floats([zt])[0],
-        zero_count=num(zc),
-        is_float=is_float,
-        negative_spans=tuple((o, n) for o, n in nspans),
-        negative_buckets=tuple(num(b) for b in nbuckets),
-        positive_spans=tuple((o, n) for o, n in pspans),
-        positive_buckets=tuple(num(b) for b in pbuckets),
-        reset_hint=ResetHint(hint),
-        custom_values=tuple(_bits_to_floats(custom)),
-    )
 
 
 @dataclass
@@ -167,6 +98,7 @@ class _Job:
     future: concurrent.futures.Future[None] = field(default_factory=concurrent.futures.Future)
 
 
+_T = TypeVar("_T")
 _Resolved = dict[int, int]  # id(TimeSeries) -> series id, for the series of the jobs in one group
 
 
@@ -501,18 +433,19 @@ class SQLStorage(RemoteStorage):
                 timestamps.extend(s.timestamps)
                 values.extend(s.values)
             for h in s.histograms:
-                hist_rows.append({"series_id": series_id, "ts": h.timestamp, "data": encode_histogram(h)})
+                data = schema.encode_histogram(h)
+                hist_rows.append({"series_id": series_id, "ts": h.timestamp, "data": data})
             for e in s.exemplars:
                 exemplar_rows.append(
                     {
                         "series_id": series_id,
                         "ts": e.timestamp,
-                        "value": _signed(e.value),
+                        "value": schema.signed_bits(e.value),
                         "labels": schema.encode_labels(e.labels),
                     }
                 )
         if len(ids):
-            self._insert_samples(conn, ids, timestamps, _floats_to_bits(values), series, resolved)
+            self._insert_samples(conn, ids, timestamps, schema.floats_to_bits(values), series, resolved)
         if hist_rows:
             self._insert_histograms(conn, hist_rows, series, resolved)
         if exemplar_rows:
@@ -635,104 +568,23 @@ class SQLStorage(RemoteStorage):
     async def process_query(self, ctx: Context, query: Query) -> AsyncIterator[TimeSeries]:
         loop = asyncio.get_running_loop()
         candidates = await loop.run_in_executor(
-            self._readers, self._select_series, ctx.tenant, query.matchers
+            self._readers, self._read, select_series, ctx.tenant, query.matchers
         )
         for start in range(0, len(candidates), READ_BATCH):
             batch = candidates[start : start + READ_BATCH]
             found = await loop.run_in_executor(
-                self._readers, self._fetch, batch, query.start_ms, query.end_ms
+                self._readers, self._read, fetch, batch, query.start_ms, query.end_ms
             )
             for series_id, labels in batch:
                 data = found.get(series_id)
                 if data is not None:
                     yield TimeSeries(labels, data[0], data[1], data[2])
 
-    def _select_series(self, tenant: str, matchers: Sequence[Matcher]) -> list[tuple[int, Labels]]:
-        """(id, labels) of the tenant's series matching every matcher, sorted by labels."""
+    def _read(self, function: Callable[..., _T], *args: Any) -> _T:
+        """Run ``function(connection, *args)`` on a pooled connection (in a reader thread)."""
         assert self._engine is not None
-        s, p = schema.series, schema.postings
-        conditions = [s.c.tenant == tenant]
         with self._engine.connect() as conn:
-            for m in matchers:
-                in_values = None  # the series have the label with one of these values
-                not_in_values = None  # the series do not have the label with one of these values
-                if m.type is MatchType.EQ:
-                    if m.value:
-                        in_values = [m.value]
-                    else:
-                        not_in_values = None  # no value at all: handled below
-                elif m.type is MatchType.NEQ and m.value:
-                    not_in_values = [m.value]
-                else:
-                    existing = self._label_values(conn, tenant, m.name)
-                    matching = [v for v in existing if m.matches(v)]
-                    rejected = [v for v in existing if not m.matches(v)]
-                    if m.matches_empty:
-                        if len(rejected) <= MAX_IN:
-                            not_in_values = rejected
-                    elif len(matching) <= MAX_IN:
-                        in_values = matching
-                    if in_values is None and not_in_values is None:
-                        continue  # too many values for SQL: filtered in Python below
-                postings = select(p.c.series_id).where(p.c.tenant == tenant, p.c.name == m.name)
-                if m.type is MatchType.EQ and not m.value:
-                    conditions.append(s.c.id.not_in(postings))
-                elif m.type is MatchType.NEQ and not m.value:
-                    conditions.append(s.c.id.in_(postings))
-                elif in_values is not None:
-                    conditions.append(s.c.id.in_(postings.where(p.c.value.in_(in_values))))
-                elif not_in_values is not None and not_in_values:
-                    conditions.append(s.c.id.not_in(postings.where(p.c.value.in_(not_in_values))))
-            rows = conn.execute(select(s.c.id, s.c.labels).where(*conditions)).all()
-        result = []
-        for series_id, blob in rows:
-            labels = schema.decode_labels(bytes(blob))
-            values = dict(labels)
-            if all(m.matches(values.get(m.name, "")) for m in matchers):
-                result.append((series_id, labels))
-        result.sort(key=lambda item: item[1])
-        return result
-
-    def _label_values(self, conn: Connection, tenant: str, name: str) -> list[str]:
-        p = schema.postings
-        rows = conn.execute(select(p.c.value).where(p.c.tenant == tenant, p.c.name == name).distinct())
-        return [value for (value,) in rows]
-
-    def _fetch(
-        self, batch: Sequence[tuple[int, Labels]], start: int, end: int
-    ) -> dict[int, tuple[array[int], array[float], list[Histogram]]]:
-        """Samples and histograms in [start, end] of a batch of series, by series id."""
-        assert self._engine is not None
-        ids = [series_id for series_id, _ in batch]
-        raw: dict[int, tuple[array[int], array[int]]] = {}
-        hists: dict[int, list[Histogram]] = {}
-        t, h = schema.samples, schema.histograms
-        with self._engine.connect() as conn:
-            for first in range(0, len(ids), MAX_IN):
-                part = ids[first : first + MAX_IN]
-                rows = conn.execute(
-                    select(t.c.series_id, t.c.ts, t.c.value)
-                    .where(t.c.series_id.in_(part), t.c.ts.between(start, end))
-                    .order_by(t.c.series_id, t.c.ts)
-                )
-                for series_id, ts, value in rows:
-                    entry = raw.get(series_id)
-                    if entry is None:
-                        entry = raw[series_id] = (array("q"), array("q"))
-                    entry[0].append(ts)
-                    entry[1].append(value)
-                rows = conn.execute(
-                    select(h.c.series_id, h.c.ts, h.c.data)
-                    .where(h.c.series_id.in_(part), h.c.ts.between(start, end))
-                    .order_by(h.c.series_id, h.c.ts)
-                )
-                for series_id, ts, data in rows:
-                    hists.setdefault(series_id, []).append(decode_histogram(ts, bytes(data)))
-        found: dict[int, tuple[array[int], array[float], list[Histogram]]] = {}
-        for series_id in raw.keys() | hists.keys():
-            timestamps, bits = raw.get(series_id, (array("q"), array("q")))
-            found[series_id] = (timestamps, _bits_to_floats(bits), hists.get(series_id, []))
-        return found
+            return function(conn, *args)
 
     # -- metadata and statistics --------------------------------------------
 
@@ -760,7 +612,7 @@ class SQLStorage(RemoteStorage):
                     .order_by(e.c.ts)
                 )
                 return [
-                    Exemplar(schema.decode_labels(bytes(lb)), _bits_to_floats([v])[0], ts)
+                    Exemplar(schema.decode_labels(bytes(lb)), schema.bits_to_floats([v])[0], ts)
                     for ts, v, lb in rows
                 ]
 
@@ -832,11 +684,10 @@ def _unavailable(exc: Exception) -> StorageUnavailable:
 
 
 def _conflict(labels: Labels, timestamp: int, stored_bits: int, sent_bits: int) -> SampleConflict:
-    stored, sent = _bits_to_floats([stored_bits, sent_bits])
+    stored, sent = schema.bits_to_floats([stored_bits, sent_bits])
     return SampleConflict(str(labels), timestamp, stored, sent)
 
 
 def _histogram_conflict(labels: Labels, timestamp: int, stored: bytes, sent: bytes) -> SampleConflict:
-    return SampleConflict(
-        str(labels), timestamp, decode_histogram(timestamp, stored).sum, decode_histogram(timestamp, sent).sum
-    )
+    stored_sum = schema.decode_histogram(timestamp, stored).sum
+    return SampleConflict(str(labels), timestamp, stored_sum, schema.decode_histogram(timestamp, sent).sum)

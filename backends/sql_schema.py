@@ -21,7 +21,9 @@ Samples and histograms are clustered by (series, timestamp) (SQLite
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from array import array
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import (
     BigInteger,
@@ -35,14 +37,19 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from remote_storage.storage import Labels
+from remote_storage.storage import Histogram, Labels, ResetHint, float_bits
 
 __all__ = [
     "FORMAT",
     "SCHEMA_VERSION",
+    "bits_to_floats",
+    "decode_histogram",
     "decode_labels",
+    "encode_histogram",
     "encode_labels",
+    "floats_to_bits",
     "metadata",
+    "signed_bits",
 ]
 
 FORMAT = "prometheus-remote-storage"
@@ -131,3 +138,66 @@ def decode_labels(data: bytes) -> Labels:
         return Labels()
     parts = [part.decode() for part in data.split(_SEPARATOR)]
     return Labels(zip(parts[::2], parts[1::2], strict=True))
+
+
+def bits_to_floats(bits: Sequence[int]) -> array[float]:
+    values = array("d")
+    values.frombytes(array("q", bits).tobytes())
+    return values
+
+
+def floats_to_bits(values: Sequence[float]) -> array[int]:
+    bits = array("q")
+    bits.frombytes(array("d", values).tobytes())
+    return bits
+
+
+def signed_bits(value: float) -> int:
+    return floats_to_bits([value])[0]
+
+
+def encode_histogram(h: Histogram) -> bytes:
+    """Histogram fields as JSON, floats as their 64 bits (no value is rounded or quieted)."""
+
+    def num(value: int | float) -> int | list[int]:
+        return [float_bits(value)] if isinstance(value, float) else value
+
+    return json.dumps(
+        [
+            num(h.count),
+            float_bits(h.sum),
+            h.schema,
+            float_bits(h.zero_threshold),
+            num(h.zero_count),
+            h.is_float,
+            h.negative_spans,
+            [num(b) for b in h.negative_buckets],
+            h.positive_spans,
+            [num(b) for b in h.positive_buckets],
+            int(h.reset_hint),
+            [float_bits(v) for v in h.custom_values],
+        ],
+        separators=(",", ":"),
+    ).encode()
+
+
+def decode_histogram(timestamp: int, data: bytes) -> Histogram:
+    def num(value: int | list[int]) -> int | float:
+        return bits_to_floats(value)[0] if isinstance(value, list) else value
+
+    (count, sum_, sch, zt, zc, is_float, nspans, nbuckets, pspans, pbuckets, hint, custom) = json.loads(data)
+    return Histogram(
+        timestamp=timestamp,
+        count=num(count),
+        sum=bits_to_floats([sum_])[0],
+        schema=sch,
+        zero_threshold=bits_to_floats([zt])[0],
+        zero_count=num(zc),
+        is_float=is_float,
+        negative_spans=tuple((o, n) for o, n in nspans),
+        negative_buckets=tuple(num(b) for b in nbuckets),
+        positive_spans=tuple((o, n) for o, n in pspans),
+        positive_buckets=tuple(num(b) for b in pbuckets),
+        reset_hint=ResetHint(hint),
+        custom_values=tuple(bits_to_floats(custom)),
+    )
