@@ -254,9 +254,14 @@ class TimeSeries:
         exemplars: Sequence[Exemplar] = (),
     ) -> TimeSeries:
         """A series whose labels are decoded by ``decode()`` on first access."""
-        series = cls(Labels(), timestamps, values, histograms, exemplars, key=key)
+        series = cls.__new__(cls)  # skips __init__'s checks: this is the decoders' hot path
         series._labels = None
         series._decode = decode
+        series.key = key
+        series.timestamps = timestamps
+        series.values = values
+        series.histograms = histograms
+        series.exemplars = exemplars
         return series
 
     @property

@@ -38,12 +38,29 @@ def _describe(pairs: Sequence[tuple[str, str]]) -> str:
 
 
 class LabelValidator:
-    """Checks a decoded label set and returns it as :class:`Labels`."""
+    """Checks a decoded label set and returns it as :class:`Labels`.
 
-    __slots__ = ("legacy",)
+    It also remembers encoded label sets that passed (``remember``/``knows``),
+    so a decoder can skip decoding and checking a label set it has seen
+    before; at most ``max_known`` are kept, then the memory starts over.
+    """
 
-    def __init__(self, scheme: NameScheme = NameScheme.UTF8) -> None:
+    __slots__ = ("_known", "legacy", "max_known")
+
+    def __init__(self, scheme: NameScheme = NameScheme.UTF8, max_known: int = 2_000_000) -> None:
         self.legacy = scheme is NameScheme.LEGACY
+        self.max_known = max_known
+        self._known: set[bytes] = set()
+
+    def knows(self, encoded: bytes) -> bool:
+        """True if this encoded label set passed before."""
+        return encoded in self._known
+
+    def remember(self, encoded: bytes) -> None:
+        """Record that this encoded label set passed."""
+        if len(self._known) >= self.max_known:
+            self._known.clear()
+        self._known.add(encoded)
 
     def __call__(self, pairs: Sequence[tuple[str, str]]) -> Labels:
         if not pairs:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable, Sequence
+from functools import partial
 from typing import Any
 
 from remote_storage.errors import InvalidRequest
 from remote_storage.protocol import histograms
 from remote_storage.protocol.messages import parse
-from remote_storage.protocol.pb import remote_pb2, write_v2_pb2
+from remote_storage.protocol.pb import remote_pb2, types_pb2, write_v2_pb2
+from remote_storage.protocol.v1_scan import scan
 from remote_storage.protocol.validation import LabelValidator
 from remote_storage.storage import (
     Exemplar,
@@ -59,7 +61,41 @@ class _SeriesBuilder:
 
 
 def decode_v1(payload: bytes, validate: LabelValidator = _DEFAULT_VALIDATOR) -> WriteRequest:
-    """Decode an uncompressed ``prometheus.WriteRequest``."""
+    """Decode an uncompressed ``prometheus.WriteRequest``.
+
+    Bodies of the shape Prometheus sends go through :mod:`.v1_scan`: series
+    are keyed by their encoded label bytes, and label sets the validator
+    already knows are decoded only if the backend asks for them. Other bodies
+    are decoded by the protobuf runtime; the result is the same.
+    """
+    scanned = scan(payload)
+    if scanned is None:
+        return _decode_v1_messages(payload, validate)
+    series = []
+    for key, (timestamps, values) in scanned.series.items():
+        if validate.knows(key):
+            series.append(TimeSeries.lazy(key, partial(_labels_from_key, key, validate), timestamps, values))
+        else:
+            labels = _labels_from_key(key, validate)
+            validate.remember(key)
+            series.append(TimeSeries(labels, timestamps, values, key=key))
+    metadata = []
+    for raw in scanned.metadata:
+        m = types_pb2.MetricMetadata()
+        parse(m, raw)
+        if m.metric_family_name:
+            metadata.append(MetricMetadata(m.metric_family_name, MetricType(m.type), m.help, m.unit))
+    return WriteRequest(series, metadata)
+
+
+def _labels_from_key(key: bytes, validate: LabelValidator) -> Labels:
+    message = types_pb2.Labels()
+    parse(message, key)
+    return validate(tuple((label.name, label.value) for label in message.labels))
+
+
+def _decode_v1_messages(payload: bytes, validate: LabelValidator = _DEFAULT_VALIDATOR) -> WriteRequest:
+    """Decode a ``prometheus.WriteRequest`` with the protobuf runtime (any valid encoding)."""
     message = remote_pb2.WriteRequest()
     parse(message, payload)
     builders: dict[tuple[tuple[str, str], ...], _SeriesBuilder] = {}

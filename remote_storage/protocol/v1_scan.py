@@ -1,0 +1,161 @@
+"""A fast path for remote write 1.0: scan the wire bytes instead of building messages.
+
+Prometheus sends one sample per ``TimeSeries`` entry, each with its full
+label set, so a request of 2,000 samples carries 2,000 label sets. Building a
+Python object for every label of every entry costs more than everything else
+the service does with a sample. This scanner walks the protobuf bytes with
+plain integer arithmetic and keeps, per entry, only the *encoded label bytes*
+(used as the series key: identical bytes are the same series) and the
+sample's timestamp and value. Label strings are decoded, by the protobuf
+runtime, only the first time a key is seen in a request.
+
+The scanner understands exactly the shape Prometheus and other ordinary
+senders produce: in each entry the labels first, then samples, each sample a
+value and/or a timestamp. Anything else (exemplars, histograms, fields in
+another order, unknown fields, malformed bytes) makes :func:`scan` return
+None, and the caller decodes the body with the protobuf runtime instead, so
+both paths give the same result for every body.
+"""
+
+from __future__ import annotations
+
+import struct
+
+__all__ = ["Scanned", "scan"]
+
+_unpack_double = struct.Struct("<d").unpack_from
+_SIGN = 1 << 63
+_WRAP = 1 << 64
+
+# Top-level WriteRequest field tags (field << 3 | wire type 2).
+_TIMESERIES = 0x0A
+_METADATA = 0x1A
+# TimeSeries field tags.
+_LABEL = 0x0A
+_SAMPLE = 0x12
+# Sample field tags: value (double), timestamp (varint).
+_VALUE = 0x09
+_TIMESTAMP = 0x10
+
+
+class Scanned:
+    """Samples grouped by encoded label set, in first-seen order, plus raw metadata."""
+
+    __slots__ = ("metadata", "series")
+
+    def __init__(self) -> None:
+        # key bytes -> (timestamps, values); lists: most series have one sample
+        self.series: dict[bytes, tuple[list[int], list[float]]] = {}
+        self.metadata: list[bytes] = []
+
+
+def scan(buf: bytes) -> Scanned | None:
+    """Scan a ``prometheus.WriteRequest`` body; None when it is not of the simple shape."""
+    try:
+        return _scan(buf)
+    except IndexError:  # truncated: let the protobuf runtime report it
+        return None
+
+
+def _scan(buf: bytes) -> Scanned | None:  # one flat loop, for speed
+    result = Scanned()
+    series = result.series
+    end = len(buf)
+    i = 0
+    while i < end:
+        tag = buf[i]
+        # length of a length-delimited field (varint)
+        length = buf[i + 1]
+        i += 2
+        if length & 0x80:
+            length &= 0x7F
+            shift = 7
+            while True:
+                byte = buf[i]
+                i += 1
+                length |= (byte & 0x7F) << shift
+                if byte < 0x80:
+                    break
+                shift += 7
+                if shift > 35:
+                    return None
+        stop = i + length
+        if stop > end:
+            return None
+        if tag == _METADATA:
+            result.metadata.append(buf[i:stop])
+            i = stop
+            continue
+        if tag != _TIMESERIES:
+            return None
+        # labels: contiguous field-1 records at the start of the entry
+        start = i
+        while i < stop and buf[i] == _LABEL:
+            size = buf[i + 1]
+            if size & 0x80:
+                j = i + 1
+                size = 0
+                shift = 0
+                while True:
+                    byte = buf[j]
+                    j += 1
+                    size |= (byte & 0x7F) << shift
+                    if byte < 0x80:
+                        break
+                    shift += 7
+                    if shift > 35:
+                        return None
+                i = j + size
+            else:
+                i += 2 + size
+        if i > stop:
+            return None
+        key = buf[start:i]
+        entry = series.get(key)
+        if entry is None:
+            entry = series[key] = ([], [])
+        timestamps, values = entry
+        # samples
+        while i < stop:
+            if buf[i] != _SAMPLE:
+                return None
+            size = buf[i + 1]
+            if size & 0x80:
+                return None  # a sample is at most 20 bytes
+            i += 2
+            sample_end = i + size
+            if sample_end > stop:
+                return None
+            value = 0.0
+            timestamp = 0
+            while i < sample_end:
+                field = buf[i]
+                if field == _VALUE:
+                    if i + 9 > sample_end:
+                        return None
+                    value = _unpack_double(buf, i + 1)[0]
+                    i += 9
+                elif field == _TIMESTAMP:
+                    i += 1
+                    timestamp = 0
+                    shift = 0
+                    while True:
+                        byte = buf[i]
+                        i += 1
+                        timestamp |= (byte & 0x7F) << shift
+                        if byte < 0x80:
+                            break
+                        shift += 7
+                        if shift > 63:
+                            return None
+                    if i > sample_end:
+                        return None
+                else:
+                    return None
+            if timestamp >= _SIGN:
+                if timestamp >= _WRAP:
+                    return None
+                timestamp -= _WRAP
+            timestamps.append(timestamp)
+            values.append(value)
+    return result
