@@ -109,9 +109,46 @@ class _Dialect:
         self.name = name
         module: Any = sqlite_dialect if name == "sqlite" else pg_dialect
         self.insert = module.insert
+        self.insert_ignore_rows = self._sqlite_rows if name == "sqlite" else self._postgresql_rows
 
     def insert_ignore(self, table: Any) -> Any:
         return self.insert(table).on_conflict_do_nothing()
+
+    @staticmethod
+    def _sqlite_rows(
+        conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> int:
+        """Bulk "insert or ignore" through the driver (no per-row SQLAlchemy work); new row count."""
+        placeholders = ", ".join("?" * len(columns))
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders}) ON CONFLICT DO NOTHING",
+                rows,
+            )
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    @staticmethod
+    def _postgresql_rows(
+        conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> int:
+        """COPY into a temporary staging table, then one INSERT ... ON CONFLICT DO NOTHING."""
+        names = ", ".join(columns)
+        staging = f"{table}_staging"
+        with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+            cursor.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {staging} AS SELECT {names} FROM {table} WITH NO DATA"
+            )
+            cursor.execute(f"TRUNCATE {staging}")
+            with cursor.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(
+                f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} ON CONFLICT DO NOTHING"
+            )
+            return int(cursor.rowcount)
 
 
 class SQLStorage(RemoteStorage):
@@ -368,9 +405,8 @@ class SQLStorage(RemoteStorage):
             by_tenant.setdefault(tenant, {})[schema.encode_labels(labels)] = labels
         for tenant, encoded in by_tenant.items():
             blobs = list(encoded)
-            conn.execute(
-                self._dialect.insert_ignore(schema.series),
-                [{"tenant": tenant, "labels": blob} for blob in blobs],
+            self._dialect.insert_ignore_rows(
+                conn, schema.series.name, ("tenant", "labels"), [(tenant, blob) for blob in blobs]
             )
             for start in range(0, len(blobs), MAX_IN):
                 part = blobs[start : start + MAX_IN]
@@ -381,10 +417,12 @@ class SQLStorage(RemoteStorage):
                 )
                 for series_id, blob in rows:
                     found[tenant, encoded[bytes(blob)]] = series_id
-            conn.execute(
-                self._dialect.insert_ignore(schema.postings),
+            self._dialect.insert_ignore_rows(
+                conn,
+                schema.postings.name,
+                ("tenant", "name", "value", "series_id"),
                 [
-                    {"tenant": tenant, "name": name, "value": value, "series_id": found[tenant, labels]}
+                    (tenant, name, value, found[tenant, labels])
                     for labels in encoded.values()
                     for name, value in labels
                 ],
@@ -485,7 +523,10 @@ class SQLStorage(RemoteStorage):
         resolved: _Resolved,
     ) -> None:
         rows = list(zip(ids, timestamps, bits, strict=True))
-        inserted = self._insert_ignore_rows(conn, rows)
+        assert self._dialect is not None
+        inserted = self._dialect.insert_ignore_rows(
+            conn, schema.samples.name, ("series_id", "ts", "value"), rows
+        )
         if inserted == len(rows):
             return
         # Some samples were stored already (or sent twice): compare them bit for bit.
@@ -499,34 +540,6 @@ class SQLStorage(RemoteStorage):
         for key, value in wanted.items():
             if key in stored and stored[key] != value:
                 raise _conflict(labels_of[key[0]], key[1], stored[key], value)
-
-    def _insert_ignore_rows(self, conn: Connection, rows: list[tuple[int, int, int]]) -> int:
-        """Insert (series_id, ts, bits) rows, skipping existing keys; return how many were new."""
-        assert self._dialect is not None
-        table = schema.samples.name
-        if self._dialect.name == "sqlite":
-            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            cursor.executemany(
-                f"INSERT INTO {table} (series_id, ts, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", rows
-            )
-            count: int = cursor.rowcount
-            cursor.close()
-            return count
-        raw = conn.connection.driver_connection
-        with raw.cursor() as cursor:  # type: ignore[union-attr]
-            cursor.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS rs_staging (series_id bigint, ts bigint, value bigint) "
-                "ON COMMIT DELETE ROWS"
-            )
-            cursor.execute("TRUNCATE rs_staging")
-            with cursor.copy("COPY rs_staging (series_id, ts, value) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            cursor.execute(
-                f"INSERT INTO {table} (series_id, ts, value) SELECT series_id, ts, value FROM rs_staging "
-                "ON CONFLICT DO NOTHING"
-            )
-            return int(cursor.rowcount)
 
     def _stored_values(
         self, conn: Connection, table: Any, keys: list[tuple[int, int]]

@@ -9,11 +9,13 @@ from typing import Any
 import pytest
 
 from tests.support.adapter import Adapter, start_adapter
+from tests.support.postgres import PostgresServer, start_postgres
 from tests.support.procs import Processes
 from tests.support.prometheus import Prometheus, PrometheusConfig, start_prometheus
 from tests.support.system import ensure_debian_package
 
 PROCESSES = pytest.StashKey[Processes]()
+POSTGRES = pytest.StashKey[PostgresServer]()
 READY_TIMEOUT = 30.0
 
 
@@ -75,3 +77,45 @@ def pytest_runtest_makereport(
         for proc in group.processes:
             report.sections.append((f"log of {proc.name}", proc.describe()))
     return report
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """A private PostgreSQL server (Debian package ``postgresql``), one per test session."""
+    with start_postgres(tmp_path_factory.mktemp("postgres-logs")) as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(request: pytest.FixtureRequest, postgres_server: PostgresServer) -> Iterator[str]:
+    """URL of a fresh database on ``postgres_server``, dropped after the test."""
+    request.node.stash[POSTGRES] = postgres_server
+    with postgres_server.database() as url:
+        yield url
+
+
+class PostgresLogOnFailure:
+    """Adds the session server's log to the report of a failed test that used ``postgres_url``."""
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        server = item.stash.get(POSTGRES, None)
+        if report.failed and server is not None:
+            report.sections.append(("log of the PostgreSQL server", server.describe()))
+        return report
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(PostgresLogOnFailure(), "postgres-log-on-failure")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def sql_storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Storage URL of the SQL backend on each database: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'data.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url

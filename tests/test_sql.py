@@ -22,6 +22,18 @@ class TestSQLiteConformance(BackendConformance):
         return SQLStorage.from_url(f"sqlite:///{self.tmp_path}/data.db")
 
 
+@pytest.mark.postgres
+class TestPostgreSQLConformance(BackendConformance):
+    url: str
+
+    @pytest.fixture(autouse=True)
+    def _database(self, postgres_url: str) -> None:
+        self.url = postgres_url
+
+    def make_storage(self) -> SQLStorage:
+        return SQLStorage.from_url(self.url)
+
+
 def run(body: Callable[[], Coroutine[Any, Any, None]]) -> None:
     asyncio.run(body())
 

@@ -26,6 +26,7 @@ a directory under the system temp dir that user can reach::
 from __future__ import annotations
 
 import contextlib
+import importlib
 import itertools
 import os
 import pwd
@@ -38,7 +39,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
+from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING
 
 import pytest
@@ -99,12 +100,13 @@ def postgres_bin_dir() -> Path:
     return found
 
 
-def _import_psycopg() -> object:
+def _psycopg() -> ModuleType:
+    # Imported on use, so that conftest (which imports this module) loads
+    # without the SQL test dependencies.
     try:
-        import psycopg
+        return importlib.import_module("psycopg")
     except ImportError:
         pytest.fail("psycopg is not installed: pip install 'psycopg[binary]'", pytrace=False)
-    return psycopg
 
 
 class PostgresServer:
@@ -125,10 +127,10 @@ class PostgresServer:
 
     def connect(self, database: str = "postgres", *, autocommit: bool = False) -> psycopg.Connection:
         """A psycopg connection to ``database``; close it (use ``with``)."""
-        _import_psycopg()
-        import psycopg
-
-        return psycopg.connect(self.url(database), autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT)
+        connection: psycopg.Connection = _psycopg().connect(
+            self.url(database), autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT
+        )
+        return connection
 
     @contextlib.contextmanager
     def database(self) -> Iterator[str]:
@@ -147,15 +149,14 @@ class PostgresServer:
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         """Poll until a connection answers ``SELECT 1``; fail at once if the server exits."""
-        _import_psycopg()
-        import psycopg
+        operational_error = _psycopg().OperationalError
 
         def check() -> bool:
             self.process.check_alive()
             try:
                 with self.connect() as conn:
                     conn.execute("SELECT 1")
-            except psycopg.OperationalError as exc:
+            except operational_error as exc:
                 raise AssertionError(str(exc).strip()) from None
             return True
 
@@ -288,7 +289,9 @@ def start_postgres(log_dir: Path, *, ready_timeout: float = READY_TIMEOUT) -> Po
     home = _make_home(account)
     try:
         data = _initdb(bin_dir, home, password, account)
-        for attempt in range(1, START_ATTEMPTS + 1):
+        attempt = 0
+        while True:
+            attempt += 1
             port = free_port()
             argv = [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(home)]
             for name, value in SERVER_SETTINGS.items():
@@ -308,7 +311,6 @@ def start_postgres(log_dir: Path, *, ready_timeout: float = READY_TIMEOUT) -> Po
             except BaseException:
                 server.stop()
                 raise
-        raise AssertionError("unreachable")
     except BaseException:
         shutil.rmtree(home, ignore_errors=True)
         raise

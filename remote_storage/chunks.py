@@ -1,0 +1,487 @@
+"""XOR (Gorilla) float chunks, byte for byte as Prometheus writes them (``chunkenc.XORChunk``).
+
+A chunk is a 2-byte big-endian sample count followed by a bit stream: the
+first timestamp as a zig-zag varint, the second as a uvarint delta, the rest as
+delta-of-deltas in 1, 16, 20, 24 or 68 bits; values are XORed with the previous
+value's 64 bits and written as a control code plus the significant bits
+(PROTOCOL.md, section 5). Values are handled as 64-bit patterns only, never by
+float arithmetic, so the stale marker (``0x7ff0000000000002``), other NaN
+payloads, -0.0 and the infinities survive bit for bit.
+
+Remote read streams these chunks (``STREAMED_XOR_CHUNKS``); a backend may keep
+one open :class:`XORChunkEncoder` per series and store the closed chunks as they
+are::
+
+    >>> from remote_storage.chunks import decode_chunk, encode_chunk, split_into_chunks
+    >>> data = encode_chunk([1000, 2000, 3000], [1.0, 2.0, 3.0])
+    >>> data.hex(" ")
+    '00 03 d0 0f 3f f0 00 00 00 00 00 00 e8 07 c2 5f ff 6c 06'
+    >>> timestamps, values = decode_chunk(data)
+    >>> list(timestamps), list(values)
+    ([1000, 2000, 3000], [1.0, 2.0, 3.0])
+    >>> [(c.min_time, c.max_time, c.count) for c in split_into_chunks(range(0, 5000, 1000), [0.0] * 5, 2)]
+    [(0, 1000, 2), (2000, 3000, 2), (4000, 4000, 1)]
+
+All of it is pure Python written for throughput: bits are gathered in Python
+ints and moved as whole bytes, zero counts come from ``int.bit_length``, and
+the decoder reads fields out of a 64-byte window that slides along the stream.
+"""
+
+from __future__ import annotations
+
+import struct
+from array import array
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from operator import index
+
+__all__ = [
+    "MAX_SAMPLES",
+    "SAMPLES_PER_CHUNK",
+    "Chunk",
+    "ChunkDecodeError",
+    "XORChunkEncoder",
+    "decode_chunk",
+    "encode_chunk",
+    "split_into_chunks",
+]
+
+#: The most samples one chunk can hold: its count is a uint16.
+MAX_SAMPLES = 0xFFFF
+#: Samples per chunk that Prometheus' head cuts at, and the default of :func:`split_into_chunks`.
+SAMPLES_PER_CHUNK = 120
+
+#: What :func:`decode_chunk` accepts.
+BytesLike = bytes | bytearray | memoryview
+
+_INT64_MIN = -(1 << 63)
+_INT64_MAX = (1 << 63) - 1
+_UINT64_MASK = (1 << 64) - 1
+_SIGN64 = 1 << 63
+_UNSET = 0xFF  # "no window yet", as in Prometheus: larger than any leading-zero count
+_FLUSH_BITS = 512  # the encoder moves its pending bits into bytes once it holds this many
+_WINDOW_BYTES = 64  # the decoder's window on the stream
+_WINDOW_BITS = 8 * _WINDOW_BYTES
+_MAX_SAMPLE_BITS = 4 + 64 + 2 + 5 + 6 + 64  # the widest timestamp field plus the widest value field
+_PADDING = bytes(_WINDOW_BYTES)
+_DOUBLE = struct.Struct(">d")
+_UINT64 = struct.Struct(">Q")
+
+
+class ChunkDecodeError(ValueError):
+    """The bytes are not a valid XOR chunk: ``reason`` says what is wrong, ``sample`` where."""
+
+    def __init__(self, reason: str, sample: int | None = None) -> None:
+        where = "" if sample is None else f" (at sample {sample})"
+        super().__init__(f"invalid XOR chunk: {reason}{where}")
+        self.reason = reason
+        self.sample = sample
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One encoded chunk and what a remote-read ``Chunk`` message carries with it.
+
+    ``min_time`` and ``max_time`` are the first and last timestamps (ms),
+    ``data`` the whole chunk including its 2-byte sample count.
+    """
+
+    min_time: int
+    max_time: int
+    count: int
+    data: bytes
+
+
+def _uvarint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _dod_field(dod: int) -> tuple[int, int]:
+    """The bits and bit count of any delta-of-delta, wrapped to int64 first as Go does."""
+    dod = ((dod + _SIGN64) & _UINT64_MASK) - _SIGN64
+    if dod == 0:
+        return 0, 1
+    if -8191 <= dod <= 8192:
+        return 0b10 << 14 | (dod & 0x3FFF), 16
+    if -65535 <= dod <= 65536:
+        return 0b110 << 17 | (dod & 0x1FFFF), 20
+    if -524287 <= dod <= 524288:
+        return 0b1110 << 20 | (dod & 0xFFFFF), 24
+    return 0b1111 << 64 | (dod & _UINT64_MASK), 68
+
+
+def _first_unordered(timestamps: Sequence[int], previous: int | None) -> int:
+    """Index of the first timestamp not above the one before it (the caller knows there is one)."""
+    for i, t in enumerate(timestamps):
+        if previous is not None and t <= previous:
+            return i
+        previous = t
+    raise AssertionError("no unordered timestamp")  # pragma: no cover
+
+
+def _unordered(position: int, t: int, before: int) -> ValueError:
+    return ValueError(
+        f"timestamps must be strictly increasing: sample {position} has timestamp {t} after {before}; "
+        "sort the samples and drop duplicates first"
+    )
+
+
+def _samples(timestamps: Iterable[int], values: Iterable[float]) -> tuple[array[int], array[int]]:
+    """Timestamps as ``array('q')`` and the values' bit patterns as ``array('Q')``, checked to pair up."""
+    ts = _as_timestamps(timestamps)
+    bits = _as_value_bits(values)
+    if len(ts) != len(bits):
+        raise ValueError(f"{len(ts)} timestamps but {len(bits)} values: they must pair up")
+    return ts, bits
+
+
+def _as_timestamps(timestamps: Iterable[int]) -> array[int]:
+    if isinstance(timestamps, array) and timestamps.typecode == "q":
+        return timestamps
+    try:
+        return array("q", timestamps)
+    except OverflowError:
+        raise ValueError("timestamps must be int64 milliseconds") from None
+
+
+def _as_value_bits(values: Iterable[float]) -> array[int]:
+    if not (isinstance(values, array) and values.typecode == "d"):
+        values = array("d", values)
+    bits = array("Q")
+    bits.frombytes(memoryview(values).cast("B"))
+    return bits
+
+
+class XORChunkEncoder:
+    """An open XOR chunk that grows one sample (:meth:`append`) or many (:meth:`extend`) at a time.
+
+    :meth:`bytes` returns the chunk so far at any moment, without closing it;
+    the bytes equal :func:`encode_chunk` of the same samples. Timestamps must
+    be strictly increasing int64 milliseconds; a rejected call changes nothing.
+
+    >>> encoder = XORChunkEncoder()
+    >>> encoder.append(7_200_000, 12000.0)
+    >>> encoder.bytes().hex(" "), encoder.count, encoder.min_time, encoder.max_time
+    ('00 01 80 f4 ee 06 40 c7 70 00 00 00 00 00', 1, 7200000, 7200000)
+    """
+
+    __slots__ = (
+        "_acc",
+        "_count",
+        "_delta",
+        "_leading",
+        "_min_time",
+        "_nacc",
+        "_out",
+        "_t",
+        "_trailing",
+        "_v",
+    )
+
+    def __init__(self) -> None:
+        self._out = bytearray()  # the stream after the count, in whole bytes
+        self._acc = 0  # bits not yet in _out, the last written lowest
+        self._nacc = 0
+        self._count = 0
+        self._min_time = 0
+        self._t = 0  # last timestamp, last delta (exact, > 0), last value's bits
+        self._delta = 0
+        self._v = 0
+        self._leading = _UNSET
+        self._trailing = 0
+
+    @property
+    def count(self) -> int:
+        """Number of samples in the chunk."""
+        return self._count
+
+    @property
+    def min_time(self) -> int:
+        """Timestamp of the first sample; ValueError while the chunk is empty."""
+        if not self._count:
+            raise ValueError("the chunk is empty: it has no min_time")
+        return self._min_time
+
+    @property
+    def max_time(self) -> int:
+        """Timestamp of the last sample; ValueError while the chunk is empty."""
+        if not self._count:
+            raise ValueError("the chunk is empty: it has no max_time")
+        return self._t
+
+    def bytes(self) -> bytes:
+        """The whole chunk so far, including its 2-byte sample count."""
+        nacc = self._nacc
+        pad = -nacc & 7
+        tail = (self._acc << pad).to_bytes((nacc + pad) >> 3, "big")
+        return b"".join((self._count.to_bytes(2, "big"), self._out, tail))
+
+    def chunk(self) -> Chunk:
+        """The chunk so far as a :class:`Chunk`; ValueError while it is empty."""
+        return Chunk(self.min_time, self.max_time, self._count, self.bytes())
+
+    def append(self, t: int, v: float) -> None:
+        """Add one sample; ``t`` must be above the last timestamp and fit int64."""
+        t = index(t)
+        if not _INT64_MIN <= t <= _INT64_MAX:
+            raise ValueError(f"timestamp {t} does not fit int64 milliseconds")
+        self._extend((t,), _UINT64.unpack(_DOUBLE.pack(v)), self._count)
+
+    def extend(self, timestamps: Iterable[int], values: Iterable[float]) -> None:
+        """Add samples in order; all are added or, on ValueError, none."""
+        self._extend(*_samples(timestamps, values), 0)
+
+    def _extend(self, ts: Sequence[int], bits: Sequence[int], first_index: int) -> None:
+        """Encode samples given as int64 timestamps and value bit patterns (the hot path)."""
+        n = len(ts)
+        count = self._count
+        if count + n > MAX_SAMPLES:
+            raise ValueError(
+                f"a chunk holds at most {MAX_SAMPLES} samples; it has {count} and {n} more were given: "
+                "cut it into smaller chunks (split_into_chunks)"
+            )
+        if not n:
+            return
+        out = self._out
+        mark = len(out)
+        start = 0
+        t, delta, v = self._t, self._delta, self._v
+        leading, trailing = self._leading, self._trailing
+        acc, nacc = self._acc, self._nacc
+        flush_bits = _FLUSH_BITS
+        if count == 0:
+            t, v = ts[0], bits[0]
+            out += _uvarint(((t << 1) ^ (t >> 63)) & _UINT64_MASK)
+            out += v.to_bytes(8, "big")
+            start = 1
+        if count + start == 1 and n > start:
+            # Sample 1's timestamp is a uvarint, and the stream is byte-aligned here.
+            # Seeding delta with it lets the loop below write its dod 0 as the one
+            # bit "0", which the bit count of -1 then takes back.
+            delta = ts[start] - t
+            if delta <= 0:
+                del out[mark:]
+                raise self._unordered_error(ts, first_index)
+            out += _uvarint(delta)
+            nacc = -1
+        for tn, vn in zip(ts[start:] if start else ts, bits[start:] if start else bits, strict=True):
+            d = tn - t
+            if d <= 0:
+                break
+            dod = d - delta
+            if dod == 0:
+                b = 0
+                nb = 1
+            elif -8191 <= dod <= 8192:
+                b = 0x8000 | (dod & 0x3FFF)
+                nb = 16
+            else:
+                b, nb = _dod_field(dod)
+            x = vn ^ v
+            if x == 0:
+                b <<= 1
+                nb += 1
+            else:
+                lz = 64 - x.bit_length()
+                if lz > 31:
+                    lz = 31
+                tz = (x & -x).bit_length() - 1
+                if lz >= leading and tz >= trailing:
+                    sig = 64 - leading - trailing
+                    b = (((b << 2) | 2) << sig) | (x >> trailing)
+                    nb += 2 + sig
+                else:
+                    leading = lz
+                    trailing = tz
+                    sig = 64 - lz - tz
+                    b = (((b << 13) | 0x1800 | (lz << 6) | (sig & 63)) << sig) | (x >> tz)
+                    nb += 13 + sig
+            acc = (acc << nb) | b
+            nacc += nb
+            if nacc >= flush_bits:
+                rest = nacc & 7
+                out += (acc >> rest).to_bytes(nacc >> 3, "big")
+                acc &= (1 << rest) - 1
+                nacc = rest
+            t = tn
+            delta = d
+            v = vn
+        else:
+            if count == 0:
+                self._min_time = ts[0]
+            self._count = count + n
+            self._t, self._delta, self._v = t, delta, v
+            self._leading, self._trailing = leading, trailing
+            self._acc, self._nacc = acc, nacc
+            return
+        del out[mark:]
+        raise self._unordered_error(ts, first_index)
+
+    def _unordered_error(self, ts: Sequence[int], first_index: int) -> ValueError:
+        i = _first_unordered(ts, self._t if self._count else None)
+        return _unordered(first_index + i, ts[i], ts[i - 1] if i else self._t)
+
+
+def encode_chunk(timestamps: Iterable[int], values: Iterable[float]) -> bytes:
+    """Encode samples as one XOR chunk, including its 2-byte sample count.
+
+    Timestamps must be strictly increasing int64 milliseconds, at most
+    :data:`MAX_SAMPLES` of them, paired with ``values``; anything else is a
+    ValueError. ``array('q')``/``array('d')`` arguments skip the conversion of each item.
+
+    >>> encode_chunk([7_200_000], [12000.0]).hex(" ")
+    '00 01 80 f4 ee 06 40 c7 70 00 00 00 00 00'
+    """
+    encoder = XORChunkEncoder()
+    encoder.extend(timestamps, values)
+    return encoder.bytes()
+
+
+def split_into_chunks(
+    timestamps: Iterable[int], values: Iterable[float], max_samples: int = SAMPLES_PER_CHUNK
+) -> list[Chunk]:
+    """Cut a series into consecutive chunks of at most ``max_samples`` samples each.
+
+    Timestamps must be strictly increasing across the whole series. The
+    chunks' samples, concatenated, are the input; no samples gives no chunks.
+    """
+    if not 1 <= max_samples <= MAX_SAMPLES:
+        raise ValueError(f"max_samples must be between 1 and {MAX_SAMPLES}, got {max_samples}")
+    ts, bits = _samples(timestamps, values)
+    chunks = []
+    for lo in range(0, len(ts), max_samples):
+        hi = min(lo + max_samples, len(ts))
+        if lo and ts[lo] <= ts[lo - 1]:
+            raise _unordered(lo, ts[lo], ts[lo - 1])
+        encoder = XORChunkEncoder()
+        encoder._extend(ts[lo:hi], bits[lo:hi], lo)
+        chunks.append(Chunk(ts[lo], ts[hi - 1], hi - lo, encoder.bytes()))
+    return chunks
+
+
+def _read_uvarint(data: bytes, pos: int, what: str, sample: int) -> tuple[int, int]:
+    """Go's ``binary.ReadUvarint``: the value and the position after it."""
+    value = 0
+    for shift in range(0, 70, 7):
+        if pos >= len(data):
+            raise ChunkDecodeError(f"the data ends inside the {what}", sample)
+        byte = data[pos]
+        pos += 1
+        if shift == 63 and byte > 1:
+            break
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+    raise ChunkDecodeError(f"the {what} overflows 64 bits", sample)
+
+
+def decode_chunk(data: BytesLike) -> tuple[array[int], array[float]]:
+    """Decode an XOR chunk into ``array('q')`` timestamps and ``array('d')`` values.
+
+    Reads exactly the number of samples in the chunk's header and ignores any
+    bytes after them, as Prometheus does. Arrays are returned because they
+    are built in bulk (faster than lists) and are compact; ``tolist()`` gives
+    lists. Raises :class:`ChunkDecodeError` for truncated or corrupt data.
+
+    >>> ts, vs = decode_chunk(bytes.fromhex("0001 80f4ee06 40c7700000000000"))
+    >>> ts.tolist(), vs.tolist()
+    ([7200000], [12000.0])
+    """
+    data = bytes(data)
+    size = len(data)
+    if size < 2:
+        raise ChunkDecodeError(f"{size} bytes is shorter than the 2-byte sample count")
+    count = data[0] << 8 | data[1]
+    if count == 0:
+        return array("q"), array("d")
+    zigzag, pos = _read_uvarint(data, 2, "first timestamp", 0)
+    t = (zigzag >> 1) ^ -(zigzag & 1)
+    if pos + 8 > size:
+        raise ChunkDecodeError("the data ends inside the first value", 0)
+    v = int.from_bytes(data[pos : pos + 8], "big")
+    times = [t]
+    vbits = [v]
+    if count > 1:
+        delta, pos = _read_uvarint(data, pos + 8, "second timestamp", 1)
+        _decode_tail(data, pos, count - 1, t, delta, v, times, vbits)
+    try:
+        timestamps = array("q", times)
+    except OverflowError:  # deltas of 2**63 and more: wrap around as Go's int64 does
+        timestamps = array("q", [((t + _SIGN64) & _UINT64_MASK) - _SIGN64 for t in times])
+    values = array("d")
+    values.frombytes(memoryview(array("Q", vbits)).cast("B"))
+    return timestamps, values
+
+
+def _decode_tail(
+    data: bytes, pos: int, n: int, t: int, delta: int, v: int, times: list[int], vbits: list[int]
+) -> None:
+    """Decode samples 1.. from byte ``pos`` (sample 1's value onwards), appending to the lists."""
+    padded = data + _PADDING
+    win = int.from_bytes(padded[pos : pos + _WINDOW_BYTES], "big")
+    # Bits left below the read position; one more than the window holds puts a
+    # virtual 0 bit in front: sample 1's timestamp (a uvarint, already read as
+    # delta) then decodes in the loop as dod 0.
+    rem = _WINDOW_BITS + 1
+    trailing = 0  # as in Prometheus' reader: a window reused before any "11" is 64 bits wide
+    sig = 64
+    mask = _UINT64_MASK
+    size = len(data)
+    need = _MAX_SAMPLE_BITS
+    times_append = times.append
+    vbits_append = vbits.append
+    for i in range(1, n + 1):
+        if rem < need:
+            used = _WINDOW_BITS - rem
+            pos += used >> 3
+            if pos >= size:
+                raise ChunkDecodeError("the data ends before the last sample", i)
+            win = int.from_bytes(padded[pos : pos + _WINDOW_BYTES], "big")
+            rem = _WINDOW_BITS - (used & 7)
+        code = (win >> (rem - 4)) & 15
+        if code < 8:
+            rem -= 1
+        elif code < 12:
+            rem -= 16
+            dod = (win >> rem) & 0x3FFF
+            delta += dod - 0x4000 if dod > 0x2000 else dod
+        elif code < 14:
+            rem -= 20
+            dod = (win >> rem) & 0x1FFFF
+            delta += dod - 0x20000 if dod > 0x10000 else dod
+        elif code == 14:
+            rem -= 24
+            dod = (win >> rem) & 0xFFFFF
+            delta += dod - 0x100000 if dod > 0x80000 else dod
+        else:
+            rem -= 68
+            dod = (win >> rem) & _UINT64_MASK
+            delta += dod - 0x10000000000000000 if dod & _SIGN64 else dod
+        t += delta
+        times_append(t)
+        code = (win >> (rem - 2)) & 3
+        if code < 2:
+            rem -= 1
+        else:
+            if code == 3:
+                rem -= 13
+                field = (win >> rem) & 0x7FF
+                sig = (field & 63) or 64
+                trailing = 64 - (field >> 6) - sig
+                if trailing < 0:
+                    raise ChunkDecodeError(
+                        f"{field >> 6} leading zeros plus {sig} significant bits exceed 64", i
+                    )
+                mask = (1 << sig) - 1
+            else:
+                rem -= 2
+            rem -= sig
+            v ^= ((win >> rem) & mask) << trailing
+        vbits_append(v)
+    if 8 * pos + _WINDOW_BITS - rem > 8 * size:
+        raise ChunkDecodeError("the data ends before the last sample", n)
