@@ -31,7 +31,6 @@ from operator import attrgetter, itemgetter, lt
 from typing import ClassVar, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
-from remote_storage.backends import InvalidStorageURL
 from remote_storage.errors import SampleConflict
 from remote_storage.matchers import Matcher, MatchType
 from remote_storage.storage import (
@@ -46,6 +45,8 @@ from remote_storage.storage import (
     TimeSeries,
     WriteRequest,
 )
+
+from . import InvalidStorageURL
 
 __all__ = [
     "DEFAULT_KEY_CACHE_SIZE",

@@ -56,9 +56,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
-from remote_storage.backends import InvalidStorageURL, redact_url
-from remote_storage.backends import sql_schema as schema
-from remote_storage.backends.sql_query import MAX_IN, fetch, select_series
 from remote_storage.errors import SampleConflict, StorageUnavailable
 from remote_storage.storage import (
     Context,
@@ -73,6 +70,16 @@ from remote_storage.storage import (
 )
 from remote_storage.units import parse_duration
 
+from . import InvalidStorageURL, redact_url
+from . import sql_schema as schema
+from .sql_compaction import (
+    NO_WATERMARK,
+    compact_slice,
+    drop_stored_in_chunks,
+    read_watermark,
+)
+from .sql_query import MAX_IN, fetch, select_series
+
 __all__ = ["DatabaseMismatch", "SQLStorage"]
 
 log = logging.getLogger("remote_storage.backends.sql")
@@ -82,7 +89,7 @@ MAX_GROUP = 64
 #: Series fetched per read query round trip.
 READ_BATCH = 500
 #: URL query options the backend takes for itself.
-_OPTIONS = ("retention", "synchronous", "pool_size")
+_OPTIONS = ("retention", "synchronous", "pool_size", "head", "compact_interval")
 
 
 class DatabaseMismatch(RuntimeError):
@@ -161,17 +168,23 @@ class SQLStorage(RemoteStorage):
         retention: float | None = None,
         synchronous: str = "full",
         pool_size: int = 4,
+        head: float = 900.0,
+        compact_interval: float = 60.0,
     ) -> None:
         self.url = url
         self.retention = retention
         self.synchronous = synchronous
         self.pool_size = pool_size
+        self.head = head
+        self.compact_interval = compact_interval
         self._engine: Engine | None = None
         self._dialect: _Dialect | None = None
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._readers: concurrent.futures.ThreadPoolExecutor | None = None
-        self._retention_task: asyncio.Task[None] | None = None
+        self._maintenance: asyncio.Task[None] | None = None
+        self._max_ts: int | None = None  # newest sample timestamp written (compaction follows it)
+        self._watermark = NO_WATERMARK  # read at the start of every write transaction
         # (tenant, key) and (tenant, labels) -> series id; only ids of committed series
         self._ids: dict[tuple[str, object], int] = {}
 
@@ -192,6 +205,11 @@ class SQLStorage(RemoteStorage):
                 kwargs["synchronous"] = options["synchronous"].lower()
                 if kwargs["synchronous"] not in ("full", "normal"):
                     raise ValueError("synchronous must be full or normal")
+            for name in ("head", "compact_interval"):
+                if name in options:
+                    kwargs[name] = parse_duration(options[name])
+                    if kwargs[name] <= 0:
+                        raise ValueError(f"{name} must be positive")
             if "pool_size" in options:
                 kwargs["pool_size"] = int(options["pool_size"])
                 if kwargs["pool_size"] < 1:
@@ -292,13 +310,13 @@ class SQLStorage(RemoteStorage):
         self._readers = concurrent.futures.ThreadPoolExecutor(self.pool_size, thread_name_prefix="sql-read")
         self._writer = threading.Thread(target=self._write_loop, name="sql-writer", daemon=True)
         self._writer.start()
-        if self.retention:
-            self._retention_task = asyncio.create_task(self._retention_loop(self.retention))
+        self._max_ts = await loop.run_in_executor(self._readers, self._read, _newest_row)
+        self._maintenance = asyncio.create_task(self._maintenance_loop())
 
     async def close(self) -> None:
-        if self._retention_task is not None:
-            self._retention_task.cancel()
-            await asyncio.gather(self._retention_task, return_exceptions=True)
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            await asyncio.gather(self._maintenance, return_exceptions=True)
         if self._writer is not None:
             self._jobs.put(None)
             await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
@@ -337,6 +355,7 @@ class SQLStorage(RemoteStorage):
         new_ids: dict[tuple[str, object], int] = {}
         try:
             with conn.begin():
+                self._watermark = read_watermark(conn)
                 resolved = self._resolve_series(conn, group, new_ids)
                 for index, job in enumerate(group):
                     savepoint = conn.begin_nested()
@@ -523,6 +542,15 @@ class SQLStorage(RemoteStorage):
         resolved: _Resolved,
     ) -> None:
         rows = list(zip(ids, timestamps, bits, strict=True))
+        newest = max(timestamps)
+        if self._max_ts is None or newest > self._max_ts:
+            self._max_ts = newest
+        labels_of = {resolved[id(s)]: s.labels for s in series}
+
+        def conflict(series_id: int, ts: int, stored: int, sent: int) -> Exception:
+            return _conflict(labels_of[series_id], ts, stored, sent)
+
+        rows = drop_stored_in_chunks(conn, rows, self._watermark, conflict)
         assert self._dialect is not None
         inserted = self._dialect.insert_ignore_rows(
             conn, schema.samples.name, ("series_id", "ts", "value"), rows
@@ -530,7 +558,6 @@ class SQLStorage(RemoteStorage):
         if inserted == len(rows):
             return
         # Some samples were stored already (or sent twice): compare them bit for bit.
-        labels_of = {resolved[id(s)]: s.labels for s in series}
         wanted: dict[tuple[int, int], int] = {}
         for series_id, ts, value in rows:
             previous = wanted.setdefault((series_id, ts), value)
@@ -639,55 +666,90 @@ class SQLStorage(RemoteStorage):
 
         return await asyncio.get_running_loop().run_in_executor(self._readers, count)
 
-    # -- retention -----------------------------------------------------------
+    # -- maintenance: retention and compaction -------------------------------
 
-    async def _retention_loop(self, retention: float) -> None:
-        interval = min(max(retention / 100, 10.0), 300.0)
+    async def _maintenance_loop(self) -> None:
+        """Compact every ``compact_interval``; apply retention when it is set."""
         while True:
+            await asyncio.sleep(self.compact_interval)
             try:
-                await self.apply_retention(int((time.time() - retention) * 1000))
+                if self._max_ts is not None:
+                    await self.compact(self._max_ts - int(self.head * 1000))
+                if self.retention:
+                    await self.apply_retention(int((time.time() - self.retention) * 1000))
             except Exception:
-                log.exception("retention pass failed; will try again in %gs", interval)
-            await asyncio.sleep(interval)
+                log.exception("maintenance failed; will try again in %gs", self.compact_interval)
+
+    async def _in_slices(self, work: Callable[[Connection, int, int], int], slice_size: int) -> int:
+        """Run ``work(conn, low, high)`` over the series ids in slices, each a job behind the writes."""
+        loop = asyncio.get_running_loop()
+
+        def max_id(conn: Connection) -> int:
+            return int(conn.execute(select(func.coalesce(func.max(schema.series.c.id), 0))).scalar_one())
+
+        highest = await loop.run_in_executor(self._readers, self._read, max_id)
+        total = 0
+        for low in range(0, highest + 1, slice_size):
+            counts: list[int] = []
+
+            def job(
+                conn: Connection, resolved: _Resolved, low: int = low, counts: list[int] = counts
+            ) -> None:
+                counts.append(work(conn, low, low + slice_size))
+
+            await asyncio.wrap_future(self._submit(_Job(job)))
+            total += sum(counts)
+        return total
+
+    async def compact(self, cutoff_ms: int, slice_size: int = 1000) -> int:
+        """Move samples older than ``cutoff_ms`` into XOR chunks; return how many moved."""
+        assert self._dialect is not None
+        insert = self._dialect.insert
+
+        def work(conn: Connection, low: int, high: int) -> int:
+            return compact_slice(conn, insert, low, high, cutoff_ms)[0]
+
+        moved = await self._in_slices(work, slice_size)
+        if moved:
+            log.info("compaction moved %d samples older than %d into chunks", moved, cutoff_ms)
+        return moved
 
     async def apply_retention(self, cutoff_ms: int, slice_size: int = 1000) -> int:
-        """Delete samples, histograms and exemplars older than ``cutoff_ms``; return samples deleted.
+        """Delete data older than ``cutoff_ms``; return the samples deleted (chunks: whole ones).
 
         Works through the series ids in slices, each its own short job behind
         the queued writes, so ingestion is never held up for long.
         """
-        assert self._engine is not None
-        loop = asyncio.get_running_loop()
 
-        def max_id() -> int:
-            assert self._engine is not None
-            with self._engine.connect() as conn:
-                return int(conn.execute(select(func.coalesce(func.max(schema.series.c.id), 0))).scalar_one())
-
-        highest = await loop.run_in_executor(self._readers, max_id)
-        deleted = 0
-        for low in range(0, highest + 1, slice_size):
-            counts: list[int] = []
-
-            def delete(
-                conn: Connection, resolved: _Resolved, low: int = low, counts: list[int] = counts
-            ) -> None:
-                for table in (schema.samples, schema.histograms, schema.exemplars):
-                    result = conn.execute(
-                        table.delete().where(
-                            table.c.series_id >= low,
-                            table.c.series_id < low + slice_size,
-                            table.c.ts < cutoff_ms,
-                        )
+        def work(conn: Connection, low: int, high: int) -> int:
+            deleted = 0
+            for table in (schema.samples, schema.histograms, schema.exemplars):
+                result = conn.execute(
+                    table.delete().where(
+                        table.c.series_id >= low, table.c.series_id < high, table.c.ts < cutoff_ms
                     )
-                    if table is schema.samples:
-                        counts.append(result.rowcount)
+                )
+                if table is schema.samples:
+                    deleted += result.rowcount
+            c = schema.chunks
+            counted = conn.execute(
+                select(func.coalesce(func.sum(c.c.count), 0)).where(
+                    c.c.series_id >= low, c.c.series_id < high, c.c.max_ts < cutoff_ms
+                )
+            ).scalar_one()
+            conn.execute(c.delete().where(c.c.series_id >= low, c.c.series_id < high, c.c.max_ts < cutoff_ms))
+            return deleted + int(counted)
 
-            await asyncio.wrap_future(self._submit(_Job(delete)))
-            deleted += sum(counts)
+        deleted = await self._in_slices(work, slice_size)
         if deleted:
             log.info("retention deleted %d samples older than %d", deleted, cutoff_ms)
         return deleted
+
+
+def _newest_row(conn: Connection) -> int | None:
+    """The newest sample timestamp in the row table (where compaction's cutoff starts from)."""
+    value = conn.execute(select(func.max(schema.samples.c.ts))).scalar_one_or_none()
+    return None if value is None else int(value)
 
 
 def _unavailable(exc: Exception) -> StorageUnavailable:

@@ -16,9 +16,11 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, select
 
-from remote_storage.backends import sql_schema as schema
 from remote_storage.matchers import Matcher, MatchType
 from remote_storage.storage import Histogram, Labels
+
+from . import sql_schema as schema
+from .sql_compaction import load_chunks
 
 __all__ = ["MAX_IN", "fetch", "label_values", "select_series"]
 
@@ -96,6 +98,17 @@ def fetch(
         )
         for series_id, ts, data in rows:
             hists.setdefault(series_id, []).append(schema.decode_histogram(ts, bytes(data)))
+    for series_id, (chunk_ts, chunk_bits) in load_chunks(conn, ids, start, end).items():
+        head = raw.get(series_id)
+        if head is None or not head[0]:
+            raw[series_id] = (chunk_ts, chunk_bits)
+        elif chunk_ts[-1] < head[0][0]:  # the usual case: chunks hold the older samples
+            chunk_ts.extend(head[0])
+            chunk_bits.extend(head[1])
+            raw[series_id] = (chunk_ts, chunk_bits)
+        else:  # late samples not compacted yet: interleave (keys never repeat)
+            merged = sorted(zip([*chunk_ts, *head[0]], [*chunk_bits, *head[1]], strict=True))
+            raw[series_id] = (array("q", [t for t, _ in merged]), array("q", [b for _, b in merged]))
     found: dict[int, tuple[array[int], array[float], list[Histogram]]] = {}
     for series_id in raw.keys() | hists.keys():
         timestamps, bits = raw.get(series_id, (array("q"), array("q")))

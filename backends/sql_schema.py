@@ -12,6 +12,11 @@ database with others):
 * ``rs_samples``: one row per float sample, keyed by (series id, timestamp);
   the value is the float64's 64 bits as a signed integer, because SQLite turns
   NaN into NULL and no database keeps NaN payloads (the stale marker) exactly.
+* ``rs_chunks``: older samples, compacted from ``rs_samples`` into XOR
+  chunks of up to 120 samples (Prometheus' own chunk encoding, bit-exact for
+  every value), keyed by (series id, first timestamp). A series' chunks never
+  overlap each other; the ``compacted_before`` entry of ``rs_meta`` says up
+  to which timestamp samples may live in chunks.
 * ``rs_histograms``, ``rs_exemplars``, ``rs_metadata``: native histograms,
   exemplars and metric metadata.
 
@@ -91,6 +96,17 @@ samples = Table(
     Column("series_id", BigInteger, primary_key=True),
     Column("ts", BigInteger, primary_key=True),
     Column("value", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+chunks = Table(
+    "rs_chunks",
+    metadata,
+    Column("series_id", BigInteger, primary_key=True),
+    Column("min_ts", BigInteger, primary_key=True),
+    Column("max_ts", BigInteger, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
     sqlite_with_rowid=False,
 )
 

@@ -12,14 +12,28 @@ import pytest
 
 from remote_storage.backends import InvalidStorageURL, open_storage
 from remote_storage.backends.sql import DatabaseMismatch, SQLStorage
+from remote_storage.errors import SampleConflict
 from remote_storage.matchers import Matcher
 from remote_storage.storage import Context, MetricMetadata, MetricType, WriteRequest
-from remote_storage.testing import BackendConformance, make_series, run_query, snapshot
+from remote_storage.testing import BackendConformance, float_from_bits, make_series, run_query, snapshot
 
 
 class TestSQLiteConformance(BackendConformance):
     def make_storage(self) -> SQLStorage:
         return SQLStorage.from_url(f"sqlite:///{self.tmp_path}/data.db")
+
+
+class CompactingStorage(SQLStorage):
+    """Moves every sample into chunks after each write: the suite then runs on chunked data."""
+
+    async def write(self, ctx: Context, request: WriteRequest) -> None:
+        await super().write(ctx, request)
+        await self.compact(2**62)
+
+
+class TestSQLiteCompactedConformance(BackendConformance):
+    def make_storage(self) -> SQLStorage:
+        return CompactingStorage.from_url(f"sqlite:///{self.tmp_path}/data.db")
 
 
 @pytest.mark.postgres
@@ -146,3 +160,82 @@ def test_url_options() -> None:
             SQLStorage.from_url(bad)
     with pytest.raises(InvalidStorageURL, match="does not support retention"):
         open_storage("memory://", retention=60.0)
+
+
+def count_rows(path: Path, table: str) -> int:
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def test_compaction_moves_old_samples_into_chunks_and_reads_stay_the_same(tmp_path: Path) -> None:
+    path = tmp_path / "d.db"
+    stale = float_from_bits(0x7FF0000000000002)
+    samples = [(t * 15_000, float(t % 7) if t % 50 else stale) for t in range(300)]
+    series = make_series({"__name__": "c", "job": "x"}, samples)
+    query = Matcher.parse("job", "=", "x")
+
+    async def body() -> None:
+        storage = SQLStorage.from_url(f"sqlite:///{path}")
+        await storage.start()
+        await storage.write(Context(), WriteRequest([series]))
+        before = snapshot(await run_query(storage, query))
+        assert await storage.compact(200 * 15_000) == 200
+        assert snapshot(await run_query(storage, query)) == before
+        assert snapshot(await run_query(storage, query, start=1000, end=3_000_000)) == snapshot(
+            [make_series({"__name__": "c", "job": "x"}, [s for s in samples if 1000 <= s[0] <= 3_000_000])]
+        )
+        # a retry of old samples is a no-op; another value for an old timestamp is a conflict
+        await storage.write(
+            Context(), WriteRequest([make_series({"__name__": "c", "job": "x"}, samples[:10])])
+        )
+        with pytest.raises(SampleConflict, match="timestamp 15000"):
+            await storage.write(
+                Context(), WriteRequest([make_series({"__name__": "c", "job": "x"}, [(15_000, 9.5)])])
+            )
+        # a late sample between compacted ones is merged on read, then into the chunks
+        await storage.write(
+            Context(), WriteRequest([make_series({"__name__": "c", "job": "x"}, [(7_500, 0.5)])])
+        )
+        expected = snapshot([make_series({"__name__": "c", "job": "x"}, sorted([*samples, (7_500, 0.5)]))])
+        assert snapshot(await run_query(storage, query)) == expected
+        assert await storage.compact(400 * 15_000) == 101
+        assert snapshot(await run_query(storage, query)) == expected
+        await storage.close()
+
+    run(body)
+    assert count_rows(path, "rs_samples") == 0
+    # 301 samples: chunks of at most 120, the partial first one refilled
+    assert count_rows(path, "rs_chunks") == 3
+
+
+def test_chunks_are_compact(tmp_path: Path) -> None:
+    path = tmp_path / "d.db"
+    counter = make_series({"__name__": "requests_total"}, [(t * 15_000, float(t * 3)) for t in range(1200)])
+
+    async def body() -> None:
+        storage = SQLStorage.from_url(f"sqlite:///{path}")
+        await storage.start()
+        await storage.write(Context(), WriteRequest([counter]))
+        await storage.compact(2**62)
+        await storage.close()
+
+    run(body)
+    with sqlite3.connect(path) as conn:
+        (size,) = conn.execute("SELECT sum(length(data)) FROM rs_chunks").fetchone()
+    assert size / 1200 < 2.0  # bytes per sample of a steady counter scraped every 15 s
+
+
+def test_retention_deletes_whole_old_chunks(tmp_path: Path) -> None:
+    series = make_series({"__name__": "m"}, [(t, 1.0) for t in range(0, 240_000, 1000)])
+
+    async def body() -> None:
+        storage = SQLStorage.from_url(f"sqlite:///{tmp_path}/d.db")
+        await storage.start()
+        await storage.write(Context(), WriteRequest([series]))
+        await storage.compact(2**62)
+        assert await storage.apply_retention(130_000) == 120  # the first chunk ends at 119000
+        found = await run_query(storage, Matcher.parse("__name__", "=", "m"))
+        assert list(found[0].timestamps) == list(range(120_000, 240_000, 1000))
+        await storage.close()
+
+    run(body)

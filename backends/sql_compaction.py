@@ -1,0 +1,215 @@
+"""Compaction: older samples move from ``rs_samples`` rows into XOR chunks in ``rs_chunks``.
+
+A row per sample costs tens of bytes; an XOR chunk of 120 samples of a
+regularly scraped series costs one to a few bytes per sample. The writer
+thread compacts in slices of series ids, each slice one short transaction
+queued behind the writes:
+
+1. read the slice's samples older than the cutoff, in (series, time) order;
+2. merge each series' samples with its chunks they overlap, and with its last
+   chunk when that one is not full;
+3. write the merged samples as chunks of at most 120 samples, delete the
+   chunks they replace and the moved rows.
+
+``rs_meta.compacted_before`` records the highest cutoff used. A sample written
+later with an older timestamp (late data, a retry of an old batch) is checked
+against the chunks by :func:`drop_stored_in_chunks` before it is inserted, so
+the (series, timestamp) uniqueness and the conflict rule hold across both
+tables. Chunks never overlap, so reads only merge chunks with rows.
+"""
+
+from __future__ import annotations
+
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from remote_storage.chunks import SAMPLES_PER_CHUNK, decode_chunk, split_into_chunks
+
+from . import sql_schema as schema
+
+__all__ = [
+    "NO_WATERMARK",
+    "WATERMARK_KEY",
+    "compact_slice",
+    "drop_stored_in_chunks",
+    "load_chunks",
+    "read_watermark",
+]
+
+WATERMARK_KEY = "compacted_before"
+NO_WATERMARK = -(2**63)
+MAX_IN = 900
+
+_Rows = list[tuple[int, int, int]]  # (series_id, ts, value bits)
+
+
+def read_watermark(conn: Connection) -> int:
+    """Samples older than this may be in chunks (``NO_WATERMARK`` before the first compaction)."""
+    m = schema.meta
+    value = conn.execute(select(m.c.value).where(m.c.key == WATERMARK_KEY)).scalar_one_or_none()
+    return NO_WATERMARK if value is None else int(value)
+
+
+def _write_watermark(conn: Connection, insert: Callable[[Any], Any], value: int) -> None:
+    statement = insert(schema.meta).values(key=WATERMARK_KEY, value=str(value))
+    conn.execute(statement.on_conflict_do_update(index_elements=["key"], set_={"value": str(value)}))
+
+
+def _decoded(data: bytes) -> tuple[array[int], array[int]]:
+    timestamps, values = decode_chunk(bytes(data))
+    bits = array("q")
+    bits.frombytes(values.tobytes())
+    return timestamps, bits
+
+
+def _chunk_rows(conn: Connection, ids: Sequence[int], start: int, end: int) -> list[Any]:
+    c = schema.chunks
+    rows: list[Any] = []
+    for first in range(0, len(ids), MAX_IN):
+        part = ids[first : first + MAX_IN]
+        rows.extend(
+            conn.execute(
+                select(c.c.series_id, c.c.min_ts, c.c.data)
+                .where(c.c.series_id.in_(part), c.c.max_ts >= start, c.c.min_ts <= end)
+                .order_by(c.c.series_id, c.c.min_ts)
+            )
+        )
+    return rows
+
+
+def load_chunks(
+    conn: Connection, ids: Sequence[int], start: int, end: int
+) -> dict[int, tuple[array[int], array[int]]]:
+    """Chunked samples of the series in ``[start, end]``: series id -> (timestamps, value bits)."""
+    found: dict[int, tuple[array[int], array[int]]] = {}
+    for series_id, _, data in _chunk_rows(conn, ids, start, end):
+        timestamps, bits = _decoded(data)
+        if timestamps[0] < start or timestamps[-1] > end:  # trim a chunk that sticks out
+            first = bisect_left(timestamps, start)
+            last = bisect_right(timestamps, end)
+            if first == last:
+                continue
+            timestamps, bits = timestamps[first:last], bits[first:last]
+        entry = found.get(series_id)
+        if entry is None:
+            found[series_id] = (timestamps, bits)
+        else:
+            entry[0].extend(timestamps)
+            entry[1].extend(bits)
+    return found
+
+
+def drop_stored_in_chunks(
+    conn: Connection, rows: _Rows, watermark: int, conflict: Callable[[int, int, int, int], Exception]
+) -> _Rows:
+    """Rows minus those already in chunks with the same bits; ``conflict(...)`` is raised for other bits.
+
+    Only rows older than the watermark can meet a chunk, so the common case
+    (every row newer) costs one comparison per row.
+    """
+    late = [row for row in rows if row[1] < watermark]
+    if not late:
+        return rows
+    ids = sorted({row[0] for row in late})
+    start = min(row[1] for row in late)
+    end = max(row[1] for row in late)
+    stored: dict[tuple[int, int], int] = {}
+    for series_id, _, data in _chunk_rows(conn, ids, start, end):
+        timestamps, bits = _decoded(data)
+        for t, b in zip(timestamps, bits, strict=True):
+            stored[series_id, t] = b
+    if not stored:
+        return rows
+    kept: _Rows = []
+    for row in rows:
+        existing = stored.get((row[0], row[1]))
+        if existing is None:
+            kept.append(row)
+        elif existing != row[2]:
+            raise conflict(row[0], row[1], existing, row[2])
+    return kept
+
+
+def compact_slice(
+    conn: Connection, insert: Callable[[Any], Any], low: int, high: int, cutoff: int
+) -> tuple[int, int]:
+    """Compact the samples older than ``cutoff`` of series ids in ``[low, high)``.
+
+    Returns (samples moved, chunks written). ``insert`` is the dialect's insert
+    construct (for the watermark upsert).
+    """
+    s, c = schema.samples, schema.chunks
+    in_slice = (s.c.series_id >= low, s.c.series_id < high, s.c.ts < cutoff)
+    new: dict[int, tuple[array[int], array[int]]] = {}
+    for series_id, ts, value in conn.execute(
+        select(s.c.series_id, s.c.ts, s.c.value).where(*in_slice).order_by(s.c.series_id, s.c.ts)
+    ):
+        entry = new.get(series_id)
+        if entry is None:
+            entry = new[series_id] = (array("q"), array("q"))
+        entry[0].append(ts)
+        entry[1].append(value)
+    if not new:
+        _raise_watermark(conn, insert, cutoff)
+        return 0, 0
+    earliest = min(entry[0][0] for entry in new.values())
+    # Chunks to merge: those reaching into the new samples' time, and partial last chunks.
+    existing: dict[int, list[tuple[int, int, bytes]]] = {}
+    for series_id, min_ts, max_ts, count, data in conn.execute(
+        select(c.c.series_id, c.c.min_ts, c.c.max_ts, c.c.count, c.c.data)
+        .where(
+            c.c.series_id >= low,
+            c.c.series_id < high,
+            (c.c.max_ts >= earliest) | (c.c.count < SAMPLES_PER_CHUNK),
+        )
+        .order_by(c.c.series_id, c.c.min_ts)
+    ):
+        if series_id in new and (max_ts >= new[series_id][0][0] or count < SAMPLES_PER_CHUNK):
+            existing.setdefault(series_id, []).append((min_ts, count, bytes(data)))
+    chunk_rows = []
+    replaced = []
+    moved = 0
+    for series_id, (timestamps, bits) in new.items():
+        merged: dict[int, int] = {}
+        for min_ts, _, data in existing.get(series_id, ()):
+            replaced.append((series_id, min_ts))
+            merged.update(zip(*_decoded(data), strict=True))
+        for t, b in zip(timestamps, bits, strict=True):
+            merged.setdefault(t, b)  # equal by construction; what is stored wins
+        moved += len(timestamps)
+        order = sorted(merged)
+        values = array("d")
+        values.frombytes(array("q", [merged[t] for t in order]).tobytes())
+        for chunk in split_into_chunks(order, values):
+            chunk_rows.append(
+                {
+                    "series_id": series_id,
+                    "min_ts": chunk.min_time,
+                    "max_ts": chunk.max_time,
+                    "count": chunk.count,
+                    "data": chunk.data,
+                }
+            )
+    for first in range(0, len(replaced), MAX_IN):
+        part = replaced[first : first + MAX_IN]
+        conn.execute(c.delete().where(tuple_in(c.c.series_id, c.c.min_ts, part)))
+    if chunk_rows:
+        conn.execute(c.insert(), chunk_rows)
+    conn.execute(s.delete().where(*in_slice))
+    _raise_watermark(conn, insert, cutoff)
+    return moved, len(chunk_rows)
+
+
+def tuple_in(first: Any, second: Any, pairs: Sequence[tuple[int, int]]) -> Any:
+    from sqlalchemy import tuple_
+
+    return tuple_(first, second).in_(pairs)
+
+
+def _raise_watermark(conn: Connection, insert: Callable[[Any], Any], cutoff: int) -> None:
+    if read_watermark(conn) < cutoff:
+        _write_watermark(conn, insert, cutoff)
