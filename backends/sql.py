@@ -86,6 +86,8 @@ log = logging.getLogger("remote_storage.backends.sql")
 
 #: Most write requests coalesced into one transaction.
 MAX_GROUP = 64
+#: Series ids remembered by encoding key and by label set (about 200 bytes each).
+MAX_CACHED_IDS = 4_000_000
 #: Series fetched per read query round trip.
 READ_BATCH = 500
 #: URL query options the backend takes for itself.
@@ -378,6 +380,8 @@ class SQLStorage(RemoteStorage):
             except Exception:
                 log.debug("closing the failed connection", exc_info=True)
             return self._engine.connect()
+        if len(self._ids) + len(new_ids) > MAX_CACHED_IDS:
+            self._ids.clear()  # start over rather than grow without bound; ids are re-read on demand
         self._ids.update(new_ids)  # committed: safe to remember
         for job, outcome in zip(group, outcomes, strict=True):
             if outcome is None:

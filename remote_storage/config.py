@@ -48,6 +48,7 @@ class Settings:
     max_request_bytes: int = 32 * 1024 * 1024
     read_sample_limit: int = 50_000_000
     read_timeout: float = 60.0
+    read_max_bytes_in_frame: int = 1_048_576
     tenant_header: str = "X-Scope-OrgID"
     default_tenant: str = "default"
     label_names: NameScheme = NameScheme.UTF8
@@ -68,6 +69,8 @@ class Settings:
             raise ConfigError("--retention: must be 0 (keep everything) or positive")
         if self.read_sample_limit < 0:
             raise ConfigError("--read-sample-limit: must be 0 (no limit) or positive")
+        if self.read_max_bytes_in_frame < 1024:
+            raise ConfigError("--read-max-bytes-in-frame: must be at least 1024")
         if self.read_timeout <= 0:
             raise ConfigError("--read-timeout: must be positive")
         if not re.fullmatch(r"[A-Za-z0-9-]+", self.tenant_header):
@@ -106,6 +109,11 @@ _OPTIONS: dict[str, tuple[str, Any, str]] = {
         "most samples one remote-read query may return in SAMPLES mode (0: no limit)",
     ),
     "--read-timeout": ("read_timeout", parse_duration, "time limit of one remote-read request (e.g. 60s)"),
+    "--read-max-bytes-in-frame": (
+        "read_max_bytes_in_frame",
+        parse_size,
+        "frame size budget of streamed (STREAMED_XOR_CHUNKS) remote-read responses",
+    ),
     "--tenant-header": ("tenant_header", str, "HTTP header naming the tenant of a request"),
     "--default-tenant": ("default_tenant", str, "tenant of requests without the tenant header"),
     "--label-names": (

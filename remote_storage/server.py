@@ -3,7 +3,7 @@
 Routes::
 
     POST /api/v1/write   remote write 1.0 and 2.0 (chosen by Content-Type)
-    POST /api/v1/read    remote read (SAMPLES)
+    POST /api/v1/read    remote read (SAMPLES or STREAMED_XOR_CHUNKS)
     GET  /-/healthy      200 while the process runs
     GET  /-/ready        200 once the backend is open, 503 before and while stopping
     GET  /metrics        the service's own metrics
@@ -27,7 +27,7 @@ from aiohttp import web
 from remote_storage.config import Settings
 from remote_storage.errors import BodyTooLarge, ReadTimeout, RemoteStorageError, SampleLimitExceeded
 from remote_storage.instrument import Registry, choose_encoder
-from remote_storage.protocol import snappy
+from remote_storage.protocol import snappy, streamed
 from remote_storage.protocol.negotiation import (
     ResponseType,
     WriteVersion,
@@ -38,7 +38,7 @@ from remote_storage.protocol.negotiation import (
 from remote_storage.protocol.read import decode_read_request, encode_read_response
 from remote_storage.protocol.validation import LabelValidator
 from remote_storage.protocol.write import decode_v1, decode_v2
-from remote_storage.storage import Context, RemoteStorage, WriteRequest
+from remote_storage.storage import Context, Query, ReadRequest, RemoteStorage, TimeSeries, WriteRequest
 from remote_storage.telemetry import ServiceMetrics
 
 __all__ = ["ServerState", "create_app"]
@@ -48,7 +48,9 @@ log = logging.getLogger("remote_storage.server")
 SAMPLES_WRITTEN = "X-Prometheus-Remote-Write-Samples-Written"
 HISTOGRAMS_WRITTEN = "X-Prometheus-Remote-Write-Histograms-Written"
 EXEMPLARS_WRITTEN = "X-Prometheus-Remote-Write-Exemplars-Written"
-IMPLEMENTED_RESPONSE_TYPES = (ResponseType.SAMPLES,)
+IMPLEMENTED_RESPONSE_TYPES = (ResponseType.SAMPLES, ResponseType.STREAMED_XOR_CHUNKS)
+#: Series buffered per query while earlier queries are being streamed.
+STREAM_PREFETCH = 64
 
 
 @dataclass
@@ -154,7 +156,7 @@ async def handle_write(request: web.Request) -> web.Response:
     return response
 
 
-async def handle_read(request: web.Request) -> web.Response:
+async def handle_read(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     settings = state.settings
     try:
@@ -166,28 +168,101 @@ async def handle_read(request: web.Request) -> web.Response:
         state.metrics.read_requests.labels(response_type.name).inc()
         state.metrics.read_queries.inc(len(read_request.queries))
         ctx = _context(request, settings, settings.read_timeout)
-        started = time.perf_counter()
-        try:
-            async with asyncio.timeout(settings.read_timeout):
-                results = await state.storage.read(ctx, read_request)
-        except TimeoutError:
-            raise ReadTimeout(settings.read_timeout) from None
-        state.metrics.backend_read_duration.observe(time.perf_counter() - started)
-        sample_limit = settings.read_sample_limit
-        for index, result in enumerate(results):
-            samples = sum(len(s.timestamps) + len(s.histograms) for s in result.series)
-            if sample_limit and samples > sample_limit:
-                raise SampleLimitExceeded(index, sample_limit)
-            state.metrics.read_series.inc(len(result.series))
-            state.metrics.read_samples.inc(samples)
-        body = snappy.compress(encode_read_response(results))
+        if response_type is ResponseType.STREAMED_XOR_CHUNKS:
+            return await _stream_chunks(request, state, ctx, read_request)
+        return await _read_samples(state, ctx, read_request)
     except RemoteStorageError as exc:
         state.metrics.read_rejected.labels(exc.kind).inc()
         raise
+
+
+async def _read_samples(state: ServerState, ctx: Context, read_request: ReadRequest) -> web.Response:
+    """One snappy-compressed ``ReadResponse`` with every query's series."""
+    settings = state.settings
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(settings.read_timeout):
+            results = await state.storage.read(ctx, read_request)
+    except TimeoutError:
+        raise ReadTimeout(settings.read_timeout) from None
+    state.metrics.backend_read_duration.observe(time.perf_counter() - started)
+    sample_limit = settings.read_sample_limit
+    for index, result in enumerate(results):
+        samples = sum(len(s.timestamps) + len(s.histograms) for s in result.series)
+        if sample_limit and samples > sample_limit:
+            raise SampleLimitExceeded(index, sample_limit)
+        state.metrics.read_series.inc(len(result.series))
+        state.metrics.read_samples.inc(samples)
+    body = snappy.compress(encode_read_response(results))
     return web.Response(
         body=body,
         headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"},
     )
+
+
+_END = object()
+
+
+async def _stream_chunks(
+    request: web.Request, state: ServerState, ctx: Context, read_request: ReadRequest
+) -> web.StreamResponse:
+    """Frames of XOR chunks, one series per frame, written as the series are produced.
+
+    Every query runs at once, each into a small bounded buffer; frames go out
+    in query order, so memory stays bounded whatever the size of the answer.
+    An error after the first byte can only abort the connection, which the
+    reader sees as a truncated stream.
+    """
+    settings = state.settings
+    buffers: list[asyncio.Queue[object]] = [asyncio.Queue(STREAM_PREFETCH) for _ in read_request.queries]
+
+    async def produce(query: Query, buffer: asyncio.Queue[object]) -> None:
+        try:
+            async for series in state.storage.process_query(ctx, query):
+                await buffer.put(series)
+        except Exception as exc:
+            await buffer.put(exc)
+        else:
+            await buffer.put(_END)
+
+    producers = [
+        asyncio.create_task(produce(query, buffer))
+        for query, buffer in zip(read_request.queries, buffers, strict=True)
+    ]
+    response = web.StreamResponse(headers={"Content-Type": streamed.CONTENT_TYPE})
+    try:
+        async with asyncio.timeout(settings.read_timeout):
+            first = [await buffers[0].get()] if buffers else []
+            if first and isinstance(first[0], Exception):
+                raise first[0]  # nothing sent yet: answered with a proper status
+            await response.prepare(request)
+            for index, buffer in enumerate(buffers):
+                while True:
+                    item = first.pop() if first else await buffer.get()
+                    if item is _END:
+                        break
+                    if isinstance(item, Exception):
+                        raise item
+                    assert isinstance(item, TimeSeries)
+                    chunks = streamed.chunks_of(item)
+                    if not chunks:
+                        continue  # histogram-only series: not representable here
+                    state.metrics.read_series.inc()
+                    state.metrics.read_samples.inc(len(item.timestamps))
+                    for data in streamed.encode_series_frames(
+                        index, item.labels, chunks, settings.read_max_bytes_in_frame
+                    ):
+                        await response.write(data)
+    except TimeoutError:
+        if not response.prepared:
+            raise ReadTimeout(settings.read_timeout) from None
+        raise
+    finally:
+        for task in producers:
+            task.cancel()
+        await asyncio.gather(*producers, return_exceptions=True)
+    await response.write_eof()
+    return response
 
 
 async def handle_healthy(request: web.Request) -> web.Response:

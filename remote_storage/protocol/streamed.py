@@ -1,0 +1,120 @@
+"""``STREAMED_XOR_CHUNKS`` remote-read responses: frames of ``ChunkedReadResponse``.
+
+Each frame is ``uvarint(len) | CRC-32C(message), big-endian | message`` and
+holds exactly one series of one query (Prometheus' client reads only the
+first series of a frame). A series whose chunks do not fit the frame budget
+(``max_frame_bytes`` minus its labels) continues in further frames with the
+same labels. Float samples travel as XOR chunks of at most 120 samples;
+native histograms are not sent in this mode (their chunk encodings are not
+implemented), so readers that need them should ask for ``SAMPLES``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import crc32c
+
+from remote_storage.chunks import split_into_chunks
+from remote_storage.protocol.messages import parse
+from remote_storage.protocol.pb import remote_pb2, types_pb2
+from remote_storage.storage import Labels, TimeSeries
+
+__all__ = [
+    "CONTENT_TYPE",
+    "DEFAULT_MAX_FRAME_BYTES",
+    "StreamedChunk",
+    "decode_frames",
+    "encode_series_frames",
+    "frame",
+]
+
+CONTENT_TYPE = "application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse"
+DEFAULT_MAX_FRAME_BYTES = 1_048_576
+XOR = types_pb2.Chunk.XOR
+
+
+@dataclass(frozen=True, slots=True)
+class StreamedChunk:
+    """One encoded chunk: first and last timestamp, encoding, and the bytes (with their header)."""
+
+    min_time: int
+    max_time: int
+    data: bytes
+    encoding: int = XOR
+
+
+def _uvarint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def frame(message: bytes) -> bytes:
+    """Wrap a serialized ``ChunkedReadResponse`` as one stream frame."""
+    return _uvarint(len(message)) + crc32c.crc32c(message).to_bytes(4, "big") + message
+
+
+def chunks_of(series: TimeSeries) -> list[StreamedChunk]:
+    """XOR chunks of a series' float samples (sorted, unique timestamps, as backends return them)."""
+    return [
+        StreamedChunk(c.min_time, c.max_time, c.data)
+        for c in split_into_chunks(series.timestamps, series.values)
+    ]
+
+
+def encode_series_frames(
+    query_index: int,
+    labels: Labels,
+    chunks: Sequence[StreamedChunk],
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+) -> Iterator[bytes]:
+    """Frames for one series: chunks appended until the budget is used (may exceed it by one chunk)."""
+    template = remote_pb2.ChunkedReadResponse(query_index=query_index)
+    series_template = template.chunked_series.add()
+    for name, value in labels:
+        series_template.labels.add(name=name, value=value)
+    budget = max_frame_bytes - series_template.ByteSize()
+    start = 0
+    while start < len(chunks):
+        message = remote_pb2.ChunkedReadResponse()
+        message.CopyFrom(template)
+        out = message.chunked_series[0]
+        used = 0
+        while start < len(chunks) and (used < budget or used == 0):
+            chunk = chunks[start]
+            out.chunks.add(
+                min_time_ms=chunk.min_time, max_time_ms=chunk.max_time, type=chunk.encoding, data=chunk.data
+            )
+            used += len(chunk.data) + 32
+            start += 1
+        yield frame(message.SerializeToString())
+
+
+def decode_frames(body: bytes) -> list[remote_pb2.ChunkedReadResponse]:
+    """Split a streamed body into messages, checking every CRC (for clients and tests)."""
+    messages = []
+    i = 0
+    while i < len(body):
+        length = 0
+        shift = 0
+        while True:
+            byte = body[i]
+            i += 1
+            length |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                break
+            shift += 7
+        checksum = int.from_bytes(body[i : i + 4], "big")
+        data = body[i + 4 : i + 4 + length]
+        if len(data) != length or crc32c.crc32c(data) != checksum:
+            raise ValueError(f"frame at byte {i} is truncated or fails its CRC-32C check")
+        message = remote_pb2.ChunkedReadResponse()
+        parse(message, data)
+        messages.append(message)
+        i += 4 + length
+    return messages

@@ -1,0 +1,140 @@
+"""STREAMED_XOR_CHUNKS responses, decoded by an independent decoder, equal the SAMPLES answers."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from typing import Any
+
+import crc32c
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from remote_storage.backends.memory import MemoryStorage
+from remote_storage.config import Settings
+from remote_storage.matchers import Matcher
+from remote_storage.protocol import streamed
+from remote_storage.protocol.negotiation import ResponseType
+from remote_storage.server import create_app
+from remote_storage.storage import Histogram, Labels, TimeSeries
+from tests.support.wire import READ_HEADERS, V1_HEADERS, read_body, read_results, v1_body
+from tests.support.xor_reference import reference_decode
+
+STREAMED = (ResponseType.STREAMED_XOR_CHUNKS, ResponseType.SAMPLES)
+
+
+def split_frames(body: bytes) -> list[tuple[int, bytes]]:
+    """(declared length, message) per frame, checking CRCs without the project's decoder."""
+    frames = []
+    i = 0
+    while i < len(body):
+        length = shift = 0
+        while True:
+            byte = body[i]
+            i += 1
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        (checksum,) = struct.unpack(">I", body[i : i + 4])
+        message = body[i + 4 : i + 4 + length]
+        assert len(message) == length
+        assert crc32c.crc32c(message) == checksum
+        frames.append((length, message))
+        i += 4 + length
+    return frames
+
+
+def population() -> list[TimeSeries]:
+    series = []
+    stale = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
+    for i in range(40):
+        n = 10 + 37 * i  # from one chunk to many
+        values = [float(j * (i + 1)) if j % 97 else stale for j in range(n)]
+        labels = Labels.from_mapping({"__name__": f"m{i % 3}", "job": "j", "i": f"{i:02d}"})
+        series.append(TimeSeries(labels, [1_000_000 + 15_000 * j + (j % 3) for j in range(n)], values))
+    return series
+
+
+def run(scenario: Any, settings: Settings | None = None) -> None:
+    async def main() -> None:
+        app = create_app(MemoryStorage(), settings or Settings())
+        async with TestClient(TestServer(app)) as client:
+            response = await client.post("/api/v1/write", data=v1_body(population()), headers=V1_HEADERS)
+            assert response.status == 204
+            await scenario(client)
+
+    asyncio.run(main())
+
+
+QUERIES = [
+    (0, 10**13, [Matcher.parse("__name__", "=", "m1")]),
+    (1_200_000, 1_500_000, [Matcher.parse("job", "=", "j")]),  # chunks cut by the range
+    (0, 10**13, [Matcher.parse("__name__", "=", "none")]),
+    (0, 10**13, [Matcher.parse("i", "=~", "0.")]),
+]
+
+
+@pytest.mark.parametrize("frame_bytes", [1_048_576, 1024])
+def test_streamed_equals_samples(frame_bytes: int) -> None:
+    async def scenario(client: TestClient[Any, Any]) -> None:
+        samples = await client.post("/api/v1/read", data=read_body(*QUERIES), headers=READ_HEADERS)
+        expected = [r.series for r in read_results(await samples.read())]
+        response = await client.post(
+            "/api/v1/read", data=read_body(*QUERIES, accepted=STREAMED), headers=READ_HEADERS
+        )
+        assert response.status == 200
+        assert response.headers["Content-Type"] == streamed.CONTENT_TYPE
+        assert "Content-Encoding" not in response.headers
+        body = await response.read()
+        got: list[list[TimeSeries]] = [[] for _ in QUERIES]
+        last_index = 0
+        for length, raw in split_frames(body):
+            [message] = streamed.decode_frames(streamed.frame(raw))
+            assert len(message.chunked_series) == 1  # one series per frame
+            assert message.query_index >= last_index  # queries in order
+            last_index = message.query_index
+            [series] = message.chunked_series
+            labels = Labels((label.name, label.value) for label in series.labels)
+            budget_exceeded_by_one_chunk = length - max(len(c.data) for c in series.chunks) - 64
+            assert budget_exceeded_by_one_chunk <= frame_bytes
+            start, end = QUERIES[message.query_index][:2]
+            timestamps: list[int] = []
+            bits: list[int] = []
+            for chunk in series.chunks:
+                assert chunk.type == 1  # XOR
+                ts, vs = reference_decode(chunk.data)
+                assert (chunk.min_time_ms, chunk.max_time_ms) == (ts[0], ts[-1])
+                for t, v in zip(ts, vs, strict=True):
+                    if start <= t <= end:
+                        timestamps.append(t)
+                        bits.append(v)
+            values = [struct.unpack("<d", struct.pack("<Q", b))[0] for b in bits]
+            found = got[message.query_index]
+            if found and found[-1].labels == labels:  # a long series continues in the next frame
+                found[-1] = TimeSeries(
+                    labels, [*found[-1].timestamps, *timestamps], [*found[-1].values, *values]
+                )
+            else:
+                assert not found or found[-1].labels < labels  # sorted by labels
+                found.append(TimeSeries(labels, timestamps, values))
+        assert got == expected
+        if frame_bytes == 1024:
+            assert len(split_frames(body)) > sum(len(e) for e in expected)  # long series were split
+
+    run(scenario, Settings(read_max_bytes_in_frame=frame_bytes))
+
+
+def test_histogram_only_series_are_left_out_of_streams() -> None:
+    async def scenario(client: TestClient[Any, Any]) -> None:
+        h = Histogram(timestamp=5, count=1, sum=1.0, schema=0, zero_threshold=0.0, zero_count=0)
+        histogram = TimeSeries(Labels.from_mapping({"__name__": "h"}), histograms=[h])
+        await client.post("/api/v1/write", data=v1_body([histogram]), headers=V1_HEADERS)
+        query = (0, 10, [Matcher.parse("__name__", "=", "h")])
+        response = await client.post(
+            "/api/v1/read", data=read_body(query, accepted=STREAMED), headers=READ_HEADERS
+        )
+        assert response.status == 200
+        assert await response.read() == b""
+
+    run(scenario)
