@@ -486,9 +486,9 @@ class MemoryStorage(RemoteStorage):
         """Names of the tenants that have written, sorted."""
         return sorted(self._tenants)
 
-    def metadata(self, tenant: str = DEFAULT_TENANT) -> dict[str, MetricMetadata]:
-        """The latest metadata per metric family sent by ``tenant``."""
-        found = self._tenants.get(tenant)
+    async def metadata(self, ctx: Context) -> dict[str, MetricMetadata]:
+        """The latest metadata per metric family sent by ``ctx.tenant``."""
+        found = self._tenants.get(ctx.tenant)
         return dict(found.metadata) if found else {}
 
     def exemplars(self, tenant: str = DEFAULT_TENANT) -> list[tuple[Labels, Exemplar]]:

@@ -632,7 +632,9 @@ class SQLStorage(RemoteStorage):
 
     # -- metadata and statistics --------------------------------------------
 
-    async def metadata(self, tenant: str) -> dict[str, MetricMetadata]:
+    async def metadata(self, ctx: Context) -> dict[str, MetricMetadata]:
+        tenant = ctx.tenant
+
         def load() -> dict[str, MetricMetadata]:
             assert self._engine is not None
             m = schema.metric_metadata

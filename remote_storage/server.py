@@ -4,6 +4,7 @@ Routes::
 
     POST /api/v1/write   remote write 1.0 and 2.0 (chosen by Content-Type)
     POST /api/v1/read    remote read (SAMPLES or STREAMED_XOR_CHUNKS)
+    GET  /api/v1/metadata metric metadata (type, help, unit), as Prometheus' status API
     GET  /-/healthy      200 while the process runs
     GET  /-/ready        200 once the backend is open, 503 before and while stopping
     GET  /metrics        the service's own metrics
@@ -265,6 +266,30 @@ async def _stream_chunks(
     return response
 
 
+async def handle_metadata(request: web.Request) -> web.Response:
+    """Prometheus' ``/api/v1/metadata``: ``?metric=NAME`` and ``?limit=N`` as there."""
+    state = request.app[STATE]
+    metric = request.query.get("metric", "")
+    try:
+        limit = int(request.query.get("limit", "-1") or "-1")
+    except ValueError:
+        return _json_error(400, "bad_data", f"invalid limit {request.query['limit']!r}: not an integer")
+    found = await state.storage.metadata(_context(request, state.settings))
+    data: dict[str, list[dict[str, str]]] = {}
+    for family in sorted(found):
+        if metric and family != metric:
+            continue
+        if 0 <= limit <= len(data):
+            break
+        m = found[family]
+        data[family] = [{"type": m.type.name.lower(), "help": m.help, "unit": m.unit}]
+    return web.json_response({"status": "success", "data": data})
+
+
+def _json_error(status: int, error_type: str, message: str) -> web.Response:
+    return web.json_response({"status": "error", "errorType": error_type, "error": message}, status=status)
+
+
 async def handle_healthy(request: web.Request) -> web.Response:
     return _text(200, "Healthy")
 
@@ -313,6 +338,7 @@ def create_app(
     app.cleanup_ctx.append(storage_lifetime)
     app.router.add_post("/api/v1/write", _timed("write", handle_write))
     app.router.add_post("/api/v1/read", _timed("read", handle_read))
+    app.router.add_get("/api/v1/metadata", _timed("metadata", handle_metadata))
     app.router.add_get("/-/healthy", _timed("healthy", handle_healthy))
     app.router.add_get("/-/ready", _timed("ready", handle_ready))
     app.router.add_get("/metrics", _timed("metrics", handle_metrics))

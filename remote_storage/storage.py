@@ -403,6 +403,14 @@ class RemoteStorage(abc.ABC):
 
         return list(await asyncio.gather(*(collect(q) for q in request.queries)))
 
+    async def metadata(self, ctx: Context) -> dict[str, MetricMetadata]:
+        """The latest metadata per metric family written by ``ctx.tenant``.
+
+        Served on ``GET /api/v1/metadata``. The default keeps none: a backend
+        that stores metadata overrides it.
+        """
+        return {}
+
     async def start(self) -> None:  # noqa: B027 - optional hook, no-op by default
         """Open resources. Called once before the first request."""
 

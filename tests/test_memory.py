@@ -329,9 +329,9 @@ def test_metadata_keeps_the_latest_per_family_and_tenant() -> None:
                     [MetricMetadata("up", MetricType.COUNTER)],
                 ),
             )
-        assert storage.metadata() == {"up": second, "http_requests": other}
-        assert storage.metadata("t1") == {"up": first}
-        assert storage.metadata("nobody") == {}
+        assert await storage.metadata(Context()) == {"up": second, "http_requests": other}
+        assert await storage.metadata(Context(tenant="t1")) == {"up": first}
+        assert await storage.metadata(Context(tenant="nobody")) == {}
 
     run(body)
 

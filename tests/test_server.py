@@ -353,3 +353,30 @@ def test_health_readiness_and_metrics() -> None:
         assert values["remote_storage_http_request_duration_seconds_count", (("handler", "write"),)] == 2
 
     run(scenario)
+
+
+def test_metadata_api() -> None:
+    async def scenario(client: TestClient[Any, Any]) -> None:
+        metadata = [
+            MetricMetadata("up", MetricType.GAUGE, "Target is up.", ""),
+            MetricMetadata("http_requests", MetricType.COUNTER, "Requests.", "requests"),
+        ]
+        assert (await write(client, v1_body([], metadata))).status == 204
+        response = await client.get("/api/v1/metadata")
+        assert response.status == 200
+        assert await response.json() == {
+            "status": "success",
+            "data": {
+                "http_requests": [{"type": "counter", "help": "Requests.", "unit": "requests"}],
+                "up": [{"type": "gauge", "help": "Target is up.", "unit": ""}],
+            },
+        }
+        one = await (await client.get("/api/v1/metadata", params={"metric": "up"})).json()
+        assert list(one["data"]) == ["up"]
+        limited = await (await client.get("/api/v1/metadata", params={"limit": "1"})).json()
+        assert len(limited["data"]) == 1
+        other_tenant = await client.get("/api/v1/metadata", headers={"X-Scope-OrgID": "x"})
+        assert (await other_tenant.json())["data"] == {}
+        assert (await client.get("/api/v1/metadata", params={"limit": "many"})).status == 400
+
+    run(scenario)

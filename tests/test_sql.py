@@ -69,7 +69,7 @@ def test_data_survives_reopening(tmp_path: Path) -> None:
         await storage.start()
         found = await run_query(storage, Matcher.parse("job", "=", "a"))
         assert snapshot(found) == snapshot([up])
-        assert (await storage.metadata("default"))["up"].help == "Up."
+        assert (await storage.metadata(Context()))["up"].help == "Up."
         await storage.close()
 
     run(first)
