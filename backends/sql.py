@@ -617,12 +617,12 @@ class SQLStorage(RemoteStorage):
         for start in range(0, len(candidates), READ_BATCH):
             batch = candidates[start : start + READ_BATCH]
             found = await loop.run_in_executor(
-                self._readers, self._read, fetch, batch, query.start_ms, query.end_ms
+                self._readers, self._read, fetch, batch, query.start_ms, query.end_ms, query.accept_chunks
             )
             for series_id, labels in batch:
                 data = found.get(series_id)
                 if data is not None:
-                    yield TimeSeries(labels, data[0], data[1], data[2])
+                    yield TimeSeries(labels, data[0], data[1], data[2], chunks=data[3])
 
     def _read(self, function: Callable[..., _T], *args: Any) -> _T:
         """Run ``function(connection, *args)`` on a pooled connection (in a reader thread)."""

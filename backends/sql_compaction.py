@@ -34,6 +34,7 @@ from . import sql_schema as schema
 __all__ = [
     "NO_WATERMARK",
     "WATERMARK_KEY",
+    "chunk_rows",
     "compact_slice",
     "drop_stored_in_chunks",
     "load_chunks",
@@ -66,14 +67,15 @@ def _decoded(data: bytes) -> tuple[array[int], array[int]]:
     return timestamps, bits
 
 
-def _chunk_rows(conn: Connection, ids: Sequence[int], start: int, end: int) -> list[Any]:
+def chunk_rows(conn: Connection, ids: Sequence[int], start: int, end: int) -> list[Any]:
+    """(series_id, min_ts, max_ts, data) of the chunks of ``ids`` overlapping ``[start, end]``."""
     c = schema.chunks
     rows: list[Any] = []
     for first in range(0, len(ids), MAX_IN):
         part = ids[first : first + MAX_IN]
         rows.extend(
             conn.execute(
-                select(c.c.series_id, c.c.min_ts, c.c.data)
+                select(c.c.series_id, c.c.min_ts, c.c.max_ts, c.c.data)
                 .where(c.c.series_id.in_(part), c.c.max_ts >= start, c.c.min_ts <= end)
                 .order_by(c.c.series_id, c.c.min_ts)
             )
@@ -86,7 +88,7 @@ def load_chunks(
 ) -> dict[int, tuple[array[int], array[int]]]:
     """Chunked samples of the series in ``[start, end]``: series id -> (timestamps, value bits)."""
     found: dict[int, tuple[array[int], array[int]]] = {}
-    for series_id, _, data in _chunk_rows(conn, ids, start, end):
+    for series_id, _, _, data in chunk_rows(conn, ids, start, end):
         timestamps, bits = _decoded(data)
         if timestamps[0] < start or timestamps[-1] > end:  # trim a chunk that sticks out
             first = bisect_left(timestamps, start)
@@ -118,7 +120,7 @@ def drop_stored_in_chunks(
     start = min(row[1] for row in late)
     end = max(row[1] for row in late)
     stored: dict[tuple[int, int], int] = {}
-    for series_id, _, data in _chunk_rows(conn, ids, start, end):
+    for series_id, _, _, data in chunk_rows(conn, ids, start, end):
         timestamps, bits = _decoded(data)
         for t, b in zip(timestamps, bits, strict=True):
             stored[series_id, t] = b

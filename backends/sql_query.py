@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from sqlalchemy import Connection, select
 
 from remote_storage.matchers import Matcher, MatchType
-from remote_storage.storage import Histogram, Labels
+from remote_storage.storage import EncodedChunk, Histogram, Labels
 
 from . import sql_schema as schema
-from .sql_compaction import load_chunks
+from .sql_compaction import chunk_rows, load_chunks
 
 __all__ = ["MAX_IN", "fetch", "label_values", "select_series"]
 
@@ -70,10 +70,18 @@ def label_values(conn: Connection, tenant: str, name: str) -> list[str]:
     return [value for (value,) in rows]
 
 
+Fetched = tuple["array[int]", "array[float]", list[Histogram], list[EncodedChunk]]
+
+
 def fetch(
-    conn: Connection, batch: Sequence[tuple[int, Labels]], start: int, end: int
-) -> dict[int, tuple[array[int], array[float], list[Histogram]]]:
-    """Samples and histograms in [start, end] of a batch of series, by series id."""
+    conn: Connection, batch: Sequence[tuple[int, Labels]], start: int, end: int, raw_chunks: bool = False
+) -> dict[int, Fetched]:
+    """Samples, histograms and (with ``raw_chunks``) undecoded chunks in [start, end], by series id.
+
+    Without ``raw_chunks`` chunked samples are decoded, trimmed to the range
+    and merged with the row samples; with it, the chunks overlapping the range
+    are returned as they are stored.
+    """
     ids = [series_id for series_id, _ in batch]
     raw: dict[int, tuple[array[int], array[int]]] = {}
     hists: dict[int, list[Histogram]] = {}
@@ -98,7 +106,11 @@ def fetch(
         )
         for series_id, ts, data in rows:
             hists.setdefault(series_id, []).append(schema.decode_histogram(ts, bytes(data)))
-    for series_id, (chunk_ts, chunk_bits) in load_chunks(conn, ids, start, end).items():
+    chunks: dict[int, list[EncodedChunk]] = {}
+    if raw_chunks:
+        for series_id, min_ts, max_ts, data in chunk_rows(conn, ids, start, end):
+            chunks.setdefault(series_id, []).append(EncodedChunk(min_ts, max_ts, bytes(data)))
+    for series_id, (chunk_ts, chunk_bits) in () if raw_chunks else load_chunks(conn, ids, start, end).items():
         head = raw.get(series_id)
         if head is None or not head[0]:
             raw[series_id] = (chunk_ts, chunk_bits)
@@ -109,8 +121,13 @@ def fetch(
         else:  # late samples not compacted yet: interleave (keys never repeat)
             merged = sorted(zip([*chunk_ts, *head[0]], [*chunk_bits, *head[1]], strict=True))
             raw[series_id] = (array("q", [t for t, _ in merged]), array("q", [b for _, b in merged]))
-    found: dict[int, tuple[array[int], array[float], list[Histogram]]] = {}
-    for series_id in raw.keys() | hists.keys():
+    found: dict[int, Fetched] = {}
+    for series_id in raw.keys() | hists.keys() | chunks.keys():
         timestamps, bits = raw.get(series_id, (array("q"), array("q")))
-        found[series_id] = (timestamps, schema.bits_to_floats(bits), hists.get(series_id, []))
+        found[series_id] = (
+            timestamps,
+            schema.bits_to_floats(bits),
+            hists.get(series_id, []),
+            chunks.get(series_id, []),
+        )
     return found

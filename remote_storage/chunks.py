@@ -41,6 +41,7 @@ __all__ = [
     "Chunk",
     "ChunkDecodeError",
     "XORChunkEncoder",
+    "chunk_samples",
     "decode_chunk",
     "encode_chunk",
     "split_into_chunks",
@@ -378,6 +379,11 @@ def _read_uvarint(data: bytes, pos: int, what: str, sample: int) -> tuple[int, i
         if byte < 0x80:
             return value, pos
     raise ChunkDecodeError(f"the {what} overflows 64 bits", sample)
+
+
+def chunk_samples(data: BytesLike) -> int:
+    """The number of samples a chunk holds (its 2-byte big-endian header)."""
+    return int.from_bytes(bytes(data[:2]), "big")
 
 
 def decode_chunk(data: BytesLike) -> tuple[array[int], array[float]]:

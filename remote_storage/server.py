@@ -18,6 +18,7 @@ the backend's ``write`` returned, i.e. once the samples are durable.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from remote_storage.chunks import chunk_samples
 from remote_storage.config import Settings
 from remote_storage.errors import BodyTooLarge, ReadTimeout, RemoteStorageError, SampleLimitExceeded
 from remote_storage.instrument import Registry, choose_encoder
@@ -227,7 +229,7 @@ async def _stream_chunks(
             await buffer.put(_END)
 
     producers = [
-        asyncio.create_task(produce(query, buffer))
+        asyncio.create_task(produce(dataclasses.replace(query, accept_chunks=True), buffer))
         for query, buffer in zip(read_request.queries, buffers, strict=True)
     ]
     response = web.StreamResponse(headers={"Content-Type": streamed.CONTENT_TYPE})
@@ -249,7 +251,7 @@ async def _stream_chunks(
                     if not chunks:
                         continue  # histogram-only series: not representable here
                     state.metrics.read_series.inc()
-                    state.metrics.read_samples.inc(len(item.timestamps))
+                    state.metrics.read_samples.inc(sum(chunk_samples(c.data) for c in chunks))
                     for data in streamed.encode_series_frames(
                         index, item.labels, chunks, settings.read_max_bytes_in_frame
                     ):

@@ -48,6 +48,7 @@ from remote_storage.matchers import Matcher
 __all__ = [
     "DEFAULT_TENANT",
     "Context",
+    "EncodedChunk",
     "Exemplar",
     "Histogram",
     "Labels",
@@ -209,8 +210,27 @@ class Histogram:
 _HISTOGRAM_FIELDS = tuple(f.name for f in fields(Histogram))
 
 
+@dataclass(frozen=True, slots=True)
+class EncodedChunk:
+    """Float samples as one XOR chunk, Prometheus' encoding (see :mod:`remote_storage.chunks`).
+
+    ``data`` is the whole chunk including its 2-byte sample count;
+    ``min_time``/``max_time`` are its first and last timestamps.
+    """
+
+    min_time: int
+    max_time: int
+    data: bytes
+
+
 class TimeSeries:
     """One series: its labels and data, in a write request or a query result.
+
+    In a query result for a :class:`Query` with ``accept_chunks`` set, a
+    backend may hand over float samples it keeps as XOR chunks in ``chunks``
+    instead of decoding them: chunks are in time order, overlap neither each
+    other nor the samples in ``timestamps``, and may reach outside the query
+    range (readers drop what lies outside). Everywhere else ``chunks`` is empty.
 
     ``timestamps[i]`` (int64 milliseconds) goes with ``values[i]`` (float64);
     samples are handed over in these parallel sequences rather than one object
@@ -221,7 +241,7 @@ class TimeSeries:
     equal label sets may still arrive under different keys.
     """
 
-    __slots__ = ("_decode", "_labels", "exemplars", "histograms", "key", "timestamps", "values")
+    __slots__ = ("_decode", "_labels", "chunks", "exemplars", "histograms", "key", "timestamps", "values")
 
     def __init__(
         self,
@@ -232,6 +252,7 @@ class TimeSeries:
         exemplars: Sequence[Exemplar] = (),
         *,
         key: Hashable = None,
+        chunks: Sequence[EncodedChunk] = (),
     ) -> None:
         if len(timestamps) != len(values):
             raise ValueError(f"{len(timestamps)} timestamps but {len(values)} values")
@@ -242,6 +263,7 @@ class TimeSeries:
         self.values = values
         self.histograms = histograms
         self.exemplars = exemplars
+        self.chunks = chunks
 
     @classmethod
     def lazy(
@@ -262,6 +284,7 @@ class TimeSeries:
         series.values = values
         series.histograms = histograms
         series.exemplars = exemplars
+        series.chunks = ()
         return series
 
     @property
@@ -291,6 +314,7 @@ class TimeSeries:
             and _same_bits(self.values, other.values)
             and list(self.histograms) == list(other.histograms)
             and list(self.exemplars) == list(other.exemplars)
+            and list(self.chunks) == list(other.chunks)
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -346,6 +370,8 @@ class Query:
     end_ms: int
     matchers: tuple[Matcher, ...]
     hints: ReadHints | None = None
+    #: the reader takes :attr:`TimeSeries.chunks` (streamed remote read); backends may ignore it
+    accept_chunks: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import struct
+from pathlib import Path
 from typing import Any
 
 import crc32c
@@ -11,12 +13,13 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from remote_storage.backends.memory import MemoryStorage
+from remote_storage.backends.sql import SQLStorage
 from remote_storage.config import Settings
 from remote_storage.matchers import Matcher
 from remote_storage.protocol import streamed
 from remote_storage.protocol.negotiation import ResponseType
 from remote_storage.server import create_app
-from remote_storage.storage import Histogram, Labels, TimeSeries
+from remote_storage.storage import Histogram, Labels, RemoteStorage, TimeSeries
 from tests.support.wire import READ_HEADERS, V1_HEADERS, read_body, read_results, v1_body
 from tests.support.xor_reference import reference_decode
 
@@ -56,12 +59,15 @@ def population() -> list[TimeSeries]:
     return series
 
 
-def run(scenario: Any, settings: Settings | None = None) -> None:
+def run(scenario: Any, settings: Settings | None = None, storage: RemoteStorage | None = None) -> None:
     async def main() -> None:
-        app = create_app(MemoryStorage(), settings or Settings())
+        backend = storage or MemoryStorage()
+        app = create_app(backend, settings or Settings())
         async with TestClient(TestServer(app)) as client:
             response = await client.post("/api/v1/write", data=v1_body(population()), headers=V1_HEADERS)
             assert response.status == 204
+            if isinstance(backend, SQLStorage):
+                await backend.compact(1_000_000 + 15_000 * 1000)  # most samples into chunks, the rest rows
             await scenario(client)
 
     asyncio.run(main())
@@ -75,8 +81,12 @@ QUERIES = [
 ]
 
 
+@pytest.mark.parametrize("backend", ["memory", "sql"])
 @pytest.mark.parametrize("frame_bytes", [1_048_576, 1024])
-def test_streamed_equals_samples(frame_bytes: int) -> None:
+def test_streamed_equals_samples(frame_bytes: int, backend: str, tmp_path: Path) -> None:
+    storage = SQLStorage.from_url(f"sqlite:///{tmp_path}/d.db") if backend == "sql" else MemoryStorage()
+    stored_chunks: set[bytes] = set()
+
     async def scenario(client: TestClient[Any, Any]) -> None:
         samples = await client.post("/api/v1/read", data=read_body(*QUERIES), headers=READ_HEADERS)
         expected = [r.series for r in read_results(await samples.read())]
@@ -103,6 +113,7 @@ def test_streamed_equals_samples(frame_bytes: int) -> None:
             bits: list[int] = []
             for chunk in series.chunks:
                 assert chunk.type == 1  # XOR
+                stored_chunks.add(chunk.data)
                 ts, vs = reference_decode(chunk.data)
                 assert (chunk.min_time_ms, chunk.max_time_ms) == (ts[0], ts[-1])
                 for t, v in zip(ts, vs, strict=True):
@@ -121,8 +132,12 @@ def test_streamed_equals_samples(frame_bytes: int) -> None:
         assert got == expected
         if frame_bytes == 1024:
             assert len(split_frames(body)) > sum(len(e) for e in expected)  # long series were split
+        if backend == "sql":  # compacted chunks went out as stored, without re-encoding
+            with sqlite3.connect(tmp_path / "d.db") as conn:
+                in_db = {bytes(row[0]) for row in conn.execute("SELECT data FROM rs_chunks")}
+            assert in_db & stored_chunks
 
-    run(scenario, Settings(read_max_bytes_in_frame=frame_bytes))
+    run(scenario, Settings(read_max_bytes_in_frame=frame_bytes), storage)
 
 
 def test_histogram_only_series_are_left_out_of_streams() -> None:

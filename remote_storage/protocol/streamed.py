@@ -12,19 +12,17 @@ implemented), so readers that need them should ask for ``SAMPLES``.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 import crc32c
 
-from remote_storage.chunks import split_into_chunks
+from remote_storage.chunks import decode_chunk, split_into_chunks
 from remote_storage.protocol.messages import parse
 from remote_storage.protocol.pb import remote_pb2, types_pb2
-from remote_storage.storage import Labels, TimeSeries
+from remote_storage.storage import EncodedChunk, Labels, TimeSeries
 
 __all__ = [
     "CONTENT_TYPE",
     "DEFAULT_MAX_FRAME_BYTES",
-    "StreamedChunk",
     "decode_frames",
     "encode_series_frames",
     "frame",
@@ -33,16 +31,6 @@ __all__ = [
 CONTENT_TYPE = "application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse"
 DEFAULT_MAX_FRAME_BYTES = 1_048_576
 XOR = types_pb2.Chunk.XOR
-
-
-@dataclass(frozen=True, slots=True)
-class StreamedChunk:
-    """One encoded chunk: first and last timestamp, encoding, and the bytes (with their header)."""
-
-    min_time: int
-    max_time: int
-    data: bytes
-    encoding: int = XOR
 
 
 def _uvarint(value: int) -> bytes:
@@ -59,18 +47,37 @@ def frame(message: bytes) -> bytes:
     return _uvarint(len(message)) + crc32c.crc32c(message).to_bytes(4, "big") + message
 
 
-def chunks_of(series: TimeSeries) -> list[StreamedChunk]:
-    """XOR chunks of a series' float samples (sorted, unique timestamps, as backends return them)."""
-    return [
-        StreamedChunk(c.min_time, c.max_time, c.data)
-        for c in split_into_chunks(series.timestamps, series.values)
-    ]
+def _encode(timestamps: Sequence[int], values: Sequence[float]) -> list[EncodedChunk]:
+    return [EncodedChunk(c.min_time, c.max_time, c.data) for c in split_into_chunks(timestamps, values)]
+
+
+def chunks_of(series: TimeSeries) -> list[EncodedChunk]:
+    """XOR chunks of all float samples of a series.
+
+    Chunks the backend handed over are passed through as they are; samples
+    newer than them are encoded into further chunks. Only when the two
+    interleave in time are the chunks decoded and everything encoded again.
+    """
+    stored = list(series.chunks)
+    if not stored:
+        return _encode(series.timestamps, series.values)
+    if not series.timestamps:
+        return stored
+    if series.timestamps[0] > stored[-1].max_time:
+        return stored + _encode(series.timestamps, series.values)
+    merged: dict[int, float] = {}
+    for chunk in stored:
+        timestamps, values = decode_chunk(chunk.data)
+        merged.update(zip(timestamps, values, strict=True))
+    merged.update(zip(series.timestamps, series.values, strict=True))
+    order = sorted(merged)
+    return _encode(order, [merged[t] for t in order])
 
 
 def encode_series_frames(
     query_index: int,
     labels: Labels,
-    chunks: Sequence[StreamedChunk],
+    chunks: Sequence[EncodedChunk],
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
 ) -> Iterator[bytes]:
     """Frames for one series: chunks appended until the budget is used (may exceed it by one chunk)."""
@@ -87,9 +94,7 @@ def encode_series_frames(
         used = 0
         while start < len(chunks) and (used < budget or used == 0):
             chunk = chunks[start]
-            out.chunks.add(
-                min_time_ms=chunk.min_time, max_time_ms=chunk.max_time, type=chunk.encoding, data=chunk.data
-            )
+            out.chunks.add(min_time_ms=chunk.min_time, max_time_ms=chunk.max_time, type=XOR, data=chunk.data)
             used += len(chunk.data) + 32
             start += 1
         yield frame(message.SerializeToString())
