@@ -43,8 +43,7 @@ import logging
 import queue
 import threading
 import time
-from array import array
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -102,13 +101,20 @@ class DatabaseMismatch(RuntimeError):
 class _Job:
     """One unit of work for the writer thread, answered through ``future``."""
 
-    apply: Callable[[Connection, _Resolved], None]
-    series: Sequence[tuple[str, TimeSeries]] = ()
+    apply: Callable[[Connection, _Job], None]
+    tenant: str = ""
+    series: Sequence[TimeSeries] = ()
+    #: series ids of ``series``, in the same order, filled in by the writer before ``apply``
+    ids: list[int] = field(default_factory=list)
     future: concurrent.futures.Future[None] = field(default_factory=concurrent.futures.Future)
+
+    def labels_of(self, series_id: int) -> Labels:
+        """Labels of one of the job's series (for messages: decoding may be lazy)."""
+        return next(s.labels for s, i in zip(self.series, self.ids, strict=True) if i == series_id)
 
 
 _T = TypeVar("_T")
-_Resolved = dict[int, int]  # id(TimeSeries) -> series id, for the series of the jobs in one group
+_Ids = dict[str, dict[Hashable, int]]  # tenant -> encoding key or label set -> series id
 
 
 class _Dialect:
@@ -187,8 +193,9 @@ class SQLStorage(RemoteStorage):
         self._maintenance: asyncio.Task[None] | None = None
         self._max_ts: int | None = None  # newest sample timestamp written (compaction follows it)
         self._watermark = NO_WATERMARK  # read at the start of every write transaction
-        # (tenant, key) and (tenant, labels) -> series id; only ids of committed series
-        self._ids: dict[tuple[str, object], int] = {}
+        # per tenant, encoding key and label set -> series id; only ids of committed series
+        self._ids: _Ids = {}
+        self._cached = 0
 
     # -- opening and closing -------------------------------------------------
 
@@ -354,15 +361,17 @@ class SQLStorage(RemoteStorage):
     def _run_group(self, conn: Connection, group: list[_Job]) -> Connection:
         """Apply a group of jobs in one transaction; return the connection to use next."""
         outcomes: list[BaseException | None] = [None] * len(group)
-        new_ids: dict[tuple[str, object], int] = {}
+        new_ids: _Ids = {}
         try:
             with conn.begin():
                 self._watermark = read_watermark(conn)
-                resolved = self._resolve_series(conn, group, new_ids)
+                for job in group:
+                    if job.series:
+                        self._resolve_series(conn, job, new_ids)
                 for index, job in enumerate(group):
                     savepoint = conn.begin_nested()
                     try:
-                        job.apply(conn, resolved)
+                        job.apply(conn, job)
                     except SampleConflict as exc:
                         savepoint.rollback()
                         outcomes[index] = exc
@@ -380,9 +389,13 @@ class SQLStorage(RemoteStorage):
             except Exception:
                 log.debug("closing the failed connection", exc_info=True)
             return self._engine.connect()
-        if len(self._ids) + len(new_ids) > MAX_CACHED_IDS:
+        added = sum(map(len, new_ids.values()))
+        if self._cached + added > MAX_CACHED_IDS:
             self._ids.clear()  # start over rather than grow without bound; ids are re-read on demand
-        self._ids.update(new_ids)  # committed: safe to remember
+            self._cached = 0
+        for tenant, ids in new_ids.items():  # committed: safe to remember
+            self._ids.setdefault(tenant, {}).update(ids)
+        self._cached += added
         for job, outcome in zip(group, outcomes, strict=True):
             if outcome is None:
                 job.future.set_result(None)
@@ -390,33 +403,38 @@ class SQLStorage(RemoteStorage):
                 job.future.set_exception(outcome)
         return conn
 
-    def _resolve_series(
-        self, conn: Connection, group: list[_Job], new_ids: dict[tuple[str, object], int]
-    ) -> _Resolved:
-        """Series ids for every series of the group, creating the missing series."""
-        resolved: _Resolved = {}
-        missing: dict[tuple[str, Labels], list[TimeSeries]] = {}
-        for job in group:
-            for tenant, series in job.series:
-                key = (tenant, series.key)
-                series_id = self._ids.get(key)
+    def _resolve_series(self, conn: Connection, job: _Job, new_ids: _Ids) -> None:
+        """Fill ``job.ids``: look each series up by encoding key, then label set; create the missing."""
+        cache = self._ids.get(job.tenant, {})
+        pending = new_ids.setdefault(job.tenant, {})
+        keys = [s.key for s in job.series]
+        ids: list[Any] = list(map(cache.get, keys))
+        if None not in ids:
+            job.ids = ids
+            return
+        missing: dict[Labels, list[int]] = {}
+        for index, series_id in enumerate(ids):
+            if series_id is not None:
+                continue
+            key = keys[index]
+            series_id = pending.get(key)
+            if series_id is None:
+                labels = job.series[index].labels
+                series_id = cache.get(labels) or pending.get(labels)
                 if series_id is None:
-                    series_id = new_ids.get(key)
-                if series_id is None:
-                    by_labels = (tenant, series.labels)
-                    series_id = self._ids.get(by_labels) or new_ids.get(by_labels)
-                    if series_id is None:
-                        missing.setdefault(by_labels, []).append(series)
-                        continue
-                    new_ids[key] = series_id
-                resolved[id(series)] = series_id
+                    missing.setdefault(labels, []).append(index)
+                    continue
+                pending[key] = series_id
+            ids[index] = series_id
         if missing:
-            for (tenant, labels), series_id in self._create_series(conn, list(missing)).items():
-                new_ids[tenant, labels] = series_id
-                for series in missing[tenant, labels]:
-                    resolved[id(series)] = series_id
-                    new_ids[tenant, series.key] = series_id
-        return resolved
+            created = self._create_series(conn, [(job.tenant, labels) for labels in missing])
+            for labels, indexes in missing.items():
+                series_id = created[job.tenant, labels]
+                pending[labels] = series_id
+                for index in indexes:
+                    ids[index] = series_id
+                    pending[keys[index]] = series_id
+        job.ids = ids
 
     def _create_series(
         self, conn: Connection, wanted: list[tuple[str, Labels]]
@@ -461,37 +479,31 @@ class SQLStorage(RemoteStorage):
     # -- writes --------------------------------------------------------------
 
     async def write(self, ctx: Context, request: WriteRequest) -> None:
-        tenant = ctx.tenant
-        entries = [(tenant, s) for s in request.series]
         metadata = list(request.metadata)
-        if not entries and not metadata:
+        if not request.series and not metadata:
             return
 
-        def apply(conn: Connection, resolved: _Resolved) -> None:
-            self._apply_write(conn, resolved, tenant, request.series, metadata)
+        def apply(conn: Connection, job: _Job) -> None:
+            self._apply_write(conn, job, metadata)
 
-        await asyncio.wrap_future(self._submit(_Job(apply, entries)))
+        await asyncio.wrap_future(self._submit(_Job(apply, ctx.tenant, request.series)))
 
-    def _apply_write(
-        self,
-        conn: Connection,
-        resolved: _Resolved,
-        tenant: str,
-        series: Sequence[TimeSeries],
-        metadata: Sequence[MetricMetadata],
-    ) -> None:
+    def _apply_write(self, conn: Connection, job: _Job, metadata: Sequence[MetricMetadata]) -> None:
         assert self._dialect is not None
-        ids: array[int] = array("q")
-        timestamps: array[int] = array("q")
-        values: array[float] = array("d")
+        ids: list[int] = []
+        timestamps: list[int] = []
+        values: list[float] = []
         hist_rows: list[dict[str, Any]] = []
         exemplar_rows: list[dict[str, Any]] = []
-        for s in series:
-            series_id = resolved[id(s)]
-            n = len(s.timestamps)
-            if n:
-                ids.extend([series_id] * n)
-                timestamps.extend(s.timestamps)
+        for s, series_id in zip(job.series, job.ids, strict=True):
+            ts = s.timestamps
+            if len(ts) == 1:  # what Prometheus sends: one sample per series
+                ids.append(series_id)
+                timestamps.append(ts[0])
+                values.append(s.values[0])
+            elif ts:
+                ids.extend([series_id] * len(ts))
+                timestamps.extend(ts)
                 values.extend(s.values)
             for h in s.histograms:
                 data = schema.encode_histogram(h)
@@ -505,10 +517,10 @@ class SQLStorage(RemoteStorage):
                         "labels": schema.encode_labels(e.labels),
                     }
                 )
-        if len(ids):
-            self._insert_samples(conn, ids, timestamps, schema.floats_to_bits(values), series, resolved)
+        if ids:
+            self._insert_samples(conn, job, ids, timestamps, schema.floats_to_bits(values))
         if hist_rows:
-            self._insert_histograms(conn, hist_rows, series, resolved)
+            self._insert_histograms(conn, job, hist_rows)
         if exemplar_rows:
             conn.execute(self._dialect.insert_ignore(schema.exemplars), exemplar_rows)
         if metadata:
@@ -526,7 +538,7 @@ class SQLStorage(RemoteStorage):
                 statement,
                 [
                     {
-                        "tenant": tenant,
+                        "tenant": job.tenant,
                         "family": m.family,
                         "type": int(m.type),
                         "help": m.help,
@@ -537,22 +549,15 @@ class SQLStorage(RemoteStorage):
             )
 
     def _insert_samples(
-        self,
-        conn: Connection,
-        ids: array[int],
-        timestamps: array[int],
-        bits: array[int],
-        series: Sequence[TimeSeries],
-        resolved: _Resolved,
+        self, conn: Connection, job: _Job, ids: list[int], timestamps: list[int], bits: Sequence[int]
     ) -> None:
         rows = list(zip(ids, timestamps, bits, strict=True))
         newest = max(timestamps)
         if self._max_ts is None or newest > self._max_ts:
             self._max_ts = newest
-        labels_of = {resolved[id(s)]: s.labels for s in series}
 
         def conflict(series_id: int, ts: int, stored: int, sent: int) -> Exception:
-            return _conflict(labels_of[series_id], ts, stored, sent)
+            return _conflict(job.labels_of(series_id), ts, stored, sent)
 
         rows = drop_stored_in_chunks(conn, rows, self._watermark, conflict)
         assert self._dialect is not None
@@ -566,11 +571,11 @@ class SQLStorage(RemoteStorage):
         for series_id, ts, value in rows:
             previous = wanted.setdefault((series_id, ts), value)
             if previous != value:
-                raise _conflict(labels_of[series_id], ts, previous, value)
+                raise _conflict(job.labels_of(series_id), ts, previous, value)
         stored = self._stored_values(conn, schema.samples, list(wanted))
         for key, value in wanted.items():
             if key in stored and stored[key] != value:
-                raise _conflict(labels_of[key[0]], key[1], stored[key], value)
+                raise _conflict(job.labels_of(key[0]), key[1], stored[key], value)
 
     def _stored_values(
         self, conn: Connection, table: Any, keys: list[tuple[int, int]]
@@ -588,24 +593,21 @@ class SQLStorage(RemoteStorage):
                 stored[series_id, ts] = value
         return stored
 
-    def _insert_histograms(
-        self, conn: Connection, rows: list[dict[str, Any]], series: Sequence[TimeSeries], resolved: _Resolved
-    ) -> None:
+    def _insert_histograms(self, conn: Connection, job: _Job, rows: list[dict[str, Any]]) -> None:
         assert self._dialect is not None
         result = conn.execute(self._dialect.insert_ignore(schema.histograms), rows)
         if result.rowcount == len(rows):
             return
-        labels_of = {resolved[id(s)]: s.labels for s in series}
         wanted: dict[tuple[int, int], bytes] = {}
         for row in rows:
             key = (row["series_id"], row["ts"])
             previous = wanted.setdefault(key, row["data"])
             if previous != row["data"]:
-                raise _histogram_conflict(labels_of[key[0]], key[1], previous, row["data"])
+                raise _histogram_conflict(job.labels_of(key[0]), key[1], previous, row["data"])
         stored = self._stored_values(conn, schema.histograms, list(wanted))
         for key, data in wanted.items():
             if key in stored and bytes(stored[key]) != data:
-                raise _histogram_conflict(labels_of[key[0]], key[1], bytes(stored[key]), data)
+                raise _histogram_conflict(job.labels_of(key[0]), key[1], bytes(stored[key]), data)
 
     # -- reads ---------------------------------------------------------------
 
@@ -698,9 +700,7 @@ class SQLStorage(RemoteStorage):
         for low in range(0, highest + 1, slice_size):
             counts: list[int] = []
 
-            def job(
-                conn: Connection, resolved: _Resolved, low: int = low, counts: list[int] = counts
-            ) -> None:
+            def job(conn: Connection, _job: _Job, low: int = low, counts: list[int] = counts) -> None:
                 counts.append(work(conn, low, low + slice_size))
 
             await asyncio.wrap_future(self._submit(_Job(job)))
