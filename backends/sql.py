@@ -89,6 +89,8 @@ MAX_GROUP = 64
 MAX_CACHED_IDS = 4_000_000
 #: Series fetched per read query round trip.
 READ_BATCH = 500
+#: PostgreSQL advisory lock key held while the schema is checked or created.
+_SCHEMA_LOCK = 0x72735F6D657461  # "rs_meta"
 #: URL query options the backend takes for itself.
 _OPTIONS = ("retention", "synchronous", "pool_size", "head", "compact_interval")
 
@@ -169,6 +171,8 @@ class _Dialect:
 class SQLStorage(RemoteStorage):
     """Samples in SQLite or PostgreSQL. See the module docstring for the design."""
 
+    shared_by_processes = True
+
     def __init__(
         self,
         url: str,
@@ -185,6 +189,7 @@ class SQLStorage(RemoteStorage):
         self.pool_size = pool_size
         self.head = head
         self.compact_interval = compact_interval
+        self.maintenance = True  # compaction and retention run here (in one worker of several)
         self._engine: Engine | None = None
         self._dialect: _Dialect | None = None
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
@@ -235,6 +240,9 @@ class SQLStorage(RemoteStorage):
         parsed = parsed.difference_update_query(_OPTIONS)
         return cls(parsed.render_as_string(hide_password=False), **kwargs)
 
+    def configure_worker(self, index: int, count: int) -> None:
+        self.maintenance = index == 0
+
     def describe(self) -> str:
         dialect = "sqlite" if self.url.startswith("sqlite") else "postgresql"
         retention = f", retention {self.retention:g}s" if self.retention else ""
@@ -272,6 +280,10 @@ class SQLStorage(RemoteStorage):
         """Create the tables in a new database, or check that an existing one is ours."""
         try:
             with engine.begin() as conn:
+                if engine.dialect.name == "postgresql":
+                    # Processes starting together (serve --workers N) create the schema once:
+                    # the others wait here and then find it. (SQLite: BEGIN IMMEDIATE does this.)
+                    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})")
                 existing = set(conn.dialect.get_table_names(conn))
                 if schema.meta.name in existing:
                     rows: dict[str, str] = {
@@ -320,7 +332,8 @@ class SQLStorage(RemoteStorage):
         self._writer = threading.Thread(target=self._write_loop, name="sql-writer", daemon=True)
         self._writer.start()
         self._max_ts = await loop.run_in_executor(self._readers, self._read, _newest_row)
-        self._maintenance = asyncio.create_task(self._maintenance_loop())
+        if self.maintenance:
+            self._maintenance = asyncio.create_task(self._maintenance_loop())
 
     async def close(self) -> None:
         if self._maintenance is not None:

@@ -53,6 +53,7 @@ class Settings:
     default_tenant: str = "default"
     label_names: NameScheme = NameScheme.UTF8
     log_level: str = "info"
+    workers: int = 0
 
     def __post_init__(self) -> None:
         try:
@@ -77,6 +78,8 @@ class Settings:
             raise ConfigError(f"--tenant-header: {self.tenant_header!r} is not an HTTP header name")
         if not self.default_tenant:
             raise ConfigError("--default-tenant: must not be empty")
+        if self.workers < 0:
+            raise ConfigError("--workers: must be 0 (one per core where the backend allows) or positive")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"--log-level: {self.log_level!r} is not one of debug, info, warning, error")
 
@@ -122,6 +125,11 @@ _OPTIONS: dict[str, tuple[str, Any, str]] = {
         "name validation: utf8 (any UTF-8, as Prometheus 3) or legacy ([a-zA-Z_][a-zA-Z0-9_]*)",
     ),
     "--log-level": ("log_level", str, "debug, info, warning or error"),
+    "--workers": (
+        "workers",
+        int,
+        "server processes sharing the port; 0: one per core for SQL backends, 1 for memory://",
+    ),
 }
 
 

@@ -42,6 +42,7 @@ import struct
 import time
 from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from typing import ClassVar
 
 from remote_storage.matchers import Matcher
 
@@ -413,6 +414,9 @@ class RemoteStorage(abc.ABC):
     them to open and release connections or files.
     """
 
+    #: True when several processes opening the same URL see one store (``serve --workers N``).
+    shared_by_processes: ClassVar[bool] = False
+
     @abc.abstractmethod
     async def write(self, ctx: Context, request: WriteRequest) -> None:
         """Store every series of ``request``; return once durable, raise to store nothing."""
@@ -436,6 +440,9 @@ class RemoteStorage(abc.ABC):
         that stores metadata overrides it.
         """
         return {}
+
+    def configure_worker(self, index: int, count: int) -> None:  # noqa: B027 - optional hook
+        """Called before ``start`` in worker ``index`` of ``count`` server processes."""
 
     async def start(self) -> None:  # noqa: B027 - optional hook, no-op by default
         """Open resources. Called once before the first request."""
