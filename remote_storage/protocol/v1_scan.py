@@ -15,13 +15,27 @@ value and/or a timestamp. Anything else (exemplars, histograms, fields in
 another order, unknown fields, malformed bytes) makes :func:`scan` return
 None, and the caller decodes the body with the protobuf runtime instead, so
 both paths give the same result for every body.
+
+There are two implementations of the scanner, with the same results for
+every input: a C extension, ``remote_storage.protocol._v1scan``, which
+``pip install`` builds when a C compiler is available, and the pure-Python
+scanner below. The choice is made once, at import, and
+:data:`IMPLEMENTATION` says which is in use (``"c"`` or ``"python"``). The
+Python one is used when the extension is not built, or when the environment
+variable ``REMOTE_STORAGE_PURE_PYTHON`` is set to ``1``::
+
+    $ REMOTE_STORAGE_PURE_PYTHON=1 python -c \\
+        "from remote_storage.protocol import v1_scan; print(v1_scan.IMPLEMENTATION)"
+    python
 """
 
 from __future__ import annotations
 
+import os
 import struct
+from collections.abc import Callable
 
-__all__ = ["Scanned", "scan"]
+__all__ = ["IMPLEMENTATION", "Scanned", "scan"]
 
 _unpack_double = struct.Struct("<d").unpack_from
 _SIGN = 1 << 63
@@ -43,14 +57,20 @@ class Scanned:
 
     __slots__ = ("metadata", "series")
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        series: dict[bytes, tuple[list[int], list[float]]] | None = None,
+        metadata: list[bytes] | None = None,
+    ) -> None:
         # key bytes -> (timestamps, values); lists: most series have one sample
-        self.series: dict[bytes, tuple[list[int], list[float]]] = {}
-        self.metadata: list[bytes] = []
+        self.series = {} if series is None else series
+        self.metadata = [] if metadata is None else metadata
 
 
-def scan(buf: bytes) -> Scanned | None:
+def _py_scan(buf: bytes) -> Scanned | None:
     """Scan a ``prometheus.WriteRequest`` body; None when it is not of the simple shape."""
+    if type(buf) is not bytes:  # a bytearray or memoryview: keys must be bytes, as from C
+        buf = memoryview(buf).cast("B").tobytes()  # cast: refuse what is not contiguous
     try:
         return _scan(buf)
     except IndexError:  # truncated: let the protobuf runtime report it
@@ -159,3 +179,25 @@ def _scan(buf: bytes) -> Scanned | None:  # one flat loop, for speed
             timestamps.append(timestamp)
             values.append(value)
     return result
+
+
+def _load_c_scan() -> Callable[[bytes], Scanned | None] | None:
+    try:
+        from remote_storage.protocol._v1scan import scan as scan_c
+    except ImportError:  # not built: no C compiler when the package was installed
+        return None
+
+    def _c_scan(buf: bytes) -> Scanned | None:
+        """Scan a ``prometheus.WriteRequest`` body; None when it is not of the simple shape."""
+        found = scan_c(buf)
+        return None if found is None else Scanned(*found)
+
+    return _c_scan
+
+
+# Both stay importable for the tests, which run them side by side.
+_c_scan = _load_c_scan()
+if _c_scan is not None and os.environ.get("REMOTE_STORAGE_PURE_PYTHON") != "1":
+    scan, IMPLEMENTATION = _c_scan, "c"
+else:
+    scan, IMPLEMENTATION = _py_scan, "python"

@@ -1,0 +1,5 @@
+# The C scanner built from _v1scan.c (optional); see v1_scan.py.
+
+def scan(
+    buf: bytes | bytearray | memoryview, /
+) -> tuple[dict[bytes, tuple[list[int], list[float]]], list[bytes]] | None: ...
