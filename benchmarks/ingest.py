@@ -1,0 +1,364 @@
+"""Ingestion benchmark: this service's backends and real peers under one loadgen workload.
+
+Run from the repository root::
+
+    python benchmarks/ingest.py                       # the full workload, every target
+    python benchmarks/ingest.py --requests 500 --targets prometheus,sqlite
+
+Every target is started on a free loopback port with a fresh data directory,
+driven by ``remote-storage loadgen`` (the same workload for all: by default
+100,000 series of 10 labels, 2,000 series per request, 4,000 requests,
+concurrency 8), then stopped. Targets alternate A B A B over ``--rounds`` so
+that drift of the machine hits all of them alike; the best round of each is
+reported. Printed per target: acknowledged samples/s, server CPU seconds per
+million samples (all processes of the server), peak RSS, and bytes per sample
+on disk (SQL: after compacting everything into chunks; Prometheus: its TSDB
+after a snapshot), each also as a ratio to Prometheus' own remote-write
+receiver measured in the same run.
+
+Targets: ``prometheus`` (Debian package ``prometheus``, with
+``--web.enable-remote-write-receiver``), ``victoria-metrics`` (Debian package
+``victoria-metrics``, when installed), ``memory``, ``sqlite`` and
+``postgresql`` (a private PostgreSQL server, Debian package ``postgresql``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.net import free_port, wait_http_ok  # noqa: E402
+from tests.support.system import ensure_debian_package  # noqa: E402
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass
+class Result:
+    target: str
+    samples: int = 0
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    peak_rss: int = 0
+    disk_bytes: int | None = None
+    errors: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.samples / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_per_million(self) -> float:
+        return self.cpu_seconds / (self.samples / 1e6) if self.samples else float("nan")
+
+    @property
+    def bytes_per_sample(self) -> float | None:
+        return self.disk_bytes / self.samples if self.disk_bytes is not None and self.samples else None
+
+
+def group_usage(leader: int) -> tuple[float, int]:
+    """CPU seconds (user + system) and RSS bytes of every process in the process group."""
+    cpu = 0.0
+    rss = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) != leader:  # pgrp (field 5 of stat; index 2 after the command)
+            continue
+        cpu += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        rss += int(fields[21]) * PAGE_SIZE
+    return cpu, rss
+
+
+class Sampler(threading.Thread):
+    """Polls a process group's RSS until stopped and keeps the peak."""
+
+    def __init__(self, leader: int) -> None:
+        super().__init__(daemon=True)
+        self.leader = leader
+        self.peak = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.25):
+            self.peak = max(self.peak, group_usage(self.leader)[1])
+
+
+@contextmanager
+def server(argv: list[str], ready_url: str, log: Path, env: dict[str, str] | None = None) -> Iterator[int]:
+    """Start a server in its own process group, wait for readiness, stop it after."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env
+        )
+    try:
+        wait_http_ok(ready_url, 60)
+        yield process.pid
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+
+
+def run_loadgen(url: str, args: argparse.Namespace) -> dict[str, object]:
+    argv = [
+        sys.executable, "-m", "remote_storage.loadgen", url, "--json", "--quiet",
+        "--series", str(args.series), "--series-per-request", str(args.series_per_request),
+        "--requests", str(args.requests), "--concurrency", str(args.concurrency),
+        "--values", args.values,
+    ]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
+    if not done.stdout.strip():
+        raise RuntimeError(f"loadgen printed nothing: {done.stderr[-2000:]}")
+    summary: dict[str, object] = json.loads(done.stdout)
+    return summary
+
+
+def measure(target: str, pid: int, url: str, args: argparse.Namespace) -> Result:
+    cpu_before, _ = group_usage(pid)
+    sampler = Sampler(pid)
+    sampler.start()
+    summary = run_loadgen(url, args)
+    sampler.done.set()
+    sampler.join()
+    cpu_after, _ = group_usage(pid)
+    result = Result(target)
+    result.samples = int(summary["samples_accepted"])  # type: ignore[call-overload]
+    result.seconds = float(summary["duration_seconds"])  # type: ignore[arg-type]
+    result.cpu_seconds = cpu_after - cpu_before
+    result.peak_rss = sampler.peak
+    result.errors = int(summary["requests_failed"])  # type: ignore[call-overload]
+    return result
+
+
+def directory_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def bench_prometheus(work: Path, args: argparse.Namespace) -> Result:
+    binary = ensure_debian_package("prometheus", "prometheus")
+    port = free_port()
+    (work / "prometheus.yml").write_text("global:\n  scrape_interval: 1h\n")
+    argv = [
+        binary, f"--config.file={work / 'prometheus.yml'}", f"--storage.tsdb.path={work / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{port}", "--web.enable-remote-write-receiver",
+        "--web.enable-admin-api", "--storage.tsdb.retention.time=100y",
+    ]  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    with server(argv, f"{base}/-/ready", work / "prometheus.log") as pid:
+        result = measure("prometheus", pid, f"{base}/api/v1/write", args)
+        snapshot = subprocess.run(
+            ["curl", "-s", "-XPOST", f"{base}/api/v1/admin/tsdb/snapshot"], capture_output=True, text=True
+        )
+        name = json.loads(snapshot.stdout)["data"]["name"]
+        result.disk_bytes = directory_size(work / "tsdb" / "snapshots" / name)
+    return result
+
+
+def bench_victoria(work: Path, args: argparse.Namespace) -> Result:
+    binary = shutil.which("victoria-metrics")
+    if binary is None:
+        raise FileNotFoundError("victoria-metrics is not installed")
+    port = free_port()
+    argv = [
+        binary,
+        f"-storageDataPath={work / 'vm'}",
+        f"-httpListenAddr=127.0.0.1:{port}",
+        "-retentionPeriod=100y",
+    ]
+    base = f"http://127.0.0.1:{port}"
+    with server(argv, f"{base}/health", work / "vm.log") as pid:
+        result = measure("victoria-metrics", pid, f"{base}/api/v1/write", args)
+    result.disk_bytes = directory_size(work / "vm")
+    return result
+
+
+def bench_service(target: str, url: str, work: Path, args: argparse.Namespace) -> Result:
+    port = free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "remote_storage",
+        "serve",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--storage",
+        url,
+    ]
+    if args.workers is not None and target != "memory":
+        argv += ["--workers", str(args.workers)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REMOTE_STORAGE_")}
+    base = f"http://127.0.0.1:{port}"
+    with server(argv, f"{base}/-/ready", work / f"{target}.log", env) as pid:
+        result = measure(target, pid, f"{base}/api/v1/write", args)
+    if target != "memory":
+        result.disk_bytes, chunk_bytes = asyncio.run(compact_and_size(url, work))
+        result.notes.append(f"chunk data {chunk_bytes / max(result.samples, 1):.2f} B/sample")
+    return result
+
+
+async def compact_and_size(url: str, work: Path) -> tuple[int, int]:
+    """Compact everything into chunks, then (table bytes, chunk data bytes)."""
+    from remote_storage.backends.sql import SQLStorage
+
+    storage = SQLStorage.from_url(url)
+    await storage.start()
+    try:
+        await storage.compact(2**62)
+    finally:
+        await storage.close()
+    if url.startswith("sqlite"):
+        path = work / "data.db"
+        with sqlite3.connect(path) as conn:
+            conn.execute("VACUUM")
+            pages = (
+                conn.execute("PRAGMA page_count").fetchone()[0]
+                * conn.execute("PRAGMA page_size").fetchone()[0]
+            )
+            chunk = conn.execute("SELECT coalesce(sum(length(data)), 0) FROM rs_chunks").fetchone()[0]
+        return int(pages), int(chunk)
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM FULL")
+        total = conn.execute(
+            "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c "
+            "WHERE c.relname LIKE 'rs\\_%' AND c.relkind = 'r'"
+        ).fetchone()[0]
+        chunk = conn.execute("SELECT coalesce(sum(length(data)), 0) FROM rs_chunks").fetchone()[0]
+    return int(total), int(chunk)
+
+
+def ratio(value: float | None, base: float | None) -> str:
+    if value is None or not base:
+        return ""
+    return f" ({value / base:.2f}x)"
+
+
+def print_table(best: dict[str, Result], args: argparse.Namespace) -> None:
+    base = best.get("prometheus")
+    base_cpu = base.cpu_per_million if base else None
+    print(
+        f"\nworkload: {args.series:,} series x 10 labels, {args.series_per_request:,} series/request, "
+        f"{args.requests:,} requests, concurrency {args.concurrency}, values {args.values}; "
+        f"best of {args.rounds} round(s); ratios against Prometheus' receiver in the same run\n"
+    )
+    header = (
+        f"{'target':<18}{'samples/s':>22}{'CPU s / M samples':>24}{'peak RSS MiB':>20}{'disk B/sample':>20}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name, r in best.items():
+        bps = r.bytes_per_sample
+        print(
+            f"{name:<18}"
+            f"{r.rate:>12,.0f}{ratio(r.rate, base.rate if base else None):>10}"
+            f"{r.cpu_per_million:>14.2f}{ratio(r.cpu_per_million, base_cpu):>10}"
+            f"{r.peak_rss / 2**20:>10.0f}{ratio(r.peak_rss, base.peak_rss if base else None):>10}"
+            f"{(f'{bps:.2f}' if bps is not None else '-'):>10}"
+            f"{ratio(bps, base.bytes_per_sample if base else None):>10}"
+            + (f"   {'; '.join(r.notes)}" if r.notes else "")
+            + (f"   ERRORS: {r.errors}" if r.errors else "")
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--targets", default="prometheus,victoria-metrics,memory,sqlite,postgresql")
+    parser.add_argument("--series", type=int, default=100_000)
+    parser.add_argument("--series-per-request", type=int, default=2_000)
+    parser.add_argument("--requests", type=int, default=4_000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--values", choices=["realistic", "random"], default="realistic")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=None, help="serve --workers for the SQL targets")
+    args = parser.parse_args()
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    best: dict[str, Result] = {}
+    with (
+        tempfile.TemporaryDirectory(prefix="rs-bench-") as tmp,
+        contextmanager(_postgres)(targets, Path(tmp)) as pg,
+    ):
+        for round_number in range(args.rounds):
+            for target in targets:
+                work = Path(tmp) / f"{target}-{round_number}"
+                work.mkdir()
+                try:
+                    result = run_target(target, work, args, pg)
+                except FileNotFoundError as exc:
+                    print(f"skipping {target}: {exc}", file=sys.stderr)
+                    continue
+                print(
+                    f"round {round_number + 1} {target}: {result.rate:,.0f} samples/s, "
+                    f"{result.cpu_per_million:.2f} CPU s/M, errors {result.errors}",
+                    file=sys.stderr,
+                )
+                if target not in best or result.rate > best[target].rate:
+                    best[target] = result
+                shutil.rmtree(work, ignore_errors=True)
+    print_table(best, args)
+    return 0
+
+
+def run_target(target: str, work: Path, args: argparse.Namespace, pg: Callable[[], str]) -> Result:
+    if target == "prometheus":
+        return bench_prometheus(work, args)
+    if target == "victoria-metrics":
+        return bench_victoria(work, args)
+    if target == "memory":
+        return bench_service("memory", "memory://", work, args)
+    if target == "sqlite":
+        return bench_service("sqlite", f"sqlite:///{work}/data.db", work, args)
+    if target == "postgresql":
+        return bench_service("postgresql", pg(), work, args)
+    raise SystemExit(f"unknown target {target!r}")
+
+
+def _postgres(targets: list[str], tmp: Path) -> Iterator[Callable[[], str]]:
+    """A private PostgreSQL server when a target needs one; yields a fresh-database factory."""
+    if "postgresql" not in targets:
+        yield lambda: ""
+        return
+    from tests.support.postgres import start_postgres
+
+    with start_postgres(tmp / "pg-logs") as server:
+        databases: list[Iterator[str]] = []
+
+        def fresh() -> str:
+            manager = server.database()
+            url = manager.__enter__()
+            databases.append(manager)  # type: ignore[arg-type]
+            return url
+
+        yield fresh
+
+
+if __name__ == "__main__":
+    sys.exit(main())
