@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import os
 import queue
 import threading
 import time
@@ -242,6 +243,11 @@ class SQLStorage(RemoteStorage):
 
     def configure_worker(self, index: int, count: int) -> None:
         self.maintenance = index == 0
+
+    def default_workers(self) -> int:
+        """One per core on PostgreSQL; one on SQLite, whose single write lock the processes would
+        only take turns at (measured: two processes ingest less than one)."""
+        return 1 if self.url.startswith("sqlite") else os.cpu_count() or 1
 
     def describe(self) -> str:
         dialect = "sqlite" if self.url.startswith("sqlite") else "postgresql"

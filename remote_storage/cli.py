@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         try:
             storage = open_storage(settings.storage, retention=settings.retention or None)
-            count = worker_count(settings, storage.shared_by_processes)
+            count = worker_count(settings, storage)
             if count > 1:
                 return run_workers(settings, count, LOG_FORMAT)
             asyncio.run(serve(storage, settings))

@@ -14,6 +14,7 @@ workers and waits for them; if one dies, it stops the others and exits 1.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -36,8 +37,29 @@ log = logging.getLogger("remote_storage")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+#: Allocations between young-generation collections (CPython's default is 700).
+GC_THRESHOLDS = (50_000, 20, 20)
+
+
+def tune_gc() -> None:
+    """Make the cyclic garbage collector run far less often in the server.
+
+    A write request of 2,000 series allocates some 10,000 container objects
+    that live until the request ends; with CPython's default threshold of 700
+    the collector runs a dozen times per request and promotes them, and the
+    service spends most of its time collecting (measured: remote-write 1.0
+    decoding at 0.22 M samples/s with the defaults, 1.1 M with these). Almost
+    nothing here forms reference cycles, so memory is freed by reference
+    counting as before; the collector still runs, just in larger steps.
+    Objects alive at start-up are frozen out of its scans.
+    """
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 async def serve(storage: RemoteStorage, settings: Settings, *, reuse_port: bool = False) -> None:
     """Serve ``storage`` until SIGINT/SIGTERM, then shut down gracefully."""
+    tune_gc()
     app = create_app(storage, settings)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10.0)
     await runner.setup()
@@ -75,16 +97,16 @@ def run(storage: RemoteStorage, settings: Settings | None = None) -> None:
     asyncio.run(serve(storage, settings))
 
 
-def worker_count(settings: Settings, shared_by_processes: bool) -> int:
-    """The number of processes to run: ``--workers``, or one per core when 0 (auto)."""
+def worker_count(settings: Settings, storage: RemoteStorage) -> int:
+    """The number of processes to run: ``--workers``, or the backend's choice when 0 (auto)."""
     if settings.workers:
-        if settings.workers > 1 and not shared_by_processes:
+        if settings.workers > 1 and not storage.shared_by_processes:
             raise ValueError(
                 f"--workers {settings.workers}: the storage {settings.storage!r} keeps data inside one "
                 "process; use --workers 1, or a SQL backend"
             )
         return settings.workers
-    return (os.cpu_count() or 1) if shared_by_processes else 1
+    return storage.default_workers()
 
 
 def _worker(settings: Settings, index: int, count: int, log_format: str) -> None:

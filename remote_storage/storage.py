@@ -441,6 +441,10 @@ class RemoteStorage(abc.ABC):
         """
         return {}
 
+    def default_workers(self) -> int:
+        """How many server processes ``serve --workers 0`` (auto) runs for this backend."""
+        return 1
+
     def configure_worker(self, index: int, count: int) -> None:  # noqa: B027 - optional hook
         """Called before ``start`` in worker ``index`` of ``count`` server processes."""
 
