@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from remote_storage import __version__
 from remote_storage.backends import UnknownBackend, open_storage
 from remote_storage.config import ConfigError, add_arguments, settings_from
+from remote_storage.loadgen import cli as loadgen_cli
 from remote_storage.serving import LOG_FORMAT, run, run_workers, serve, worker_count
 
 __all__ = ["main", "run", "serve"]
@@ -35,12 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the server. Every flag can also be set by the environment variable shown.",
     )
     add_arguments(serve_parser)
+    loadgen_cli.add_parser(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "loadgen":  # takes none of the serve settings
+        return loadgen_cli.run(args)
     try:
         settings = settings_from(args)
     except ConfigError as exc:

@@ -1,0 +1,1 @@
+"""Tests of the load generator (remote_storage.loadgen)."""
