@@ -247,7 +247,8 @@ async def _stream_chunks(
                     if isinstance(item, Exception):
                         raise item
                     assert isinstance(item, TimeSeries)
-                    chunks = streamed.chunks_of(item)
+                    query = read_request.queries[index]
+                    chunks = streamed.chunks_of(item, query.start_ms, query.end_ms)
                     if not chunks:
                         continue  # histogram-only series: not representable here
                     state.metrics.read_series.inc()

@@ -116,6 +116,7 @@ def test_streamed_equals_samples(frame_bytes: int, backend: str, tmp_path: Path)
                 stored_chunks.add(chunk.data)
                 ts, vs = reference_decode(chunk.data)
                 assert (chunk.min_time_ms, chunk.max_time_ms) == (ts[0], ts[-1])
+                assert start <= ts[0] and ts[-1] <= end  # chunks sticking out of the range are trimmed
                 for t, v in zip(ts, vs, strict=True):
                     if start <= t <= end:
                         timestamps.append(t)

@@ -11,6 +11,7 @@ implemented), so readers that need them should ask for ``SAMPLES``.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 
 import crc32c
@@ -51,24 +52,33 @@ def _encode(timestamps: Sequence[int], values: Sequence[float]) -> list[EncodedC
     return [EncodedChunk(c.min_time, c.max_time, c.data) for c in split_into_chunks(timestamps, values)]
 
 
-def chunks_of(series: TimeSeries) -> list[EncodedChunk]:
-    """XOR chunks of all float samples of a series.
+def _trimmed(chunk: EncodedChunk, start: int, end: int) -> list[EncodedChunk]:
+    """The chunk itself when it lies inside [start, end]; else its samples inside, encoded again."""
+    if start <= chunk.min_time and chunk.max_time <= end:
+        return [chunk]
+    timestamps, values = decode_chunk(chunk.data)
+    first, last = bisect_left(timestamps, start), bisect_right(timestamps, end)
+    return _encode(timestamps[first:last], values[first:last]) if first < last else []
 
-    Chunks the backend handed over are passed through as they are; samples
-    newer than them are encoded into further chunks. Only when the two
-    interleave in time are the chunks decoded and everything encoded again.
+
+def chunks_of(series: TimeSeries, start: int, end: int) -> list[EncodedChunk]:
+    """XOR chunks of the float samples of a series in [start, end].
+
+    Chunks the backend handed over are passed through byte for byte when they
+    lie inside the range, and trimmed (decoded, cut, encoded) when they stick
+    out; samples newer than them are encoded into further chunks. Only when
+    samples and chunks interleave in time is everything encoded again.
     """
     stored = list(series.chunks)
     if not stored:
         return _encode(series.timestamps, series.values)
-    if not series.timestamps:
-        return stored
-    if series.timestamps[0] > stored[-1].max_time:
-        return stored + _encode(series.timestamps, series.values)
+    if not series.timestamps or series.timestamps[0] > stored[-1].max_time:
+        passed = [piece for chunk in stored for piece in _trimmed(chunk, start, end)]
+        return passed + _encode(series.timestamps, series.values)
     merged: dict[int, float] = {}
     for chunk in stored:
         timestamps, values = decode_chunk(chunk.data)
-        merged.update(zip(timestamps, values, strict=True))
+        merged.update((t, v) for t, v in zip(timestamps, values, strict=True) if start <= t <= end)
     merged.update(zip(series.timestamps, series.values, strict=True))
     order = sorted(merged)
     return _encode(order, [merged[t] for t in order])
