@@ -15,6 +15,7 @@ import pytest
 from remote_storage.backends import redact_url
 from remote_storage.matchers import Matcher
 from tests.support.adapter import Adapter, start_adapter
+from tests.support.net import poll_until
 from tests.support.procs import Processes
 from tests.support.wire import READ_HEADERS, V1_HEADERS, read_body, read_results, series, v1_body
 
@@ -62,7 +63,12 @@ def test_passwords_are_redacted_in_logs() -> None:
 
 def test_workers_share_one_port_over_sqlite(processes: Processes, tmp_path: Path) -> None:
     started = start_adapter(processes, f"sqlite:///{tmp_path}/d.db", extra_args=("--workers", "2"))
-    started.wait_ready(30)
+    started.wait_ready(30)  # the first worker is up; wait for the second one's line too
+    poll_until(
+        lambda: True if started.process.log_text().count("listening on") == 2 else None,
+        30,
+        "both workers listening",
+    )
     body = v1_body([series([1000 * i], [float(i)], __name__="m", job=str(i)) for i in range(50)])
     for _ in range(20):  # connections spread over the workers; every one answers
         request = urllib.request.Request(started.write_url, data=body, headers=V1_HEADERS, method="POST")
@@ -73,7 +79,6 @@ def test_workers_share_one_port_over_sqlite(processes: Processes, tmp_path: Path
     with urllib.request.urlopen(request, timeout=30) as response:
         [result] = read_results(response.read())
     assert len(result.series) == 50
-    assert started.process.log_text().count("listening on") == 2
     os.kill(started.process.pid, signal.SIGTERM)
     assert started.process.wait(timeout=30) == 0, started.process.describe()
     assert "all workers stopped" in started.process.log_text()
