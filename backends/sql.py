@@ -484,11 +484,11 @@ class SQLStorage(RemoteStorage):
                 conn,
                 schema.postings.name,
                 ("tenant", "name", "value", "series_id"),
-                [
+                sorted(  # in key order: each B-tree page is visited once, not once per series
                     (tenant, name, value, found[tenant, labels])
                     for labels in encoded.values()
                     for name, value in labels
-                ],
+                ),
             )
         return found
 
