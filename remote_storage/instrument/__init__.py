@@ -1,4 +1,4 @@
-"""The instrumentation runtime: metrics, registries and their exposition.
+"""The instrumentation runtime: metrics, registries, exposition, an exporter and a pusher.
 
     >>> from remote_storage.instrument import Counter, Registry, generate_latest
     >>> registry = Registry()
@@ -9,61 +9,149 @@
     # TYPE requests_total counter
     requests_total{code="200"} 1.0
 
-Import from here; the modules behind this facade may move.
+Import from here; the modules behind this facade may move. The exporter
+and the pusher (aiohttp, protobuf) are imported on first use, so that code
+that only defines and updates metrics does not pay for them.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from remote_storage.instrument.errors import (
+    InvalidBuckets,
+    InvalidLabelName,
+    InvalidMetricName,
+    InvalidQuantiles,
+    LabelValuesMismatch,
+    LabelValuesRequired,
+    UnknownState,
+)
 from remote_storage.instrument.exposition import (
     CONTENT_TYPE_LATEST,
     Encoder,
     choose_encoder,
     generate_latest,
 )
-from remote_storage.instrument.metrics import (
+from remote_storage.instrument.histogram import (
     DEFAULT_BUCKETS,
+    Histogram,
+    HistogramChild,
+    exponential_buckets,
+    linear_buckets,
+)
+from remote_storage.instrument.info import Info, InfoChild
+from remote_storage.instrument.local import LocalCounter, LocalHistogram, LocalIntCounter
+from remote_storage.instrument.metrics import (
     Counter,
     CounterChild,
     Gauge,
     GaugeChild,
-    Histogram,
-    HistogramChild,
-    InvalidBuckets,
-    InvalidLabelName,
-    InvalidMetricName,
-    LabelValuesMismatch,
-    LabelValuesRequired,
+    IntCounter,
+    IntCounterChild,
+    IntGauge,
+    IntGaugeChild,
 )
-from remote_storage.instrument.registry import (
-    REGISTRY,
-    Collector,
-    DuplicateMetricName,
-    MetricFamily,
-    MetricType,
-    Registry,
-    Sample,
-)
+from remote_storage.instrument.openmetrics import CONTENT_TYPE_OPENMETRICS, generate_openmetrics
+from remote_storage.instrument.process import PROCESS_COLLECTOR, ProcessCollector
+from remote_storage.instrument.registry import REGISTRY, Collector, DuplicateMetricName, Registry
+from remote_storage.instrument.samples import LabelSet, MetricFamily, MetricType, Sample
+from remote_storage.instrument.stateset import Enum, EnumChild, StateSet, StateSetChild
+from remote_storage.instrument.static import Bound, bind
+from remote_storage.instrument.summary import Summary, SummaryChild
+from remote_storage.instrument.timers import CountExceptions, InProgress, Timer
+
+if TYPE_CHECKING:
+    from remote_storage.instrument.exporter import MetricsExporter, metrics_handler, start_metrics_server
+    from remote_storage.instrument.pusher import Pusher, PushError, PushFailed, PushRejected, start_pusher
+    from remote_storage.instrument.service import ServiceThread, serve
+
+# Imported on first use (PEP 562): name -> module.
+_LAZY = {
+    "MetricsExporter": "exporter",
+    "metrics_handler": "exporter",
+    "start_metrics_server": "exporter",
+    "Pusher": "pusher",
+    "PushError": "pusher",
+    "PushFailed": "pusher",
+    "PushRejected": "pusher",
+    "start_pusher": "pusher",
+    "ServiceThread": "service",
+    "serve": "service",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CONTENT_TYPE_LATEST",
+    "CONTENT_TYPE_OPENMETRICS",
     "DEFAULT_BUCKETS",
+    "PROCESS_COLLECTOR",
     "REGISTRY",
+    "Bound",
     "Collector",
+    "CountExceptions",
     "Counter",
     "CounterChild",
     "DuplicateMetricName",
     "Encoder",
+    "Enum",
+    "EnumChild",
     "Gauge",
     "GaugeChild",
     "Histogram",
     "HistogramChild",
+    "InProgress",
+    "Info",
+    "InfoChild",
+    "IntCounter",
+    "IntCounterChild",
+    "IntGauge",
+    "IntGaugeChild",
     "InvalidBuckets",
     "InvalidLabelName",
     "InvalidMetricName",
+    "InvalidQuantiles",
+    "LabelSet",
     "LabelValuesMismatch",
     "LabelValuesRequired",
+    "LocalCounter",
+    "LocalHistogram",
+    "LocalIntCounter",
     "MetricFamily",
     "MetricType",
+    "MetricsExporter",
+    "ProcessCollector",
+    "PushError",
+    "PushFailed",
+    "PushRejected",
+    "Pusher",
     "Registry",
     "Sample",
+    "ServiceThread",
+    "StateSet",
+    "StateSetChild",
+    "Summary",
+    "SummaryChild",
+    "Timer",
+    "UnknownState",
+    "bind",
     "choose_encoder",
+    "exponential_buckets",
     "generate_latest",
+    "generate_openmetrics",
+    "linear_buckets",
+    "metrics_handler",
+    "serve",
+    "start_metrics_server",
+    "start_pusher",
 ]

@@ -1,8 +1,10 @@
 """Rendering collected metrics as text, and choosing the format for a scrape.
 
-Only the Prometheus text format 0.0.4 exists today. :func:`choose_encoder` is
-where content negotiation goes once OpenMetrics is added; callers already go
-through it::
+Two formats: the Prometheus text format 0.0.4 (:func:`generate_latest`),
+which every Prometheus version reads, and OpenMetrics 1.0
+(:func:`~remote_storage.instrument.openmetrics.generate_openmetrics`), which
+adds units, ``_created`` series and the info and state set types.
+:func:`choose_encoder` picks one from a scrape's ``Accept`` header::
 
     >>> from remote_storage.instrument import Counter, Registry, choose_encoder
     >>> registry = Registry()
@@ -12,14 +14,18 @@ through it::
     # HELP jobs_total Jobs done.
     # TYPE jobs_total counter
     jobs_total 1.0
+    >>> choose_encoder("application/openmetrics-text; version=1.0.0")[1]
+    'application/openmetrics-text; version=1.0.0; charset=utf-8'
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
+from remote_storage.instrument.openmetrics import CONTENT_TYPE_OPENMETRICS, generate_openmetrics
 from remote_storage.instrument.registry import REGISTRY, Collector
+from remote_storage.instrument.samples import LabelSet
+from remote_storage.instrument.textformat import escape_help, format_float, render_labels
 
 __all__ = [
     "CONTENT_TYPE_LATEST",
@@ -50,61 +56,64 @@ _TYPE_NAMES = {
 _FAMILY_SUFFIXES = {"counter": "_total", "info": "_info"}
 
 
-def format_float(value: float) -> str:
-    """Write ``value`` as the Prometheus Go client does: ``+Inf``, ``-Inf``, ``NaN``,
-    ``1.0``, ``1e+06``.
-
-    Histogram ``le`` labels go through this too, so that a bucket's label
-    value is the same string other clients write.
-    """
-    if value == math.inf:
-        return "+Inf"
-    if value == -math.inf:
-        return "-Inf"
-    if value != value:
-        return "NaN"
-    text = repr(float(value))
-    dot = text.find(".")
-    # Go switches to exponent notation from 1e+06 on, Python only from 1e+16.
-    if value > 0 and dot > 6:
-        mantissa = f"{text[0]}.{text[1:dot]}{text[dot + 1 :]}".rstrip("0.")
-        return f"{mantissa}e+{dot - 1:02d}"
-    return text
-
-
-def _escape_help(text: str) -> str:
-    return text.replace("\\", r"\\").replace("\n", r"\n")
-
-
-def _escape_label_value(text: str) -> str:
-    return text.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
-
-
-def _format_labels(labels: Mapping[str, str]) -> str:
-    if not labels:
-        return ""
-    # Sorted by name, as the Go and Python clients write them.
-    pairs = ",".join(f'{name}="{_escape_label_value(value)}"' for name, value in sorted(labels.items()))
-    return "{" + pairs + "}"
-
-
 def generate_latest(registry: Collector = REGISTRY) -> bytes:
-    """Render every family ``registry`` collects in the Prometheus text format 0.0.4."""
+    """Render every family ``registry`` collects in the Prometheus text format 0.0.4.
+
+    ``_created`` times are left out: 0.0.4 has no place for them, and other
+    clients that write them make each one a series of its own.
+    """
     lines: list[str] = []
+    append = lines.append
     for family in registry.collect():
         name = family.name + _FAMILY_SUFFIXES.get(family.type, "")
-        lines.append(f"# HELP {name} {_escape_help(family.help)}\n")
-        lines.append(f"# TYPE {name} {_TYPE_NAMES[family.type]}\n")
-        for sample in family.samples:
-            lines.append(f"{sample.name}{_format_labels(sample.labels)} {format_float(sample.value)}\n")
+        append(f"# HELP {name} {escape_help(family.help)}\n# TYPE {name} {_TYPE_NAMES[family.type]}\n")
+        for sample_name, labels, value, _ in family.samples:
+            text = labels.text if isinstance(labels, LabelSet) else render_labels(labels)
+            append(f"{sample_name}{text} {format_float(value)}\n")
     return "".join(lines).encode("utf-8")
+
+
+# Media types a scrape may ask for, with the versions each encoder can serve.
+_OFFERS: dict[str, tuple[tuple[str | None, ...], Encoder, str]] = {
+    "application/openmetrics-text": (
+        (None, "1.0.0", "0.0.1"),
+        generate_openmetrics,
+        CONTENT_TYPE_OPENMETRICS,
+    ),
+    "text/plain": ((None, "0.0.4"), generate_latest, CONTENT_TYPE_LATEST),
+    "text/*": ((None,), generate_latest, CONTENT_TYPE_LATEST),
+    "*/*": ((None,), generate_latest, CONTENT_TYPE_LATEST),
+}
 
 
 def choose_encoder(accept_header: str) -> tuple[Encoder, str]:
     """Pick the exposition format for a scrape from its ``Accept`` header.
 
     Returns the encoder and the ``Content-Type`` to send with its output.
-    Today every client gets the text format 0.0.4, which all Prometheus
-    versions accept.
+    The acceptable type with the highest ``q`` wins (the first one on a
+    tie): OpenMetrics for ``application/openmetrics-text`` (versions 1.0.0
+    and 0.0.1, which Prometheus asks for first), the text format 0.0.4
+    otherwise, including for an empty or unusable header.
     """
-    return generate_latest, CONTENT_TYPE_LATEST
+    best_q = 0.0
+    best: tuple[Encoder, str] = (generate_latest, CONTENT_TYPE_LATEST)
+    for media_range in accept_header.split(","):
+        media_type, *parameters = media_range.split(";")
+        offer = _OFFERS.get(media_type.strip().lower())
+        if offer is None:
+            continue
+        q, version = 1.0, None
+        for parameter in parameters:
+            key, _, value = parameter.partition("=")
+            key, value = key.strip().lower(), value.strip().strip('"')
+            if key == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+            elif key == "version":
+                version = value
+        versions, encoder, content_type = offer
+        if version in versions and q > best_q:
+            best_q, best = q, (encoder, content_type)
+    return best

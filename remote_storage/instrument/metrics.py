@@ -1,8 +1,8 @@
-"""Counter, Gauge and Histogram, alone or as families of labelled children.
+"""Counter and Gauge (float and integer), alone or as families of labelled children.
 
 A metric defined without label names is updated directly; one defined with
 label names is a family, and each combination of label values is a child
-you get from :meth:`labels`::
+you get from ``labels()``::
 
     >>> from remote_storage.instrument import Counter, Registry
     >>> registry = Registry()
@@ -15,157 +15,142 @@ you get from :meth:`labels`::
     3.0
 
 Label names are fixed when the family is defined and checked on every call
-to :meth:`labels`; label values are converted with ``str()``. Children are
-cached, so keep the child when the label values are known up front.
+to ``labels()``; label values are converted with ``str()``. Children are
+cached, so keep the child when the label values are known up front (or bind
+them all at once with :func:`~remote_storage.instrument.static.bind`).
 
-Every update takes the lock of the value it changes, so totals are exact
-whatever the number of threads. The updating methods are kept short because
-they run on request paths: values live in ``__slots__``, the lock is bound
-once per value, and nothing on the update path checks whether the metric is
-labelled (see :class:`_RefusingLock`).
+:class:`Counter` and :class:`Gauge` hold floats; :class:`IntCounter` and
+:class:`IntGauge` hold Python integers, which stay exact however large they
+grow (past 2**53 a float cannot hold every integer) and refuse non-integer
+amounts. Every value is exposed as a float64, as Prometheus stores it.
 """
 
 from __future__ import annotations
 
-import math
-import re
-import threading
+import itertools
+import operator
 import time
-from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Mapping
-from itertools import pairwise
-from typing import ClassVar, Generic, NoReturn, Protocol, TypeVar, cast
+from collections.abc import Callable, Iterable
+from typing import ClassVar, TypeVar, cast
 
-from remote_storage.instrument.exposition import format_float
-from remote_storage.instrument.registry import REGISTRY, MetricFamily, MetricType, Registry, Sample
+from remote_storage.instrument.family import Child, Family, RefusingLock
+from remote_storage.instrument.local import (
+    DEFAULT_FLUSH_INTERVAL,
+    LocalCounter,
+    LocalIntCounter,
+)
+from remote_storage.instrument.samples import NO_LABELS, LabelSet, Sample
+from remote_storage.instrument.timers import CountExceptions, InProgress, Timer
 
 __all__ = [
-    "DEFAULT_BUCKETS",
     "Counter",
     "CounterChild",
     "Gauge",
     "GaugeChild",
-    "Histogram",
-    "HistogramChild",
-    "InvalidBuckets",
-    "InvalidLabelName",
-    "InvalidMetricName",
-    "LabelValuesMismatch",
-    "LabelValuesRequired",
+    "IntCounter",
+    "IntCounterChild",
+    "IntGauge",
+    "IntGaugeChild",
 ]
 
-DEFAULT_BUCKETS: tuple[float, ...] = (
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.075,
-    0.1,
-    0.25,
-    0.5,
-    0.75,
-    1.0,
-    2.5,
-    5.0,
-    7.5,
-    10.0,
-    math.inf,
-)
-"""Upper bounds of histogram buckets, in seconds, when none are given (the same as other clients)."""
 
-_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+def _negative_increment(amount: object) -> ValueError:
+    return ValueError(
+        f"counters only go up, but inc() got {amount!r}; use a Gauge for a value that can go down "
+        "(or is not a number)"
+    )
 
 
-class InvalidMetricName(ValueError):
-    """A metric was defined with a name Prometheus does not accept."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        super().__init__(
-            f"invalid metric name {name!r}: a metric name (with namespace, subsystem and unit "
-            f"joined by '_') must match {_METRIC_NAME.pattern}"
-        )
-
-
-class InvalidLabelName(ValueError):
-    """A metric was defined with a label name it may not have."""
-
-    def __init__(self, metric: str, label: str, reason: str) -> None:
-        self.metric = metric
-        self.label = label
-        super().__init__(f"metric {metric!r} cannot have the label name {label!r}: {reason}")
+def _as_int(amount: object) -> int:
+    """``amount`` as an int if it is an integer of any integer type; TypeError otherwise."""
+    try:
+        return operator.index(amount)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(
+            f"integer metrics take integers, but got {amount!r} of type {type(amount).__name__}; "
+            "use Counter or Gauge for fractional values"
+        ) from None
 
 
-class InvalidBuckets(ValueError):
-    """A histogram was defined with bucket bounds that are not strictly increasing numbers."""
-
-    def __init__(self, metric: str, buckets: tuple[float, ...]) -> None:
-        self.metric = metric
-        self.buckets = buckets
-        super().__init__(
-            f"histogram {metric!r} got buckets {buckets!r}: bucket upper bounds must be numbers "
-            "in strictly increasing order, without duplicates or NaN (+Inf is added when missing)"
-        )
+# -- counters ---------------------------------------------------------------------------------------
 
 
-class LabelValuesMismatch(ValueError):
-    """``labels()`` or ``remove()`` got label values that do not fit the family's label names."""
+class _CounterValue(Child):
+    """What float and integer counters share.
 
-    def __init__(
-        self, metric: str, labelnames: tuple[str, ...], values: tuple[object, ...], names: tuple[str, ...]
-    ) -> None:
-        self.metric = metric
-        self.labelnames = labelnames
-        self.values = values
-        self.names = names
-        if not labelnames:
-            message = f"metric {metric!r} has no label names; update it directly, without labels()"
-        else:
-            if values and names:
-                given = f"values {values!r} and names {names!r}; pass values either by position or by name"
-            elif names:
-                given = f"label names {names!r}"
-            else:
-                given = f"{len(values)} value(s) {values!r}"
-            message = f"metric {metric!r} has label names {labelnames!r}, but got {given}"
-        super().__init__(message)
+    The most common update, ``inc()`` by one, takes no lock: it advances an
+    :func:`itertools.count`, whose ``__next__`` runs in C without releasing
+    the GIL and so never loses an increment (the standard library counts
+    threads this way). Other amounts are added to ``_value`` under the lock.
+    Reading the total advances the count once more, so reads are counted
+    (``_reads``) and subtracted.
+    """
+
+    __slots__ = ("_reads", "_tick", "_ticks", "_value")
+    _zero: ClassVar[float] = 0.0
+    _local_type: ClassVar[type[LocalCounter]] = LocalCounter
+
+    def __init__(self, labels: LabelSet = NO_LABELS) -> None:
+        super().__init__(labels)
+        self._value = self._zero
+        self._ticks = itertools.count()
+        self._tick: Callable[[], int] = self._ticks.__next__
+        self._reads = 0
+
+    def inc(self, amount: float = 1) -> None:
+        raise NotImplementedError
+
+    def _total(self) -> float:
+        lock = self._lock
+        lock.acquire()
+        try:
+            ones = self._tick() - self._reads
+            self._reads += 1
+            return self._value + ones
+        finally:
+            lock.release()
+
+    def reset(self) -> None:
+        """Start again from zero, as after a restart (OpenMetrics ``_created`` moves to now).
+
+        An increment racing with the reset in another thread may land on
+        either side of it.
+        """
+        lock = self._lock
+        lock.acquire()
+        try:
+            self._value = self._zero
+            self._ticks = itertools.count()
+            self._tick = self._ticks.__next__
+            self._reads = 0
+            self._created = time.time()
+        finally:
+            lock.release()
+
+    def count_exceptions(
+        self, exception: type[BaseException] | tuple[type[BaseException], ...] = Exception
+    ) -> CountExceptions:
+        """Count exceptions of type ``exception`` leaving a block or a call (see :class:`CountExceptions`)."""
+        self._check_updatable()
+        return CountExceptions(self.inc, exception)
+
+    def local(self, interval: float | None = DEFAULT_FLUSH_INTERVAL) -> LocalCounter:
+        """A lock-free tally for one thread that flushes into this counter (see :class:`LocalCounter`)."""
+        return self._local_type(self, interval)
 
 
-class LabelValuesRequired(ValueError):
-    """A family with label names was updated itself instead of through one of its children."""
+class CounterChild(_CounterValue):
+    """A float that only goes up: an unlabelled :class:`Counter` or one child of a family."""
 
-    def __init__(self, metric: str, labelnames: tuple[str, ...]) -> None:
-        self.metric = metric
-        self.labelnames = labelnames
-        example = ", ".join(f"{name}=..." for name in labelnames)
-        super().__init__(
-            f"metric {metric!r} has label names {labelnames!r}: update one of its children, "
-            f"{metric}.labels({example}), not the family itself"
-        )
-
-
-class _Lock(Protocol):
-    def acquire(self) -> object: ...
-
-    def release(self) -> None: ...
-
-
-class CounterChild:
-    """A value that only goes up: an unlabelled :class:`Counter` or one child of a family."""
-
-    __slots__ = ("_lock", "_value")
-
-    def __init__(self) -> None:
-        self._lock: _Lock = threading.Lock()
-        self._value = 0.0
+    __slots__ = ()
 
     def inc(self, amount: float = 1) -> None:
         """Add ``amount`` (default 1); a negative amount raises ``ValueError``."""
-        if amount < 0:
-            raise ValueError(
-                f"counters only go up, but inc() got {amount!r}; use a Gauge for a value that can go down"
-            )
+        if amount == 1:
+            self._tick()
+            return
+        if not amount >= 0:  # negative or NaN
+            raise _negative_increment(amount)
         lock = self._lock
         lock.acquire()
         try:
@@ -174,14 +159,137 @@ class CounterChild:
             lock.release()
 
 
-class GaugeChild:
-    """A value that goes up and down: an unlabelled :class:`Gauge` or one child of a family."""
+class IntCounterChild(_CounterValue):
+    """An integer that only goes up: an unlabelled :class:`IntCounter` or one child of a family."""
 
-    __slots__ = ("_lock", "_value")
+    __slots__ = ()
+    _zero = 0
+    _local_type = LocalIntCounter
 
-    def __init__(self) -> None:
-        self._lock: _Lock = threading.Lock()
-        self._value = 0.0
+    def inc(self, amount: int = 1) -> None:  # type: ignore[override]
+        """Add ``amount`` (default 1); a negative or non-integer amount raises."""
+        if amount.__class__ is not int or amount < 0:
+            amount = _as_int(amount)
+            if amount < 0:
+                raise _negative_increment(amount)
+        if amount == 1:
+            self._tick()
+            return
+        lock = self._lock
+        lock.acquire()
+        try:
+            self._value += amount
+        finally:
+            lock.release()
+
+
+CounterT = TypeVar("CounterT", bound=_CounterValue)
+
+
+class _CounterFamily(Family[CounterT]):
+    """What Counter and IntCounter families share."""
+
+    _type = "counter"
+    _suffix = "_total"
+
+    def _refuse_updates(self, lock: RefusingLock) -> None:
+        super()._refuse_updates(lock)
+        # The lock-free path must refuse too.
+        cast(_CounterValue, self)._tick = lock.acquire
+
+    def _collect_samples(self, children: list[CounterT], samples: list[Sample]) -> None:
+        append = samples.append
+        total = self._name + "_total"
+        for child in children:
+            append(Sample(total, child._labels, child._total(), child._created))
+
+
+class Counter(_CounterFamily[CounterChild], CounterChild):
+    """A counter: a value that only goes up, such as requests served.
+
+    Exposed as ``<name>_total``; a name given with a ``_total`` suffix loses
+    it, as in other clients::
+
+        >>> from remote_storage.instrument import Counter, Registry, generate_latest
+        >>> registry = Registry()
+        >>> written = Counter("written_samples_total", "Samples written.", ["backend"], registry=registry)
+        >>> written.labels("memory").inc(100)
+        >>> print(generate_latest(registry).decode(), end="")
+        # HELP written_samples_total Samples written.
+        # TYPE written_samples_total counter
+        written_samples_total{backend="memory"} 100.0
+    """
+
+    def _init_value(self) -> None:
+        CounterChild.__init__(self, self._const_labels)
+
+    def _new_child(self, labels: LabelSet) -> CounterChild:
+        return CounterChild(labels)
+
+
+class IntCounter(_CounterFamily[IntCounterChild], IntCounterChild):
+    """A counter of whole numbers, exact at any size; otherwise like :class:`Counter`.
+
+    Past 2**53 a float cannot hold every integer, so a float counter drops
+    part of what is added; an integer counter does not, and refuses
+    fractional amounts::
+
+        >>> from remote_storage.instrument import IntCounter, Registry
+        >>> registry = Registry()
+        >>> sent = IntCounter("sent_bytes", "Bytes sent.", registry=registry)
+        >>> sent.inc(1500)
+        >>> sent.inc(0.5)
+        Traceback (most recent call last):
+        ...
+        TypeError: integer metrics take integers, but got 0.5 of type float; use Counter or Gauge ...
+    """
+
+    def _init_value(self) -> None:
+        IntCounterChild.__init__(self, self._const_labels)
+
+    def _new_child(self, labels: LabelSet) -> IntCounterChild:
+        return IntCounterChild(labels)
+
+
+# -- gauges -----------------------------------------------------------------------------------------
+
+
+class _GaugeValue(Child):
+    """What float and integer gauges share."""
+
+    __slots__ = ("_function", "_value")
+    _zero: ClassVar[float] = 0.0
+
+    def __init__(self, labels: LabelSet = NO_LABELS) -> None:
+        super().__init__(labels)
+        self._value = self._zero
+        self._function: Callable[[], float] | None = None
+
+    def inc(self, amount: float = 1) -> None:
+        raise NotImplementedError
+
+    def dec(self, amount: float = 1) -> None:
+        raise NotImplementedError
+
+    def set_function(self, function: Callable[[], float] | None) -> None:
+        """Take the value from ``function()`` at every collection instead (None to stop).
+
+        ``function`` runs in the collecting thread, on every scrape: keep it
+        fast and thread-safe.
+        """
+        self._check_updatable()
+        self._function = function
+
+    def track_inprogress(self) -> InProgress:
+        """Add one while a block or a call runs (see :class:`InProgress`)."""
+        self._check_updatable()
+        return InProgress(self.inc, self.dec)
+
+
+class GaugeChild(_GaugeValue):
+    """A float that goes up and down: an unlabelled :class:`Gauge` or one child of a family."""
+
+    __slots__ = ()
 
     def inc(self, amount: float = 1) -> None:
         """Add ``amount`` (default 1)."""
@@ -215,235 +323,60 @@ class GaugeChild:
         """Set the gauge to the current Unix time in seconds."""
         self.set(time.time())
 
+    def time(self) -> Timer:
+        """Set the gauge to the duration of a block or of each call (see :class:`Timer`)."""
+        self._check_updatable()
+        return Timer(self.set)
 
-class HistogramChild:
-    """Observations counted in buckets: an unlabelled :class:`Histogram` or one child of a family."""
 
-    __slots__ = ("_counts", "_lock", "_sum", "_upper_bounds")
+class IntGaugeChild(_GaugeValue):
+    """An integer that goes up and down: an unlabelled :class:`IntGauge` or one child of a family."""
 
-    def __init__(self, upper_bounds: tuple[float, ...]) -> None:
-        self._lock: _Lock = threading.Lock()
-        self._upper_bounds = upper_bounds
-        # Per bucket, not cumulative: one increment per observation.
-        self._counts = [0] * len(upper_bounds)
-        self._sum = 0.0
+    __slots__ = ()
+    _zero = 0
 
-    def observe(self, amount: float) -> None:
-        """Record one observation of ``amount``."""
-        # NaN compares false with every bound; Prometheus counts it in the +Inf bucket.
-        index = bisect_left(self._upper_bounds, amount) if amount == amount else -1
+    def inc(self, amount: int = 1) -> None:  # type: ignore[override]
+        """Add ``amount`` (default 1); a non-integer amount raises ``TypeError``."""
+        if amount.__class__ is not int:
+            amount = _as_int(amount)
         lock = self._lock
         lock.acquire()
         try:
-            self._sum += amount
-            self._counts[index] += 1
+            self._value += amount
         finally:
             lock.release()
 
-    def _snapshot(self) -> tuple[list[int], float]:
+    def dec(self, amount: int = 1) -> None:  # type: ignore[override]
+        """Subtract ``amount`` (default 1); a non-integer amount raises ``TypeError``."""
+        if amount.__class__ is not int:
+            amount = _as_int(amount)
         lock = self._lock
         lock.acquire()
         try:
-            return list(self._counts), self._sum
+            self._value -= amount
+        finally:
+            lock.release()
+
+    def set(self, value: int) -> None:
+        """Set the gauge to ``value``; a non-integer value raises ``TypeError``."""
+        if value.__class__ is not int:
+            value = _as_int(value)
+        lock = self._lock
+        lock.acquire()
+        try:
+            self._value = value
         finally:
             lock.release()
 
 
-class _RefusingLock:
-    """Stands in for the lock of a labelled family's own, unused value.
-
-    A family is also a child (an unlabelled Counter is updated directly), so
-    a labelled family has a value of its own that must never change. Every
-    updating method takes its value's lock first; giving the family this lock
-    makes updating it raise :class:`LabelValuesRequired`, without a check on
-    the update path of every other value.
-    """
-
-    __slots__ = ("_labelnames", "_metric")
-
-    def __init__(self, metric: str, labelnames: tuple[str, ...]) -> None:
-        self._metric = metric
-        self._labelnames = labelnames
-
-    def acquire(self) -> NoReturn:
-        raise LabelValuesRequired(self._metric, self._labelnames)
-
-    def release(self) -> None:
-        pass
+def _gauge_samples(name: str, children: Iterable[_GaugeValue], samples: list[Sample]) -> None:
+    append = samples.append
+    for child in children:
+        function = child._function
+        append(Sample(name, child._labels, child._value if function is None else function()))
 
 
-_ChildT = TypeVar("_ChildT")
-
-
-class _Family(Generic[_ChildT]):
-    """What every metric type shares: its definition, its children and its registration.
-
-    A concrete metric subclasses this and its child class, so that without
-    label names it is updated directly. This class has no ``__slots__``
-    because a class cannot have two bases that both add slots; families are
-    few, and the values they and their children update are slotted.
-    """
-
-    _type: ClassVar[MetricType]
-    _reserved_labelnames: ClassVar[Mapping[str, str]] = {}
-    _lock: _Lock
-
-    def __init__(
-        self,
-        name: str,
-        documentation: str,
-        labelnames: Iterable[str] = (),
-        *,
-        namespace: str = "",
-        subsystem: str = "",
-        unit: str = "",
-        registry: Registry | None = REGISTRY,
-        const_labels: Mapping[str, object] | None = None,
-    ) -> None:
-        self._name = _full_name(self._type, name, namespace, subsystem, unit)
-        self._help = documentation
-        self._unit = unit
-        if isinstance(labelnames, str):
-            raise TypeError(
-                f"labelnames of {self._name!r} must be a sequence of names, not the string {labelnames!r}"
-            )
-        self._labelnames = tuple(labelnames)
-        self._const_labels = {label: str(value) for label, value in (const_labels or {}).items()}
-        self._check_label_names((*self._const_labels, *self._labelnames))
-        self._children: dict[tuple[str, ...], _ChildT] = {}
-        self._children_lock = threading.Lock()
-        self._init_value()
-        if self._labelnames:
-            self._lock = _RefusingLock(self._name, self._labelnames)
-        if registry is not None:
-            registry.register(self)
-
-    def _init_value(self) -> None:
-        """Initialise the family's own value (call the child class's ``__init__``)."""
-        raise NotImplementedError
-
-    def _new_child(self) -> _ChildT:
-        raise NotImplementedError
-
-    def _samples(self, child: _ChildT, labels: dict[str, str]) -> Iterator[Sample]:
-        raise NotImplementedError
-
-    def _check_label_names(self, labelnames: tuple[str, ...]) -> None:
-        seen: set[str] = set()
-        for label in labelnames:
-            if not _LABEL_NAME.fullmatch(label):
-                raise InvalidLabelName(self._name, label, f"label names must match {_LABEL_NAME.pattern}")
-            if label.startswith("__"):
-                raise InvalidLabelName(
-                    self._name, label, "names starting with '__' are reserved for Prometheus"
-                )
-            if label in self._reserved_labelnames:
-                raise InvalidLabelName(self._name, label, self._reserved_labelnames[label])
-            if label in seen:
-                raise InvalidLabelName(
-                    self._name, label, "it is given twice (label names and const_labels included)"
-                )
-            seen.add(label)
-
-    def labels(self, *values: object, **named: object) -> _ChildT:
-        """Return the child for these label values, creating it on first use.
-
-        Give the values in the order of the label names, or all by name.
-        A wrong number of values or wrong names raise
-        :class:`LabelValuesMismatch`.
-        """
-        if named:
-            values = self._values_from_names(values, named)
-        try:
-            # Label values that are not str miss here and are converted below.
-            child = self._children.get(values)  # type: ignore[arg-type]
-        except TypeError:  # an unhashable value, which str() will make usable
-            child = None
-        if child is None:
-            key = self._key(values)
-            with self._children_lock:
-                child = self._children.get(key)
-                if child is None:
-                    child = self._children[key] = self._new_child()
-        return child
-
-    def remove(self, *values: object, **named: object) -> None:
-        """Forget the child for these label values, if there is one."""
-        if named:
-            values = self._values_from_names(values, named)
-        key = self._key(values)
-        with self._children_lock:
-            self._children.pop(key, None)
-
-    def clear(self) -> None:
-        """Forget every child."""
-        with self._children_lock:
-            self._children.clear()
-
-    def _values_from_names(self, values: tuple[object, ...], named: dict[str, object]) -> tuple[object, ...]:
-        if values or len(named) != len(self._labelnames):
-            raise self._mismatch(values, tuple(named))
-        try:
-            return tuple([named[label] for label in self._labelnames])
-        except KeyError:
-            raise self._mismatch(values, tuple(named)) from None
-
-    def _key(self, values: tuple[object, ...]) -> tuple[str, ...]:
-        if not self._labelnames or len(values) != len(self._labelnames):
-            raise self._mismatch(values, ())
-        return tuple(map(str, values))
-
-    def _mismatch(self, values: tuple[object, ...], names: tuple[str, ...]) -> LabelValuesMismatch:
-        return LabelValuesMismatch(self._name, self._labelnames, values, names)
-
-    def describe(self) -> list[MetricFamily]:
-        """The family without samples, for the registry to check names at registration."""
-        return [MetricFamily(self._name, self._type, self._help, self._unit)]
-
-    def collect(self) -> list[MetricFamily]:
-        """The family with one set of samples per child (or of the metric itself, if unlabelled)."""
-        family = MetricFamily(self._name, self._type, self._help, self._unit)
-        if self._labelnames:
-            with self._children_lock:
-                children = list(self._children.items())
-        else:
-            # An unlabelled metric is its own only child.
-            children = [((), cast(_ChildT, self))]
-        for key, child in children:
-            labels = {**self._const_labels, **dict(zip(self._labelnames, key, strict=True))}
-            family.samples.extend(self._samples(child, labels))
-        return [family]
-
-
-class Counter(_Family[CounterChild], CounterChild):
-    """A counter: a value that only goes up, such as requests served.
-
-    Exposed as ``<name>_total``; a name given with a ``_total`` suffix loses
-    it, as in other clients::
-
-        >>> from remote_storage.instrument import Counter, Registry, generate_latest
-        >>> registry = Registry()
-        >>> written = Counter("written_samples_total", "Samples written.", ["backend"], registry=registry)
-        >>> written.labels("memory").inc(100)
-        >>> print(generate_latest(registry).decode(), end="")
-        # HELP written_samples_total Samples written.
-        # TYPE written_samples_total counter
-        written_samples_total{backend="memory"} 100.0
-    """
-
-    _type = "counter"
-
-    def _init_value(self) -> None:
-        CounterChild.__init__(self)
-
-    def _new_child(self) -> CounterChild:
-        return CounterChild()
-
-    def _samples(self, child: CounterChild, labels: dict[str, str]) -> Iterator[Sample]:
-        yield Sample(self._name + "_total", labels, child._value)
-
-
-class Gauge(_Family[GaugeChild], GaugeChild):
+class Gauge(Family[GaugeChild], GaugeChild):
     """A gauge: a value that goes up and down, such as requests in flight::
 
     >>> from remote_storage.instrument import Gauge, Registry
@@ -459,93 +392,25 @@ class Gauge(_Family[GaugeChild], GaugeChild):
     _type = "gauge"
 
     def _init_value(self) -> None:
-        GaugeChild.__init__(self)
+        GaugeChild.__init__(self, self._const_labels)
 
-    def _new_child(self) -> GaugeChild:
-        return GaugeChild()
+    def _new_child(self, labels: LabelSet) -> GaugeChild:
+        return GaugeChild(labels)
 
-    def _samples(self, child: GaugeChild, labels: dict[str, str]) -> Iterator[Sample]:
-        yield Sample(self._name, labels, child._value)
+    def _collect_samples(self, children: list[GaugeChild], samples: list[Sample]) -> None:
+        _gauge_samples(self._name, children, samples)
 
 
-class Histogram(_Family[HistogramChild], HistogramChild):
-    """A histogram: observations, such as request durations, counted in buckets.
+class IntGauge(Family[IntGaugeChild], IntGaugeChild):
+    """A gauge of whole numbers, such as items in a queue; otherwise like :class:`Gauge`."""
 
-    Exposed as cumulative ``<name>_bucket{le="..."}`` samples (``+Inf``
-    always included), ``<name>_sum`` and ``<name>_count``::
-
-        >>> from remote_storage.instrument import Histogram, Registry
-        >>> registry = Registry()
-        >>> latency = Histogram("latency_seconds", "Latency.", buckets=[0.1, 1.0], registry=registry)
-        >>> latency.observe(0.05)
-        >>> latency.observe(0.5)
-        >>> registry.get_sample_value("latency_seconds_bucket", {"le": "1.0"})
-        2.0
-    """
-
-    _type = "histogram"
-    _reserved_labelnames: ClassVar[Mapping[str, str]] = {"le": "histograms use it for the bucket bounds"}
-
-    def __init__(
-        self,
-        name: str,
-        documentation: str,
-        labelnames: Iterable[str] = (),
-        *,
-        namespace: str = "",
-        subsystem: str = "",
-        unit: str = "",
-        registry: Registry | None = REGISTRY,
-        const_labels: Mapping[str, object] | None = None,
-        buckets: Iterable[float] = DEFAULT_BUCKETS,
-    ) -> None:
-        self._upper_bounds = _upper_bounds(name, buckets)
-        self._le_values = tuple(map(format_float, self._upper_bounds))
-        super().__init__(
-            name,
-            documentation,
-            labelnames,
-            namespace=namespace,
-            subsystem=subsystem,
-            unit=unit,
-            registry=registry,
-            const_labels=const_labels,
-        )
+    _type = "gauge"
 
     def _init_value(self) -> None:
-        HistogramChild.__init__(self, self._upper_bounds)
+        IntGaugeChild.__init__(self, self._const_labels)
 
-    def _new_child(self) -> HistogramChild:
-        return HistogramChild(self._upper_bounds)
+    def _new_child(self, labels: LabelSet) -> IntGaugeChild:
+        return IntGaugeChild(labels)
 
-    def _samples(self, child: HistogramChild, labels: dict[str, str]) -> Iterator[Sample]:
-        counts, total = child._snapshot()
-        cumulative = 0
-        for le, count in zip(self._le_values, counts, strict=True):
-            cumulative += count
-            yield Sample(self._name + "_bucket", {**labels, "le": le}, float(cumulative))
-        yield Sample(self._name + "_count", labels, float(cumulative))
-        yield Sample(self._name + "_sum", labels, total)
-
-
-def _full_name(metric_type: MetricType, name: str, namespace: str, subsystem: str, unit: str) -> str:
-    """Join namespace, subsystem, name and unit as other clients do, and validate the result."""
-    if not name:
-        raise InvalidMetricName(name)
-    full_name = "_".join(part for part in (namespace, subsystem, name) if part)
-    if metric_type == "counter" and full_name.endswith("_total"):
-        full_name = full_name[: -len("_total")]
-    if unit and not full_name.endswith("_" + unit):
-        full_name += "_" + unit
-    if not _METRIC_NAME.fullmatch(full_name):
-        raise InvalidMetricName(full_name)
-    return full_name
-
-
-def _upper_bounds(metric: str, buckets: Iterable[float]) -> tuple[float, ...]:
-    bounds = tuple(map(float, buckets))
-    if any(math.isnan(bound) for bound in bounds) or any(a >= b for a, b in pairwise(bounds)):
-        raise InvalidBuckets(metric, bounds)
-    if not bounds or bounds[-1] != math.inf:
-        bounds += (math.inf,)
-    return bounds
+    def _collect_samples(self, children: list[IntGaugeChild], samples: list[Sample]) -> None:
+        _gauge_samples(self._name, children, samples)

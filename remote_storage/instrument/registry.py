@@ -1,11 +1,11 @@
-"""Registries, the collector contract and the data that collectors hand to exposition.
+"""Registries and the collector contract.
 
 A registry holds *collectors*: any object with a ``collect()`` method that
 returns :class:`MetricFamily` objects (the :class:`Collector` protocol). The
 metrics of :mod:`remote_storage.instrument.metrics` are collectors; so is any
 object you write yourself::
 
-    >>> from remote_storage.instrument.registry import MetricFamily, Registry, Sample
+    >>> from remote_storage.instrument import MetricFamily, Registry, Sample
     >>> class QueueDepth:
     ...     def collect(self):
     ...         yield MetricFamily("queue_depth", "gauge", "Items waiting.", samples=[
@@ -21,49 +21,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Literal, NamedTuple, Protocol
+from typing import Protocol
+
+from remote_storage.instrument.samples import MetricFamily
 
 __all__ = [
     "REGISTRY",
     "Collector",
     "DuplicateMetricName",
-    "MetricFamily",
-    "MetricType",
     "Registry",
-    "Sample",
 ]
-
-MetricType = Literal[
-    "counter", "gauge", "histogram", "gaugehistogram", "summary", "info", "stateset", "unknown"
-]
-"""The OpenMetrics family types; each exposition format maps them to what it can say."""
-
-
-class Sample(NamedTuple):
-    """One line of exposition: a full sample name (with any suffix such as
-    ``_total`` or ``_bucket``), its labels and its value."""
-
-    name: str
-    labels: Mapping[str, str]
-    value: float
-
-
-@dataclass(slots=True)
-class MetricFamily:
-    """A metric family as collected: its name, type, help text, unit and samples.
-
-    ``name`` is the family name without type suffixes: a counter family named
-    ``requests`` carries samples named ``requests_total``, a histogram family
-    ``latency_seconds`` samples named ``latency_seconds_bucket``, ``_sum`` and
-    ``_count``.
-    """
-
-    name: str
-    type: MetricType
-    help: str
-    unit: str = ""
-    samples: list[Sample] = field(default_factory=list)
 
 
 class Collector(Protocol):

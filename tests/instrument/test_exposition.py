@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from types import ModuleType
 
 import prometheus_client
 import pytest
@@ -23,51 +22,8 @@ from remote_storage.instrument import (
     generate_latest,
 )
 from remote_storage.instrument.exposition import format_float
-
-AWKWARD = [
-    "plain",
-    'double "quotes"',
-    "back\\slash",
-    "new\nline",
-    "\\n is not a newline",
-    "ends with a backslash\\",
-    'all of \\ " \n together',
-    "ünïcødé ✓ 日本語 🙂",
-    "",
-    "{braces},=commas",
-]
-
-
-def define(library: ModuleType, registry: object) -> None:
-    """The same metrics and updates, written against either library."""
-    requests = library.Counter(
-        "rs_requests_total",
-        'Help with a \\ backslash,\na newline and "quotes".',
-        ["value", "index"],
-        registry=registry,
-    )
-    for index, value in enumerate(AWKWARD):
-        requests.labels(value, index).inc(index + 0.5)
-    library.Counter("rs_plain", "No labels.", registry=registry).inc(3)
-    gauge = library.Gauge(
-        "g", "Gauge.", ["x"], namespace="ns", subsystem="sub", unit="bytes", registry=registry
-    )
-    gauge.labels("big").set(1e20)
-    gauge.labels("small").set(-1.5e-7)
-    gauge.labels("nan").set(math.nan)
-    gauge.labels("inf").set(-math.inf)
-    gauge.labels("int").set(42)
-    latency = library.Histogram(
-        "rs_latency_seconds",
-        "Latency.",
-        ["handler"],
-        buckets=[0.001, 0.5, 1, 2.5, 1e6, 12345678],
-        registry=registry,
-    )
-    for observation in [0.0005, 0.001, 0.7, 1, 3, 1e7, 1e9]:
-        latency.labels(handler="write").observe(observation)
-    latency.labels(handler='r"e\\a\nd').observe(0.2)
-    library.Histogram("rs_default_buckets", "Default buckets.", registry=registry).observe(0.1)
+from remote_storage.instrument.openmetrics import CONTENT_TYPE_OPENMETRICS, generate_openmetrics
+from tests.instrument.zoo import AWKWARD, define, every_type
 
 
 @pytest.fixture
@@ -120,6 +76,48 @@ def test_awkward_label_values_survive_the_round_trip() -> None:
 @pytest.mark.usefixtures("without_created_series")
 def test_output_is_byte_identical_to_prometheus_client() -> None:
     assert ours() == oracle()
+
+
+def test_every_metric_type_parses_back_to_the_collected_values() -> None:
+    registry = Registry()
+    every_type(registry)
+    collected = {
+        (s.name, tuple(sorted(s.labels.items()))): repr(float(s.value))
+        for family in registry.collect()
+        for s in family.samples
+    }
+    text = generate_latest(registry).decode()
+    parsed_back = {
+        (s.name, tuple(sorted(s.labels.items()))): repr(s.value)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    # Collected again for the text: process metrics and counters read now differ; compare the rest.
+    volatile = ("process_",)
+    assert {k: v for k, v in parsed_back.items() if not k[0].startswith(volatile)} == {
+        k: v for k, v in collected.items() if not k[0].startswith(volatile)
+    }
+    assert "_created" not in text
+
+
+def test_label_sets_render_like_plain_mappings() -> None:
+    class Plain:
+        def collect(self) -> list[MetricFamily]:
+            return [
+                MetricFamily(
+                    "plain",
+                    "gauge",
+                    "Plain dict labels.",
+                    samples=[Sample("plain", {"z": v, "a": v}, i) for i, v in enumerate(AWKWARD)],
+                )
+            ]
+
+    ours, theirs = Registry(), Registry()
+    family = Gauge("plain", "Plain dict labels.", ["z", "a"], registry=ours)
+    for i, value in enumerate(AWKWARD):
+        family.labels(value, value).set(i)
+    theirs.register(Plain())
+    assert generate_latest(ours) == generate_latest(theirs)
 
 
 def test_text_layout() -> None:
@@ -191,16 +189,41 @@ def test_format_float_matches_the_go_client(value: float, text: str) -> None:
     assert format_float(value) == prometheus_client.utils.floatToGoString(value)
 
 
+PROMETHEUS_2_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+
+
 @pytest.mark.parametrize(
-    "accept",
+    ("accept", "openmetrics"),
     [
-        "",
-        "text/plain",
-        "*/*",
-        "application/openmetrics-text; version=1.0.0; charset=utf-8,text/plain;version=0.0.4;q=0.5",
+        ("", False),
+        ("text/plain", False),
+        ("text/plain; version=0.0.4", False),
+        ("*/*", False),
+        ("text/*;q=0.3", False),
+        ("application/json", False),  # nothing acceptable: the format every scraper reads
+        (PROMETHEUS_2_ACCEPT, True),
+        ("application/openmetrics-text; version=1.0.0; charset=utf-8,text/plain;version=0.0.4;q=0.5", True),
+        ("application/openmetrics-text;version=0.0.1", True),
+        ("APPLICATION/OpenMetrics-Text", True),
+        ('application/openmetrics-text; version="1.0.0"', True),
+        ("text/plain;version=0.0.4;q=0.9,application/openmetrics-text;q=0.5", False),
+        ("text/plain;q=0.5, application/openmetrics-text;q=0.6", True),
+        ("application/openmetrics-text;version=2.0.0,text/plain;q=0.1", False),  # a version we lack
+        ("application/openmetrics-text;q=0", False),  # q=0: not acceptable
+        ("application/openmetrics-text;q=high", False),
+        ("text/plain;version=0.0.5,application/openmetrics-text;q=0.2", True),
+        ("text/plain, application/openmetrics-text", False),  # a tie: the first listed
     ],
 )
-def test_choose_encoder_serves_text_0_0_4_today(accept: str) -> None:
+def test_choose_encoder_follows_the_accept_header(accept: str, openmetrics: bool) -> None:
     encoder, content_type = choose_encoder(accept)
-    assert encoder is generate_latest
-    assert content_type == CONTENT_TYPE_LATEST == "text/plain; version=0.0.4; charset=utf-8"
+    if openmetrics:
+        assert encoder is generate_openmetrics
+        assert content_type == CONTENT_TYPE_OPENMETRICS
+        assert content_type == "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    else:
+        assert encoder is generate_latest
+        assert content_type == CONTENT_TYPE_LATEST == "text/plain; version=0.0.4; charset=utf-8"

@@ -1,4 +1,4 @@
-"""Counter, Gauge and Histogram: values, label handling, validation and thread safety."""
+"""Counter, Gauge and Histogram (float and integer): values, labels, validation, thread safety."""
 
 from __future__ import annotations
 
@@ -14,12 +14,18 @@ from remote_storage.instrument import (
     Counter,
     Gauge,
     Histogram,
+    IntCounter,
+    IntGauge,
     InvalidBuckets,
     InvalidLabelName,
     InvalidMetricName,
     LabelValuesMismatch,
     LabelValuesRequired,
     Registry,
+    StateSet,
+    Summary,
+    exponential_buckets,
+    linear_buckets,
 )
 
 
@@ -426,3 +432,198 @@ def test_collecting_while_updating_sees_each_histogram_at_one_instant(registry: 
         scraper.join(timeout=60)
     assert inconsistent == []
     assert registry.get_sample_value("h_count", {"shard": "a"}) == THREADS * ITERATIONS
+
+
+# -- integer metrics --------------------------------------------------------------------------------
+
+
+def test_int_counter_stays_exact_past_float_precision(registry: Registry) -> None:
+    counter = IntCounter("sent_bytes", "Bytes sent.", registry=registry)
+    float_counter = Counter("sent_float_bytes", "Bytes sent.", registry=registry)
+    for metric in (counter, float_counter):
+        metric.inc(2**53)
+        metric.inc(3)
+    [family] = counter.collect()
+    assert family.samples[0].value == 2**53 + 3  # exact in the process
+    assert isinstance(family.samples[0].value, int)
+    [float_family] = float_counter.collect()
+    assert float_family.samples[0].value == 2**53 + 4  # 2**53 + 3 is not a float64
+
+
+@pytest.mark.parametrize("amount", [0.5, 1.0, "1", None])
+def test_int_metrics_refuse_non_integers(registry: Registry, amount: object) -> None:
+    counter = IntCounter("c", "C.", registry=registry)
+    gauge = IntGauge("g", "G.", registry=registry)
+    for update in (counter.inc, gauge.inc, gauge.dec, gauge.set):
+        with pytest.raises(TypeError, match="integer metrics take integers"):
+            update(amount)  # type: ignore[arg-type]
+    assert registry.get_sample_value("c_total") == 0
+    assert registry.get_sample_value("g") == 0
+
+
+def test_int_metrics_accept_any_integer_type(registry: Registry) -> None:
+    class Index:
+        def __index__(self) -> int:
+            return 3
+
+    counter = IntCounter("c", "C.", registry=registry)
+    gauge = IntGauge("g", "G.", ["q"], registry=registry)
+    counter.inc(Index())  # type: ignore[arg-type]
+    counter.inc(True)
+    gauge.labels("a").inc(5)
+    gauge.labels("a").dec(Index())  # type: ignore[arg-type]
+    assert registry.get_sample_value("c_total") == 4
+    assert registry.get_sample_value("g", {"q": "a"}) == 2
+    gauge.labels("a").set(-9)
+    assert registry.get_sample_value("g", {"q": "a"}) == -9
+    with pytest.raises(ValueError, match="only go up"):
+        counter.inc(-1)
+
+
+@pytest.mark.parametrize("amount", [math.nan, -1, -0.5])
+def test_counters_refuse_nan_and_negative_amounts(registry: Registry, amount: float) -> None:
+    counter = Counter("c", "C.", registry=registry)
+    with pytest.raises(ValueError, match="only go up"):
+        counter.inc(amount)
+    assert registry.get_sample_value("c_total") == 0.0
+
+
+def test_counter_reset_and_unit_increments_mix(registry: Registry) -> None:
+    counter = Counter("c", "C.", ["k"], registry=registry)
+    child = counter.labels("a")
+    child.inc()
+    child.inc(1.0)  # also the lock-free path
+    child.inc(2.5)
+    for _ in range(3):  # reading does not change the value
+        assert registry.get_sample_value("c_total", {"k": "a"}) == 4.5
+    child.reset()
+    assert registry.get_sample_value("c_total", {"k": "a"}) == 0.0
+    child.inc()
+    assert registry.get_sample_value("c_total", {"k": "a"}) == 1.0
+
+
+def test_count_exceptions(registry: Registry) -> None:
+    errors = Counter("errors", "Errors.", registry=registry)
+
+    @errors.count_exceptions(KeyError)
+    def lookup(key: str) -> int:
+        return {"a": 1}[key]
+
+    assert lookup("a") == 1
+    for _ in range(2):
+        with pytest.raises(KeyError):
+            lookup("b")
+    with pytest.raises(ZeroDivisionError), errors.count_exceptions(KeyError):
+        _ = 1 / 0  # not counted: another type
+    with pytest.raises(ValueError), errors.count_exceptions():
+        raise ValueError
+    assert registry.get_sample_value("errors_total") == 3.0
+
+
+def test_gauge_set_function(registry: Registry) -> None:
+    items: list[int] = [1, 2]
+    gauge = Gauge("items", "Items.", ["queue"], registry=registry)
+    gauge.labels("a").set_function(lambda: len(items))
+    items.append(3)
+    assert registry.get_sample_value("items", {"queue": "a"}) == 3
+    gauge.labels("a").set_function(None)
+    assert registry.get_sample_value("items", {"queue": "a"}) == 0
+    with pytest.raises(LabelValuesRequired):
+        gauge.set_function(lambda: 1.0)
+
+
+@pytest.mark.parametrize(
+    ("helper", "args", "expected"),
+    [
+        (linear_buckets, (0, 10, 3), (0.0, 10.0, 20.0)),
+        (linear_buckets, (-1, 0.5, 5), (-1.0, -0.5, 0.0, 0.5, 1.0)),
+        (linear_buckets, (0.1, 0.1, 3), (0.1, 0.2, 0.30000000000000004)),  # summed, as in Go
+        (exponential_buckets, (1, 2, 4), (1.0, 2.0, 4.0, 8.0)),
+        (exponential_buckets, (0.001, 10, 4), (0.001, 0.01, 0.1, 1.0)),
+        (exponential_buckets, (100, 1.5, 3), (100.0, 150.0, 225.0)),
+    ],
+)
+def test_bucket_helpers(
+    helper: Callable[[float, float, int], tuple[float, ...]],
+    args: tuple[float, float, int],
+    expected: tuple[float, ...],
+) -> None:
+    assert helper(*args) == expected
+    Histogram("h", "H.", buckets=helper(*args), registry=None)
+
+
+@pytest.mark.parametrize(
+    ("helper", "args", "message"),
+    [
+        (linear_buckets, (0, 10, 0), "count of at least 1"),
+        (linear_buckets, (0, 0, 3), "positive width"),
+        (exponential_buckets, (0, 2, 3), "positive start"),
+        (exponential_buckets, (1, 1, 3), "factor greater than 1"),
+        (exponential_buckets, (1, 2, 0), "count of at least 1"),
+    ],
+)
+def test_bucket_helpers_refuse_bad_arguments(
+    helper: Callable[[float, float, int], tuple[float, ...]], args: tuple[float, float, int], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        helper(*args)
+
+
+@pytest.mark.parametrize(
+    ("metric_type", "update"),
+    [
+        (IntCounter, lambda m: m.inc()),
+        (IntCounter, lambda m: m.inc(5)),
+        (IntGauge, lambda m: m.set(1)),
+        (Counter, lambda m: m.count_exceptions()),
+        (Counter, lambda m: m.local()),
+        (Gauge, lambda m: m.time()),
+        (Gauge, lambda m: m.track_inprogress()),
+        (Histogram, lambda m: m.time()),
+        (Histogram, lambda m: m.local()),
+    ],
+)
+def test_helpers_of_a_labelled_family_itself_are_refused_at_once(
+    registry: Registry, metric_type: type[Counter | Gauge | Histogram], update: Callable[[object], None]
+) -> None:
+    family = metric_type("m", "M.", ["handler"], registry=registry)
+    with pytest.raises(LabelValuesRequired, match=r"m.labels\(handler=...\)"):
+        update(family)
+
+
+def test_repr_names_the_family() -> None:
+    assert repr(Counter("c", "C.", ["a"], registry=None)) == "Counter('c', labelnames=('a',))"
+
+
+@pytest.mark.usefixtures("frequent_thread_switches")
+def test_concurrent_updates_of_every_type_give_exact_totals(registry: Registry) -> None:
+    counter = IntCounter("ic", "IC.", registry=registry)
+    gauge = IntGauge("ig", "IG.", registry=registry)
+    summary = Summary("s", "S.", ["k"], quantiles=[0.5], registry=registry)
+    shared = Counter("via_locals", "Through locals.", registry=registry)
+    histogram = Histogram("h", "H.", buckets=[1], registry=registry)
+    states = StateSet("st", "St.", states=[f"s{i}" for i in range(THREADS)], registry=registry)
+
+    def work(index: int) -> None:
+        with shared.local(interval=0.001) as local, histogram.local(interval=0.001) as local_histogram:
+            for i in range(ITERATIONS):
+                counter.inc()
+                counter.inc(2)
+                gauge.inc(3)
+                gauge.dec()
+                summary.labels(str(i % 2)).observe(1.0)
+                local.inc()
+                local_histogram.observe(0.5 if i % 2 else 1.5)
+        states.set(f"s{index}")
+
+    _run_in_threads(work)
+    total = THREADS * ITERATIONS
+    assert registry.get_sample_value("ic_total") == 3 * total
+    assert registry.get_sample_value("ig") == 2 * total
+    counts = [registry.get_sample_value("s_count", {"k": k}) for k in "01"]
+    assert counts == [total / 2, total / 2]
+    assert registry.get_sample_value("via_locals_total") == total
+    assert registry.get_sample_value("h_bucket", {"le": "1.0"}) == total / 2
+    assert registry.get_sample_value("h_bucket", {"le": "+Inf"}) == total
+    assert registry.get_sample_value("h_sum") == 0.5 * total / 2 + 1.5 * total / 2
+    assert states.states() == {f"s{i}": True for i in range(THREADS)}
