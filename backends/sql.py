@@ -688,7 +688,7 @@ class SQLStorage(RemoteStorage):
 
         return await asyncio.get_running_loop().run_in_executor(self._readers, load)
 
-    async def series_count(self) -> int:
+    async def stored_series(self) -> int:
         def count() -> int:
             assert self._engine is not None
             with self._engine.connect() as conn:

@@ -304,8 +304,17 @@ async def handle_ready(request: web.Request) -> web.Response:
 
 
 async def handle_metrics(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    try:
+        async with asyncio.timeout(5):
+            series = await state.storage.stored_series()
+    except Exception:
+        log.warning("could not count the stored series", exc_info=True)
+        series = None
+    if series is not None:
+        state.metrics.stored_series.set(series)
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-    body = encoder(request.app[STATE].metrics.registry)
+    body = encoder(state.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 

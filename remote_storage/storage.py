@@ -441,6 +441,13 @@ class RemoteStorage(abc.ABC):
         """
         return {}
 
+    async def stored_series(self) -> int | None:
+        """How many series the backend holds (all tenants), for the service's own metrics.
+
+        None (the default) when the backend cannot tell cheaply.
+        """
+        return None
+
     def default_workers(self) -> int:
         """How many server processes ``serve --workers 0`` (auto) runs for this backend."""
         return 1

@@ -6,7 +6,7 @@ known up front are bound once here, so request handlers do no label lookups.
 
 from __future__ import annotations
 
-from remote_storage.instrument import Counter, Histogram, Registry
+from remote_storage.instrument import Counter, Gauge, Histogram, Registry
 
 __all__ = ["ServiceMetrics"]
 
@@ -94,6 +94,11 @@ class ServiceMetrics:
             "Time the storage backend took per call, by operation.",
             ["operation"],
             buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.stored_series = Gauge(
+            "remote_storage_series",
+            "Series held by the storage backend (all tenants), as of the last scrape.",
             registry=registry,
         )
         self.backend_write_duration = backend.labels("write")
