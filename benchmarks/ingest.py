@@ -18,7 +18,7 @@ receiver measured in the same run.
 
 Targets: ``prometheus`` (Debian package ``prometheus``, with
 ``--web.enable-remote-write-receiver``), ``victoria-metrics`` (Debian package
-``victoria-metrics``, when installed), ``memory``, ``sqlite`` and
+``victoria-metrics``), ``memory``, ``sqlite`` and
 ``postgresql`` (a private PostgreSQL server, Debian package ``postgresql``).
 """
 
@@ -183,9 +183,7 @@ def bench_prometheus(work: Path, args: argparse.Namespace) -> Result:
 
 
 def bench_victoria(work: Path, args: argparse.Namespace) -> Result:
-    binary = shutil.which("victoria-metrics")
-    if binary is None:
-        raise FileNotFoundError("victoria-metrics is not installed")
+    binary = ensure_debian_package("victoria-metrics", "victoria-metrics")
     port = free_port()
     argv = [
         binary,
