@@ -1,8 +1,10 @@
 """An in-memory backend: fast, exact, and gone when the process stops.
 
-``memory://`` keeps every tenant's series in Python dicts and compact arrays.
-It is the default backend, the reference the conformance suite was written
-against, and the one to use for tests and demos::
+``memory://`` keeps every tenant's series in Python dicts, float samples in
+sealed XOR chunks plus a small open head per series, as Prometheus' head does
+(see :mod:`remote_storage.backends.memory_series`). It is the default
+backend, the reference the conformance suite was written against, and the one
+to use for tests and demos::
 
     >>> import asyncio
     >>> from remote_storage.matchers import Matcher
@@ -20,15 +22,11 @@ against, and the one to use for tests and demos::
 from __future__ import annotations
 
 import asyncio
-import heapq
 import struct
-from array import array
-from bisect import bisect_left, bisect_right
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, MutableSequence, Sequence
-from itertools import islice
-from operator import attrgetter, itemgetter, lt
-from typing import ClassVar, TypeVar
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from operator import attrgetter
+from typing import ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
 from remote_storage.errors import SampleConflict
@@ -47,6 +45,7 @@ from remote_storage.storage import (
 )
 
 from . import InvalidStorageURL
+from .memory_series import Conflict, Planned, Series, plan
 
 __all__ = [
     "DEFAULT_KEY_CACHE_SIZE",
@@ -64,127 +63,12 @@ DEFAULT_MAX_EXEMPLARS = 100_000
 # selection does not stall concurrent requests.
 _YIELD_EVERY = 1024
 
-_T = TypeVar("_T")
 _DOUBLE = struct.Struct("<d")
-
-
-class _Conflict(Exception):
-    """Raised by :func:`_plan`; :meth:`MemoryStorage.write` adds the labels."""
-
-    def __init__(self, timestamp: int, stored: object, sent: object) -> None:
-        super().__init__(timestamp)
-        self.timestamp = timestamp
-        self.stored = stored
-        self.sent = sent
-
-
 _float_identity = _DOUBLE.pack  # the 64 bits: NaN payloads and -0.0 compare as what they are
 
 
-def _increasing(timestamps: Sequence[int]) -> bool:
-    return len(timestamps) < 2 or all(map(lt, timestamps, islice(timestamps, 1, None)))
-
-
-# Samples planned for one series: sorted, unique timestamps and their values (or histograms).
-_Planned = tuple[Sequence[int], Sequence[_T]]
-
-
-def _plan(
-    stored_ts: Sequence[int],
-    stored: Sequence[_T],
-    timestamps: Sequence[int],
-    items: Sequence[_T],
-    identity: Callable[[_T], object],
-) -> _Planned[_T]:
-    """The samples of ``items`` to add to a series, sorted, unique and not yet stored.
-
-    A timestamp already stored (or sent twice) with the same identity is
-    dropped; with another identity :class:`_Conflict` is raised. Nothing is
-    modified, so a caller can plan a whole request before applying any of it.
-    """
-    if not timestamps:
-        return (), ()
-    if (not stored_ts or timestamps[0] > stored_ts[-1]) and _increasing(timestamps):
-        return timestamps, items  # the common case: new samples after the newest
-    last = stored_ts[-1] if stored_ts else None
-    new_ts: list[int] = []
-    new_items: list[_T] = []
-    previous = -1  # index in ``items`` of the previous sample in time order
-    for i in sorted(range(len(timestamps)), key=timestamps.__getitem__):
-        t, item = timestamps[i], items[i]
-        if previous >= 0 and t == timestamps[previous]:
-            if identity(item) != identity(items[previous]):
-                raise _Conflict(t, items[previous], item)
-            continue
-        previous = i
-        if last is not None and t <= last:
-            j = bisect_left(stored_ts, t)
-            if stored_ts[j] == t:
-                if identity(stored[j]) != identity(item):
-                    raise _Conflict(t, stored[j], item)
-                continue
-        new_ts.append(t)
-        new_items.append(item)
-    return new_ts, new_items
-
-
-def _insert(
-    stored_ts: array[int],
-    stored: MutableSequence[_T],
-    timestamps: Sequence[int],
-    items: Sequence[_T],
-) -> None:
-    """Insert planned samples (sorted, none stored yet) at their place."""
-    if not timestamps:
-        return
-    if not stored_ts or timestamps[0] > stored_ts[-1]:
-        stored_ts.extend(timestamps)
-        stored.extend(items)
-        return
-    # Only the tail from the first new timestamp on is rebuilt: late samples
-    # are usually recent, so this stays small.
-    start = bisect_left(stored_ts, timestamps[0])
-    tail = list(
-        heapq.merge(
-            zip(stored_ts[start:], stored[start:], strict=True),
-            zip(timestamps, items, strict=True),
-            key=itemgetter(0),
-        )
-    )
-    del stored_ts[start:]
-    del stored[start:]
-    stored_ts.extend(t for t, _ in tail)
-    stored.extend(item for _, item in tail)
-
-
-class _Series:
-    """One stored series: float samples and native histograms, each in time order."""
-
-    __slots__ = ("histogram_ts", "histograms", "labels", "timestamps", "values")
-
-    def __init__(self, labels: Labels) -> None:
-        self.labels = labels
-        self.timestamps: array[int] = array("q")
-        self.values: array[float] = array("d")
-        self.histogram_ts: array[int] = array("q")
-        self.histograms: list[Histogram] = []
-
-    def ranges(self, start: int, end: int) -> tuple[int, int, int, int]:
-        ts, hts = self.timestamps, self.histogram_ts
-        return bisect_left(ts, start), bisect_right(ts, end), bisect_left(hts, start), bisect_right(hts, end)
-
-    def has_data(self, start: int, end: int) -> bool:
-        lo, hi, hlo, hhi = self.ranges(start, end)
-        return lo < hi or hlo < hhi
-
-    def select(self, start: int, end: int) -> TimeSeries:
-        lo, hi, hlo, hhi = self.ranges(start, end)
-        # Slices are copies: later writes do not change a series already handed out.
-        return TimeSeries(self.labels, self.timestamps[lo:hi], self.values[lo:hi], self.histograms[hlo:hhi])
-
-
 # What a new series is planned against; never written to.
-_NO_SERIES = _Series(Labels())
+_NO_SERIES = Series(Labels())
 
 
 # The entries of one write request that go to one series: usually one, so no list.
@@ -233,7 +117,7 @@ class _Tenant:
     )
 
     def __init__(self, max_exemplars: int) -> None:
-        self.series: list[_Series] = []
+        self.series: list[Series] = []
         self.by_labels: dict[Labels, int] = {}
         self.keys: OrderedDict[object, int] = OrderedDict()
         self.postings: dict[str, dict[str, set[int]]] = {}
@@ -245,7 +129,7 @@ class _Tenant:
     def add(self, labels: Labels) -> int:
         """Store a new series; returns its id."""
         series_id = len(self.series)
-        self.series.append(_Series(labels))
+        self.series.append(Series(labels))
         self.by_labels[labels] = series_id
         for name, value in labels:
             self.postings.setdefault(name, {}).setdefault(value, set()).add(series_id)
@@ -301,6 +185,15 @@ class MemoryStorage(RemoteStorage):
     :class:`~remote_storage.errors.SampleConflict`. Native histograms follow
     the same rule, comparing every field (floats by their bits). Floats and
     histograms are kept apart, so a series may hold one of each at a timestamp.
+
+    **Storage.** Float samples are kept as Prometheus keeps them in its head:
+    sealed XOR chunks of 120 samples (about 1.3 to 5 bytes per sample) plus
+    the newest samples of each series in two arrays, sealed once 120 are
+    there. A late sample is inserted into the chunk that holds its time (the
+    chunk is decoded and encoded again, rare and slow). Queries decode only the
+    chunks that meet their range; streamed reads (``Query.accept_chunks``) get
+    the chunks as stored. :meth:`chunk_bytes` and :meth:`memory_bytes` report
+    what the samples take.
 
     **Atomicity.** Every series of a request is checked before any is
     changed, with no ``await`` in between: a request that raises stores
@@ -416,22 +309,25 @@ class MemoryStorage(RemoteStorage):
     async def write(self, ctx: Context, request: WriteRequest) -> None:
         tenant = self._tenant(ctx.tenant)
         # Check everything first ...
-        plans: list[tuple[int | Labels, _Group, _Planned[float], _Planned[Histogram]]] = []
+        plans: list[tuple[int | Labels, _Group, Planned[float], Planned[Histogram]]] = []
         for target, group in self._group(tenant, request).items():
             stored = _NO_SERIES if isinstance(target, Labels) else tenant.series[target]
             ts, values = _floats(group)
             hts, histograms = _histograms(group)
             try:
-                floats = _plan(stored.timestamps, stored.values, ts, values, _float_identity)
-                hists = _plan(stored.histogram_ts, stored.histograms, hts, histograms, Histogram.identity)
-            except _Conflict as conflict:
+                floats = plan(ts, values, stored.last_float(), stored.float_finder, _float_identity)
+                hists: Planned[Histogram] = ((), ())
+                if hts:
+                    last = stored.last_histogram()
+                    hists = plan(hts, histograms, last, stored.histogram_finder, Histogram.identity)
+            except Conflict as conflict:
                 labels = target if isinstance(target, Labels) else stored.labels
                 raise _sample_conflict(labels, conflict) from None
             plans.append((target, group, floats, hists))
         # ... then apply, with no await in between.
         for target, group, (new_ts, new_values), (new_hts, new_histograms) in plans:
             if isinstance(target, int):
-                series: _Series | None = tenant.series[target]
+                series: Series | None = tenant.series[target]
             elif new_ts or new_hts:
                 series_id = tenant.add(target)
                 series = tenant.series[series_id]
@@ -440,8 +336,9 @@ class MemoryStorage(RemoteStorage):
             else:
                 series = None  # exemplars alone create no series
             if series is not None:
-                _insert(series.timestamps, series.values, new_ts, new_values)
-                _insert(series.histogram_ts, series.histograms, new_hts, new_histograms)
+                series.add_floats(new_ts, new_values)
+                if new_hts:
+                    series.add_histograms(new_hts, new_histograms)
                 tenant.samples += len(new_ts)
                 tenant.histogram_samples += len(new_hts)
             if isinstance(group, list) or group.exemplars:
@@ -462,13 +359,19 @@ class MemoryStorage(RemoteStorage):
         selected = [
             series
             for series in map(tenant.series.__getitem__, candidates)
-            if all(m.matches(series.labels.get(m.name)) for m in filters) and series.has_data(start, end)
+            if all(m.matches(series.labels.get(m.name)) for m in filters) and series.meets(start, end)
         ]
         selected.sort(key=attrgetter("labels"))
         for count, series in enumerate(selected, 1):
-            yield series.select(start, end)  # ranges taken now: writes may have run since
+            # Selected now, not above: writes may have run since.
+            found = series.select(start, end, accept_chunks=query.accept_chunks)
+            if found is not None:
+                yield found
             if count % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)
+
+    async def stored_series(self) -> int:
+        return self.series_count()
 
     def series_count(self, tenant: str | None = None) -> int:
         """Series stored for ``tenant``, or for all tenants when None."""
@@ -477,6 +380,17 @@ class MemoryStorage(RemoteStorage):
     def sample_count(self, tenant: str | None = None) -> int:
         """Float samples stored for ``tenant``, or for all tenants when None."""
         return sum(t.samples for t in self._select_tenants(tenant))
+
+    def chunk_bytes(self, tenant: str | None = None) -> int:
+        """Bytes of the sealed XOR chunks' data for ``tenant``, or for all tenants when None."""
+        return sum(s.chunk_bytes() for t in self._select_tenants(tenant) for s in t.series)
+
+    def memory_bytes(self, tenant: str | None = None) -> int:
+        """Approximate bytes held by float sample data: chunk objects, chunk records and heads.
+
+        Labels, indexes, histograms and exemplars are not counted.
+        """
+        return sum(s.memory_bytes() for t in self._select_tenants(tenant) for s in t.series)
 
     def histogram_count(self, tenant: str | None = None) -> int:
         """Native-histogram samples stored for ``tenant``, or for all tenants when None."""
@@ -503,7 +417,7 @@ class MemoryStorage(RemoteStorage):
         return (found,) if found else ()
 
 
-def _sample_conflict(labels: Labels, conflict: _Conflict) -> SampleConflict:
+def _sample_conflict(labels: Labels, conflict: Conflict) -> SampleConflict:
     stored, sent = conflict.stored, conflict.sent
     if isinstance(stored, Histogram) and isinstance(sent, Histogram):
         # SampleConflict carries floats; a histogram is reported by its sum.
