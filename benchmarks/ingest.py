@@ -347,13 +347,13 @@ def _postgres(targets: list[str], tmp: Path) -> Iterator[Callable[[], str]]:
     from tests.support.postgres import start_postgres
 
     with start_postgres(tmp / "pg-logs") as server:
-        databases: list[Iterator[str]] = []
+        numbers = iter(range(1, 1_000_000))
 
         def fresh() -> str:
-            manager = server.database()
-            url = manager.__enter__()
-            databases.append(manager)  # type: ignore[arg-type]
-            return url
+            name = f"bench_{next(numbers)}"
+            with server.connect(autocommit=True) as conn:
+                conn.execute(f"CREATE DATABASE {name}")
+            return server.url(name)  # dropped with the whole server at the end
 
         yield fresh
 
