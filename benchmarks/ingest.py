@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -163,21 +164,14 @@ def directory_size(path: Path) -> int:
 
 
 def bench_prometheus(work: Path, args: argparse.Namespace) -> Result:
-    binary = ensure_debian_package("prometheus", "prometheus")
     port = free_port()
-    (work / "prometheus.yml").write_text("global:\n  scrape_interval: 1h\n")
-    argv = [
-        binary, f"--config.file={work / 'prometheus.yml'}", f"--storage.tsdb.path={work / 'tsdb'}",
-        f"--web.listen-address=127.0.0.1:{port}", "--web.enable-remote-write-receiver",
-        "--web.enable-admin-api", "--storage.tsdb.retention.time=100y",
-    ]  # fmt: skip
+    argv = prometheus_argv(work, port, "--web.enable-admin-api")
     base = f"http://127.0.0.1:{port}"
     with server(argv, f"{base}/-/ready", work / "prometheus.log") as pid:
         result = measure("prometheus", pid, f"{base}/api/v1/write", args)
-        snapshot = subprocess.run(
-            ["curl", "-s", "-XPOST", f"{base}/api/v1/admin/tsdb/snapshot"], capture_output=True, text=True
-        )
-        name = json.loads(snapshot.stdout)["data"]["name"]
+        request = urllib.request.Request(f"{base}/api/v1/admin/tsdb/snapshot", method="POST")
+        with urllib.request.urlopen(request, timeout=300) as response:
+            name = json.load(response)["data"]["name"]
         result.disk_bytes = directory_size(work / "tsdb" / "snapshots" / name)
     return result
 
@@ -198,9 +192,9 @@ def bench_victoria(work: Path, args: argparse.Namespace) -> Result:
     return result
 
 
-def bench_service(target: str, url: str, work: Path, args: argparse.Namespace) -> Result:
-    port = free_port()
-    argv = [
+def service_argv(port: int, url: str, *extra: str) -> list[str]:
+    """``remote-storage serve`` on a loopback port, as this interpreter runs it."""
+    return [
         sys.executable,
         "-m",
         "remote_storage",
@@ -209,7 +203,24 @@ def bench_service(target: str, url: str, work: Path, args: argparse.Namespace) -
         f"127.0.0.1:{port}",
         "--storage",
         url,
+        *extra,
     ]
+
+
+def prometheus_argv(work: Path, port: int, *extra: str) -> list[str]:
+    """A Prometheus with only its remote-write receiver fed, data in ``work``."""
+    binary = ensure_debian_package("prometheus", "prometheus")
+    (work / "prometheus.yml").write_text("global:\n  scrape_interval: 1h\n")
+    return [
+        binary, f"--config.file={work / 'prometheus.yml'}", f"--storage.tsdb.path={work / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{port}", "--web.enable-remote-write-receiver",
+        "--storage.tsdb.retention.time=100y", *extra,
+    ]  # fmt: skip
+
+
+def bench_service(target: str, url: str, work: Path, args: argparse.Namespace) -> Result:
+    port = free_port()
+    argv = service_argv(port, url)
     if args.workers is not None and target != "memory":
         argv += ["--workers", str(args.workers)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("REMOTE_STORAGE_")}

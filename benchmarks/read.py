@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.ingest import Sampler, group_usage, server  # noqa: E402
+from benchmarks.ingest import Sampler, group_usage, prometheus_argv, server, service_argv  # noqa: E402
 from remote_storage.chunks import decode_chunk  # noqa: E402
 from remote_storage.matchers import Matcher  # noqa: E402
 from remote_storage.protocol import snappy, streamed  # noqa: E402
@@ -38,7 +38,6 @@ from remote_storage.protocol.pb import remote_pb2  # noqa: E402
 from remote_storage.protocol.read import encode_read_request  # noqa: E402
 from remote_storage.storage import Query, ReadRequest  # noqa: E402
 from tests.support.net import free_port  # noqa: E402
-from tests.support.system import ensure_debian_package  # noqa: E402
 
 HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"}
 
@@ -104,28 +103,11 @@ def bench(target: str, work: Path, args: argparse.Namespace) -> dict[str, Read]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     if target == "prometheus":
-        binary = ensure_debian_package("prometheus", "prometheus")
-        (work / "prometheus.yml").write_text("global:\n  scrape_interval: 1h\n")
-        argv = [
-            binary, f"--config.file={work / 'prometheus.yml'}", f"--storage.tsdb.path={work / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}", "--web.enable-remote-write-receiver",
-            "--storage.tsdb.retention.time=100y", "--storage.remote.read-sample-limit=0",
-        ]  # fmt: skip
-        ready = f"{base}/-/ready"
+        argv = prometheus_argv(work, port, "--storage.remote.read-sample-limit=0")
     else:
         url = {"memory": "memory://", "sqlite": f"sqlite:///{work}/data.db"}[target]
-        argv = [
-            sys.executable,
-            "-m",
-            "remote_storage",
-            "serve",
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--storage",
-            url,
-        ]
-        argv += ["--read-sample-limit", "0", "--read-timeout", "1h"]
-        ready = f"{base}/-/ready"
+        argv = service_argv(port, url, "--read-sample-limit", "0", "--read-timeout", "1h")
+    ready = f"{base}/-/ready"
     results = {}
     with server(argv, ready, work / f"{target}.log") as pid:
         loaded = load(f"{base}/api/v1/write", args)
