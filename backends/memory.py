@@ -40,6 +40,7 @@ from remote_storage.storage import (
     MetricMetadata,
     Query,
     RemoteStorage,
+    StorageStats,
     TimeSeries,
     WriteRequest,
 )
@@ -379,8 +380,8 @@ class MemoryStorage(RemoteStorage):
             if count % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)
 
-    async def stored_series(self) -> int:
-        return self.series_count()
+    async def stats(self) -> StorageStats:
+        return StorageStats(series=self.series_count(), sample_bytes=self.memory_bytes())
 
     def series_count(self, tenant: str | None = None) -> int:
         """Series stored for ``tenant``, or for all tenants when None."""

@@ -65,6 +65,7 @@ from remote_storage.storage import (
     MetricType,
     Query,
     RemoteStorage,
+    StorageStats,
     TimeSeries,
     WriteRequest,
 )
@@ -688,7 +689,10 @@ class SQLStorage(RemoteStorage):
 
         return await asyncio.get_running_loop().run_in_executor(self._readers, load)
 
-    async def stored_series(self) -> int:
+    async def stats(self) -> StorageStats:
+        return StorageStats(series=await self._series_count())
+
+    async def _series_count(self) -> int:
         def count() -> int:
             assert self._engine is not None
             with self._engine.connect() as conn:

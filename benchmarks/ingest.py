@@ -12,9 +12,10 @@ concurrency 8), then stopped. Targets alternate A B A B over ``--rounds`` so
 that drift of the machine hits all of them alike; the best round of each is
 reported. Printed per target: acknowledged samples/s, server CPU seconds per
 million samples (all processes of the server), peak RSS, and bytes per sample
-on disk (SQL: after compacting everything into chunks; Prometheus: its TSDB
-after a snapshot), each also as a ratio to Prometheus' own remote-write
-receiver measured in the same run.
+stored (SQL: the database after compacting everything into chunks;
+Prometheus: its TSDB after a snapshot; memory: the sample data it reports on
+``/metrics``), each also as a ratio to Prometheus' own remote-write receiver
+measured in the same run.
 
 Targets: ``prometheus`` (Debian package ``prometheus``, with
 ``--web.enable-remote-write-receiver``), ``victoria-metrics`` (Debian package
@@ -227,10 +228,21 @@ def bench_service(target: str, url: str, work: Path, args: argparse.Namespace) -
     base = f"http://127.0.0.1:{port}"
     with server(argv, f"{base}/-/ready", work / f"{target}.log", env) as pid:
         result = measure(target, pid, f"{base}/api/v1/write", args)
+        if target == "memory":  # held in memory: the service reports the bytes of its sample data
+            result.disk_bytes = sample_bytes(f"{base}/metrics")
     if target != "memory":
         result.disk_bytes, chunk_bytes = asyncio.run(compact_and_size(url, work))
         result.notes.append(f"chunk data {chunk_bytes / max(result.samples, 1):.2f} B/sample")
     return result
+
+
+def sample_bytes(url: str) -> int | None:
+    """``remote_storage_sample_bytes`` from the service's ``/metrics`` page."""
+    with urllib.request.urlopen(url, timeout=60) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith("remote_storage_sample_bytes "):
+                return int(float(line.split()[1]))
+    return None
 
 
 async def compact_and_size(url: str, work: Path) -> tuple[int, int]:
@@ -280,7 +292,7 @@ def print_table(best: dict[str, Result], args: argparse.Namespace) -> None:
         f"best of {args.rounds} round(s); ratios against Prometheus' receiver in the same run\n"
     )
     header = (
-        f"{'target':<18}{'samples/s':>22}{'CPU s / M samples':>24}{'peak RSS MiB':>20}{'disk B/sample':>20}"
+        f"{'target':<18}{'samples/s':>22}{'CPU s / M samples':>24}{'peak RSS MiB':>20}{'stored B/sample':>20}"
     )
     print(header)
     print("-" * len(header))

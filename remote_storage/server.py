@@ -41,7 +41,15 @@ from remote_storage.protocol.negotiation import (
 from remote_storage.protocol.read import decode_read_request, encode_read_response
 from remote_storage.protocol.validation import LabelValidator
 from remote_storage.protocol.write import decode_v1, decode_v2
-from remote_storage.storage import Context, Query, ReadRequest, RemoteStorage, TimeSeries, WriteRequest
+from remote_storage.storage import (
+    Context,
+    Query,
+    ReadRequest,
+    RemoteStorage,
+    StorageStats,
+    TimeSeries,
+    WriteRequest,
+)
 from remote_storage.telemetry import ServiceMetrics
 
 __all__ = ["ServerState", "create_app"]
@@ -307,12 +315,14 @@ async def handle_metrics(request: web.Request) -> web.Response:
     state = request.app[STATE]
     try:
         async with asyncio.timeout(5):
-            series = await state.storage.stored_series()
+            stats = await state.storage.stats()
     except Exception:
-        log.warning("could not count the stored series", exc_info=True)
-        series = None
-    if series is not None:
-        state.metrics.stored_series.set(series)
+        log.warning("the storage backend did not report its figures", exc_info=True)
+        stats = StorageStats()
+    if stats.series is not None:
+        state.metrics.stored_series.set(stats.series)
+    if stats.sample_bytes is not None:
+        state.metrics.sample_bytes.set(stats.sample_bytes)
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
     body = encoder(state.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": content_type})

@@ -61,6 +61,7 @@ __all__ = [
     "ReadRequest",
     "RemoteStorage",
     "ResetHint",
+    "StorageStats",
     "TimeSeries",
     "WriteRequest",
     "float_bits",
@@ -388,6 +389,16 @@ class QueryResult:
 
 
 @dataclass(frozen=True, slots=True)
+class StorageStats:
+    """What a backend says about itself; None where it cannot tell cheaply."""
+
+    #: series held, all tenants together
+    series: int | None = None
+    #: bytes held for float samples (in memory or on disk), all tenants together
+    sample_bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Context:
     """What a backend knows about the request it serves.
 
@@ -441,12 +452,12 @@ class RemoteStorage(abc.ABC):
         """
         return {}
 
-    async def stored_series(self) -> int | None:
-        """How many series the backend holds (all tenants), for the service's own metrics.
+    async def stats(self) -> StorageStats:
+        """Figures for the service's own metrics, asked at every scrape of ``/metrics``.
 
-        None (the default) when the backend cannot tell cheaply.
+        The default reports nothing; a backend fills in what it can tell cheaply.
         """
-        return None
+        return StorageStats()
 
     def default_workers(self) -> int:
         """How many server processes ``serve --workers 0`` (auto) runs for this backend."""

@@ -101,5 +101,10 @@ class ServiceMetrics:
             "Series held by the storage backend (all tenants), as of the last scrape.",
             registry=registry,
         )
+        self.sample_bytes = Gauge(
+            "remote_storage_sample_bytes",
+            "Bytes the storage backend holds for float samples, where it can tell cheaply.",
+            registry=registry,
+        )
         self.backend_write_duration = backend.labels("write")
         self.backend_read_duration = backend.labels("read")
