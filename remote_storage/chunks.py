@@ -35,6 +35,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from operator import index
 
+from remote_storage.varint import encode_uvarint
+
 __all__ = [
     "MAX_SAMPLES",
     "SAMPLES_PER_CHUNK",
@@ -91,15 +93,6 @@ class Chunk:
     max_time: int
     count: int
     data: bytes
-
-
-def _uvarint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def _dod_field(dod: int) -> tuple[int, int]:
@@ -257,7 +250,7 @@ class XORChunkEncoder:
         flush_bits = _FLUSH_BITS
         if count == 0:
             t, v = ts[0], bits[0]
-            out += _uvarint(((t << 1) ^ (t >> 63)) & _UINT64_MASK)
+            out += encode_uvarint(((t << 1) ^ (t >> 63)) & _UINT64_MASK)
             out += v.to_bytes(8, "big")
             start = 1
         if count + start == 1 and n > start:
@@ -268,7 +261,7 @@ class XORChunkEncoder:
             if delta <= 0:
                 del out[mark:]
                 raise self._unordered_error(ts, first_index)
-            out += _uvarint(delta)
+            out += encode_uvarint(delta)
             nacc = -1
         for tn, vn in zip(ts[start:] if start else ts, bits[start:] if start else bits, strict=True):
             d = tn - t

@@ -36,7 +36,8 @@ from collections.abc import Callable, Sequence
 from operator import itemgetter
 
 from remote_storage.loadgen.catalog import Metric
-from remote_storage.loadgen.splice import splice, uvarint
+from remote_storage.loadgen.splice import splice
+from remote_storage.varint import encode_uvarint as uvarint
 
 __all__ = [
     "MAX_TIMESTAMP_MS",

@@ -30,20 +30,11 @@ from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 
 from remote_storage.protocol import snappy
+from remote_storage.varint import encode_uvarint as uvarint
 
-__all__ = ["splice", "uvarint"]
+__all__ = ["splice"]
 
 _MAX_COPY = 64
-
-
-def uvarint(value: int) -> bytes:
-    """``value`` (>= 0) as a varint, as protobuf and snappy's length header write it."""
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def _elements(block: bytes) -> Iterator[tuple[int, int, int]]:

@@ -20,6 +20,7 @@ from remote_storage.chunks import decode_chunk, split_into_chunks
 from remote_storage.protocol.messages import parse
 from remote_storage.protocol.pb import remote_pb2, types_pb2
 from remote_storage.storage import EncodedChunk, Labels, TimeSeries
+from remote_storage.varint import decode_uvarint, encode_uvarint
 
 __all__ = [
     "CONTENT_TYPE",
@@ -34,18 +35,9 @@ DEFAULT_MAX_FRAME_BYTES = 1_048_576
 XOR = types_pb2.Chunk.XOR
 
 
-def _uvarint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def frame(message: bytes) -> bytes:
     """Wrap a serialized ``ChunkedReadResponse`` as one stream frame."""
-    return _uvarint(len(message)) + crc32c.crc32c(message).to_bytes(4, "big") + message
+    return encode_uvarint(len(message)) + crc32c.crc32c(message).to_bytes(4, "big") + message
 
 
 def _encode(timestamps: Sequence[int], values: Sequence[float]) -> list[EncodedChunk]:
@@ -115,15 +107,7 @@ def decode_frames(body: bytes) -> list[remote_pb2.ChunkedReadResponse]:
     messages = []
     i = 0
     while i < len(body):
-        length = 0
-        shift = 0
-        while True:
-            byte = body[i]
-            i += 1
-            length |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                break
-            shift += 7
+        length, i = decode_uvarint(body, i)
         checksum = int.from_bytes(body[i : i + 4], "big")
         data = body[i + 4 : i + 4 + length]
         if len(data) != length or crc32c.crc32c(data) != checksum:
