@@ -42,6 +42,7 @@ import struct
 import time
 from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from functools import partial
 from typing import ClassVar
 
 from remote_storage.matchers import Matcher
@@ -61,6 +62,7 @@ __all__ = [
     "ReadRequest",
     "RemoteStorage",
     "ResetHint",
+    "SampleBatch",
     "StorageStats",
     "TimeSeries",
     "WriteRequest",
@@ -326,29 +328,123 @@ def _same_bits(a: Sequence[float], b: Sequence[float]) -> bool:
     return len(a) == len(b) and all(map(int.__eq__, map(float_bits, a), map(float_bits, b)))
 
 
-@dataclass(slots=True)
+class SampleBatch:
+    """The float samples of a write request as columns: one row per sample, no object per series.
+
+    Decoders hand this over beside :attr:`WriteRequest.series` for the
+    request Prometheus sends most (every entry one series with one sample,
+    nothing else), so that a backend may store it without building a Python
+    object per series. Row ``i`` is the sample ``(timestamps[i], values[i])``
+    of the series with encoding key ``keys[i]`` (see :attr:`TimeSeries.key`;
+    equal keys are equal label sets). ``value_bits[i]`` is the same value's 64
+    bits read as a signed integer. A key may appear in several rows;
+    :meth:`labels` decodes (once) the label set of a key, which the decoder
+    has already validated.
+
+    Using it is optional: :attr:`WriteRequest.series` holds the same samples
+    grouped by key, built from the columns on first access.
+    """
+
+    __slots__ = ("_labels", "keys", "timestamps", "value_bits", "values")
+
+    def __init__(
+        self,
+        keys: Sequence[Hashable],
+        timestamps: bytes,
+        values: bytes,
+        labels: Callable[[Hashable], Labels],
+    ) -> None:
+        """``timestamps`` and ``values`` pack one native int64 / float64 per row."""
+        if len(timestamps) != 8 * len(keys) or len(values) != 8 * len(keys):
+            raise ValueError(f"{len(keys)} keys but {len(timestamps)} and {len(values)} bytes of samples")
+        self.keys = keys
+        self.timestamps: Sequence[int] = memoryview(timestamps).cast("q")
+        self.values: Sequence[float] = memoryview(values).cast("d")
+        self.value_bits: Sequence[int] = memoryview(values).cast("q")
+        self._labels = labels
+
+    def labels(self, key: Hashable) -> Labels:
+        """The label set of a key of this batch."""
+        return self._labels(key)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def series(self) -> list[TimeSeries]:
+        """The rows grouped by key, in first-seen order, as :class:`TimeSeries` with lazy labels."""
+        grouped: dict[Hashable, tuple[list[int], list[float]]] = {}
+        for key, timestamp, value in zip(self.keys, self.timestamps, self.values, strict=True):
+            entry = grouped.get(key)
+            if entry is None:
+                grouped[key] = ([timestamp], [value])
+            else:
+                entry[0].append(timestamp)
+                entry[1].append(value)
+        return [
+            TimeSeries.lazy(key, partial(self._labels, key), timestamps, values)
+            for key, (timestamps, values) in grouped.items()
+        ]
+
+
 class WriteRequest:
     """One remote-write request, decoded and validated, whatever its version.
 
     Each label set appears in one entry of ``series`` per encoding key, with
     the samples of all the request's entries for it. Label sets are valid
-    (non-empty, names unique, sorted, no empty values).
+    (non-empty, names unique, sorted, no empty values). When the decoder
+    provides ``batch`` (see :class:`SampleBatch`), ``series`` is built from it
+    on first access; a backend may read either.
     """
 
-    series: list[TimeSeries] = field(default_factory=list)
-    metadata: list[MetricMetadata] = field(default_factory=list)
+    __slots__ = ("_series", "batch", "metadata")
+
+    def __init__(
+        self,
+        series: list[TimeSeries] | None = None,
+        metadata: list[MetricMetadata] | None = None,
+        *,
+        batch: SampleBatch | None = None,
+    ) -> None:
+        if series is not None and batch is not None:
+            raise ValueError("give series or batch, not both")
+        self._series = series if series is not None or batch is not None else []
+        self.batch = batch
+        self.metadata = [] if metadata is None else metadata
+
+    @property
+    def series(self) -> list[TimeSeries]:
+        if self._series is None:
+            assert self.batch is not None
+            self._series = self.batch.series()
+        return self._series
 
     @property
     def sample_count(self) -> int:
+        if self._series is None and self.batch is not None:
+            return len(self.batch)
         return sum(len(s.timestamps) for s in self.series)
 
     @property
     def histogram_count(self) -> int:
+        if self._series is None and self.batch is not None:
+            return 0
         return sum(len(s.histograms) for s in self.series)
 
     @property
     def exemplar_count(self) -> int:
+        if self._series is None and self.batch is not None:
+            return 0
         return sum(len(s.exemplars) for s in self.series)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, WriteRequest):
+            return NotImplemented
+        return self.series == other.series and self.metadata == other.metadata
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"WriteRequest(series={len(self.series)}, metadata={len(self.metadata)})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,7 @@ from remote_storage.storage import (
     ReadRequest,
     RemoteStorage,
     ResetHint,
+    SampleBatch,
     TimeSeries,
     WriteRequest,
     float_bits,
@@ -523,6 +524,70 @@ class BackendConformance:
             with pytest.raises(SampleConflict):
                 await write(storage, first, second)
             assert await run_query(storage, _m('__name__="e"')) == []
+
+        self.run(body)
+
+    def test_batch_requests_store_what_series_requests_store(self) -> None:
+        """Requests in column form (:class:`SampleBatch`) keep every rule the series form keeps.
+
+        A seeded run of requests in batch form: each series' next samples in
+        shuffled order, and now and then a retried sample, the same series
+        twice in one request, a late sample, a new series or a conflicting
+        sample (the whole request must then store nothing). What is stored is
+        compared with a model of the rules after every request, and reads are
+        compared once at the end.
+        """
+        rng = random.Random(7)
+        in_order_only = "out_of_order" in self.unsupported
+        labels = {b"key-%d" % n: Labels.from_mapping({"__name__": "batch", "n": str(n)}) for n in range(8)}
+        model: dict[bytes, dict[int, int]] = {}  # key -> timestamp -> value bits
+        next_time = dict.fromkeys(labels, 1_000)
+        active = list(labels)[:3]
+
+        def request() -> tuple[list[tuple[bytes, int, int]], bool]:
+            """Rows of one request, and whether it must be refused as a conflict."""
+            rows = []
+            for key in rng.sample(active, len(active)):
+                for _ in range(2 if rng.random() < 0.1 else 1):  # the same series twice
+                    rows.append((key, next_time[key], rng.choice([*SPECIAL_VALUES, rng.getrandbits(64)])))
+                    next_time[key] += rng.choice([1, 15_000])
+            stored = [(key, t, v) for key in active for t, v in model.get(key, {}).items()]
+            if stored and rng.random() < 0.15:  # a retry: same bits, stored once
+                rows.insert(rng.randrange(len(rows) + 1), rng.choice(stored))
+            if not in_order_only and rng.random() < 0.1:  # late, not stored yet
+                key = rng.choice(active)
+                late = min(model.get(key, {1000: 0})) - rng.randint(1, 50)
+                rows.insert(rng.randrange(len(rows) + 1), (key, late, rng.getrandbits(64)))
+            conflict = bool(stored) and rng.random() < 0.05
+            if conflict:
+                key, t, v = rng.choice(stored)
+                rows.insert(rng.randrange(len(rows) + 1), (key, t, v ^ 1))
+            return rows, conflict
+
+        async def body(storage: RemoteStorage) -> None:
+            for number in range(160):
+                if number % 40 == 39 and len(active) < len(labels):
+                    active.append(list(labels)[len(active)])  # a new series joins
+                rows, conflict = request()
+                batch = SampleBatch(
+                    [key for key, _, _ in rows],
+                    struct.pack(f"={len(rows)}q", *(t for _, t, _ in rows)),
+                    struct.pack(f"={len(rows)}Q", *(v for _, _, v in rows)),
+                    labels.__getitem__,
+                )
+                try:
+                    await storage.write(Context(), WriteRequest(batch=batch))
+                except SampleConflict:
+                    assert conflict, f"request {number} was refused as a conflict"
+                    continue
+                assert not conflict, f"request {number} held a conflicting sample but was stored"
+                for key, t, v in rows:
+                    model.setdefault(key, {})[t] = v
+            expected = [
+                (str(labels[key]), sorted(model[key]), [model[key][t] for t in sorted(model[key])], [])
+                for key in sorted(model, key=labels.__getitem__)
+            ]
+            assert snapshot(await run_query(storage, _m('__name__="batch"'))) == expected
 
         self.run(body)
 

@@ -140,62 +140,90 @@ entry_for(PyObject *series, const unsigned char *key, Py_ssize_t size, PyObject 
     return 0;
 }
 
-/* Scan one TimeSeries entry, buf[i:stop]. */
-static scan_status
-scan_entry(const unsigned char *buf, Py_ssize_t i, Py_ssize_t stop, PyObject *series)
+/* The labels of an entry: contiguous field-1 records at the start of buf[i:stop].
+ * Returns the end of the labels, or -1 to refuse the body. */
+static Py_ssize_t
+labels_end(const unsigned char *buf, Py_ssize_t i, Py_ssize_t stop)
 {
-    /* labels: contiguous field-1 records at the start of the entry */
-    const Py_ssize_t start = i;
     while (i < stop && buf[i] == TAG_LABEL) {
         Py_ssize_t j = i + 1;
         uint64_t size;
         if (read_varint(buf, &j, stop, LENGTH_MAX_SHIFT, &size) != VARINT_OK || size > (uint64_t)(stop - j)) {
-            return SCAN_REFUSED;
+            return -1;
         }
         i = j + (Py_ssize_t)size;
+    }
+    return i;
+}
+
+/* Read the Sample record at buf[*pos] (the record must end by stop): its
+ * timestamp and value; *pos moves past it. SCAN_REFUSED: not a simple sample. */
+static scan_status
+read_sample(const unsigned char *buf, Py_ssize_t *pos, Py_ssize_t stop, int64_t *timestamp_out,
+            double *value_out)
+{
+    Py_ssize_t i = *pos;
+    if (buf[i] != TAG_SAMPLE || stop - i < 2 || (buf[i + 1] & 0x80)) {
+        return SCAN_REFUSED; /* a sample is at most 20 bytes: a one-byte length */
+    }
+    const Py_ssize_t size = buf[i + 1];
+    i += 2;
+    if (size > stop - i) {
+        return SCAN_REFUSED;
+    }
+    const Py_ssize_t sample_end = i + size;
+    double value = 0.0;
+    uint64_t timestamp = 0;
+    varint_status timestamp_status = VARINT_OK;
+    while (i < sample_end) {
+        const unsigned char field = buf[i];
+        if (field == TAG_VALUE) {
+            if (sample_end - i < 9) {
+                return SCAN_REFUSED;
+            }
+            value = read_double_le(buf + i + 1);
+            i += 9;
+        }
+        else if (field == TAG_TIMESTAMP) {
+            i += 1;
+            timestamp_status = read_varint(buf, &i, sample_end, TIMESTAMP_MAX_SHIFT, &timestamp);
+            if (timestamp_status == VARINT_BAD) {
+                return SCAN_REFUSED;
+            }
+        }
+        else {
+            return SCAN_REFUSED;
+        }
+    }
+    if (timestamp_status == VARINT_WIDE) {
+        return SCAN_REFUSED;
+    }
+    *pos = i;
+    *timestamp_out = as_int64(timestamp);
+    *value_out = value;
+    return SCAN_DONE;
+}
+
+/* Scan one TimeSeries entry, buf[i:stop]. */
+static scan_status
+scan_entry(const unsigned char *buf, Py_ssize_t i, Py_ssize_t stop, PyObject *series)
+{
+    const Py_ssize_t start = i;
+    i = labels_end(buf, i, stop);
+    if (i < 0) {
+        return SCAN_REFUSED;
     }
     PyObject *timestamps, *values;
     if (entry_for(series, buf + start, i - start, &timestamps, &values) < 0) {
         return SCAN_ERROR;
     }
-    /* samples */
     while (i < stop) {
-        if (buf[i] != TAG_SAMPLE || stop - i < 2 || (buf[i + 1] & 0x80)) {
-            return SCAN_REFUSED; /* a sample is at most 20 bytes: a one-byte length */
-        }
-        const Py_ssize_t size = buf[i + 1];
-        i += 2;
-        if (size > stop - i) {
+        int64_t timestamp;
+        double value;
+        if (read_sample(buf, &i, stop, &timestamp, &value) != SCAN_DONE) {
             return SCAN_REFUSED;
         }
-        const Py_ssize_t sample_end = i + size;
-        double value = 0.0;
-        uint64_t timestamp = 0;
-        varint_status timestamp_status = VARINT_OK;
-        while (i < sample_end) {
-            const unsigned char field = buf[i];
-            if (field == TAG_VALUE) {
-                if (sample_end - i < 9) {
-                    return SCAN_REFUSED;
-                }
-                value = read_double_le(buf + i + 1);
-                i += 9;
-            }
-            else if (field == TAG_TIMESTAMP) {
-                i += 1;
-                timestamp_status = read_varint(buf, &i, sample_end, TIMESTAMP_MAX_SHIFT, &timestamp);
-                if (timestamp_status == VARINT_BAD) {
-                    return SCAN_REFUSED;
-                }
-            }
-            else {
-                return SCAN_REFUSED;
-            }
-        }
-        if (timestamp_status == VARINT_WIDE) {
-            return SCAN_REFUSED;
-        }
-        if (append_new(timestamps, PyLong_FromLongLong(as_int64(timestamp))) < 0 ||
+        if (append_new(timestamps, PyLong_FromLongLong(timestamp)) < 0 ||
             append_new(values, PyFloat_FromDouble(value)) < 0) {
             return SCAN_ERROR;
         }
@@ -273,8 +301,136 @@ scan(PyObject *Py_UNUSED(module), PyObject *arg)
     return result;
 }
 
+/* The growing sample columns of columns(). */
+typedef struct {
+    Py_ssize_t count;
+    Py_ssize_t capacity;
+    int64_t *timestamps;
+    double *values;
+} sample_columns;
+
+static int
+columns_push(sample_columns *columns, int64_t timestamp, double value)
+{
+    if (columns->count == columns->capacity) {
+        const Py_ssize_t capacity = columns->capacity ? 2 * columns->capacity : 1024;
+        int64_t *timestamps = PyMem_Realloc(columns->timestamps, (size_t)capacity * sizeof *timestamps);
+        if (timestamps == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        columns->timestamps = timestamps;
+        double *values = PyMem_Realloc(columns->values, (size_t)capacity * sizeof *values);
+        if (values == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        columns->values = values;
+        columns->capacity = capacity;
+    }
+    columns->timestamps[columns->count] = timestamp;
+    columns->values[columns->count] = value;
+    columns->count += 1;
+    return 0;
+}
+
+/* scan_body's twin for columns(): every entry must hold exactly one sample. */
+static scan_status
+scan_columns_body(const unsigned char *buf, Py_ssize_t end, PyObject *keys, sample_columns *columns,
+                  PyObject *metadata)
+{
+    Py_ssize_t i = 0;
+    while (i < end) {
+        const unsigned char tag = buf[i];
+        uint64_t length;
+        i += 1;
+        if (read_varint(buf, &i, end, LENGTH_MAX_SHIFT, &length) != VARINT_OK || length > (uint64_t)(end - i)) {
+            return SCAN_REFUSED;
+        }
+        const Py_ssize_t stop = i + (Py_ssize_t)length;
+        if (tag == TAG_METADATA) {
+            if (append_new(metadata, PyBytes_FromStringAndSize((const char *)buf + i, stop - i)) < 0) {
+                return SCAN_ERROR;
+            }
+        }
+        else if (tag == TAG_TIMESERIES) {
+            Py_ssize_t j = labels_end(buf, i, stop);
+            if (j < 0 || j >= stop) {
+                return SCAN_REFUSED; /* malformed, or no sample: not for the columns */
+            }
+            const Py_ssize_t key_end = j;
+            int64_t timestamp;
+            double value;
+            if (read_sample(buf, &j, stop, &timestamp, &value) != SCAN_DONE || j != stop) {
+                return SCAN_REFUSED; /* not one simple sample */
+            }
+            if (append_new(keys, PyBytes_FromStringAndSize((const char *)buf + i, key_end - i)) < 0 ||
+                columns_push(columns, timestamp, value) < 0) {
+                return SCAN_ERROR;
+            }
+        }
+        else {
+            return SCAN_REFUSED;
+        }
+        i = stop;
+    }
+    return SCAN_DONE;
+}
+
+PyDoc_STRVAR(columns_doc,
+"columns(buf, /)\n"
+"--\n"
+"\n"
+"Scan a prometheus.WriteRequest body whose every entry holds one sample.\n"
+"\n"
+"Return (keys, timestamps, values, metadata): keys lists each entry's\n"
+"encoded label bytes in order, timestamps and values are the entries'\n"
+"samples packed as native int64 and float64, metadata lists the raw metadata\n"
+"records. Return None when the body is not of that shape.");
+
+static PyObject *
+columns(PyObject *Py_UNUSED(module), PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    sample_columns found = {0, 0, NULL, NULL};
+    PyObject *result = NULL;
+    PyObject *keys = PyList_New(0);
+    PyObject *metadata = keys != NULL ? PyList_New(0) : NULL;
+    if (metadata != NULL) {
+        switch (scan_columns_body((const unsigned char *)view.buf, view.len, keys, &found, metadata)) {
+        case SCAN_DONE: {
+            const Py_ssize_t size = found.count * 8;
+            PyObject *timestamps = PyBytes_FromStringAndSize((const char *)found.timestamps, size);
+            PyObject *values = timestamps != NULL
+                ? PyBytes_FromStringAndSize((const char *)found.values, size) : NULL;
+            if (values != NULL) {
+                result = PyTuple_Pack(4, keys, timestamps, values, metadata);
+            }
+            Py_XDECREF(timestamps);
+            Py_XDECREF(values);
+            break;
+        }
+        case SCAN_REFUSED:
+            result = Py_NewRef(Py_None);
+            break;
+        case SCAN_ERROR:
+            break;
+        }
+    }
+    PyMem_Free(found.timestamps);
+    PyMem_Free(found.values);
+    Py_XDECREF(keys);
+    Py_XDECREF(metadata);
+    PyBuffer_Release(&view);
+    return result;
+}
+
 static PyMethodDef v1scan_methods[] = {
     {"scan", scan, METH_O, scan_doc},
+    {"columns", columns, METH_O, columns_doc},
     {NULL, NULL, 0, NULL},
 };
 

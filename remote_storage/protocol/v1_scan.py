@@ -33,9 +33,10 @@ from __future__ import annotations
 
 import os
 import struct
+from array import array
 from collections.abc import Callable
 
-__all__ = ["IMPLEMENTATION", "Scanned", "scan"]
+__all__ = ["IMPLEMENTATION", "Columns", "Scanned", "columns", "scan"]
 
 _unpack_double = struct.Struct("<d").unpack_from
 _SIGN = 1 << 63
@@ -67,6 +68,47 @@ class Scanned:
         self.metadata = [] if metadata is None else metadata
 
 
+class Columns:
+    """A body whose every entry holds one sample, as columns: one row per entry, in order.
+
+    ``keys[i]`` is the encoded label bytes of entry ``i``; ``timestamps`` and
+    ``values`` pack the entries' samples as native int64 and float64 (read
+    them through ``memoryview(...).cast("q")`` / ``cast("d")``).
+    """
+
+    __slots__ = ("keys", "metadata", "timestamps", "values")
+
+    def __init__(self, keys: list[bytes], timestamps: bytes, values: bytes, metadata: list[bytes]) -> None:
+        self.keys = keys
+        self.timestamps = timestamps
+        self.values = values
+        self.metadata = metadata
+
+
+def _py_columns(buf: bytes) -> Columns | None:
+    """:func:`columns` in Python, on top of the dict scan, which also lists the entries in order."""
+    if type(buf) is not bytes:
+        buf = memoryview(buf).cast("B").tobytes()
+    entries: list[tuple[bytes, int]] = []
+    try:
+        scanned = _scan(buf, entries)
+    except IndexError:
+        return None
+    if scanned is None:
+        return None
+    timestamps: array[int] = array("q")
+    values: array[float] = array("d")
+    seen: dict[bytes, int] = {}
+    for key, count in entries:  # count: the key's samples so far, this entry's included
+        if count - seen.get(key, 0) != 1:
+            return None
+        seen[key] = count
+        ts, vs = scanned.series[key]
+        timestamps.append(ts[count - 1])
+        values.append(vs[count - 1])
+    return Columns([key for key, _ in entries], timestamps.tobytes(), values.tobytes(), scanned.metadata)
+
+
 def _py_scan(buf: bytes) -> Scanned | None:
     """Scan a ``prometheus.WriteRequest`` body; None when it is not of the simple shape."""
     if type(buf) is not bytes:  # a bytearray or memoryview: keys must be bytes, as from C
@@ -77,7 +119,8 @@ def _py_scan(buf: bytes) -> Scanned | None:
         return None
 
 
-def _scan(buf: bytes) -> Scanned | None:  # one flat loop, for speed
+def _scan(buf: bytes, entries: list[tuple[bytes, int]] | None = None) -> Scanned | None:  # one flat loop
+    """The scan; ``entries`` (if given) gets, per entry, its key and the key's sample count after it."""
     result = Scanned()
     series = result.series
     end = len(buf)
@@ -178,26 +221,40 @@ def _scan(buf: bytes) -> Scanned | None:  # one flat loop, for speed
                 timestamp -= _WRAP
             timestamps.append(timestamp)
             values.append(value)
+        if entries is not None:
+            entries.append((key, len(timestamps)))
     return result
 
 
-def _load_c_scan() -> Callable[[bytes], Scanned | None] | None:
+_Scan = Callable[[bytes], Scanned | None]
+_Columns = Callable[[bytes], Columns | None]
+
+
+def _load_c() -> tuple[_Scan, _Columns] | tuple[None, None]:
     try:
+        from remote_storage.protocol._v1scan import columns as columns_c
         from remote_storage.protocol._v1scan import scan as scan_c
     except ImportError:  # not built: no C compiler when the package was installed
-        return None
+        return None, None
 
     def _c_scan(buf: bytes) -> Scanned | None:
         """Scan a ``prometheus.WriteRequest`` body; None when it is not of the simple shape."""
         found = scan_c(buf)
         return None if found is None else Scanned(*found)
 
-    return _c_scan
+    def _c_columns(buf: bytes) -> Columns | None:
+        """Columns of a body whose every entry holds one sample; None for any other body."""
+        found = columns_c(buf)
+        return None if found is None else Columns(*found)
+
+    return _c_scan, _c_columns
 
 
 # Both stay importable for the tests, which run them side by side.
-_c_scan = _load_c_scan()
-if _c_scan is not None and os.environ.get("REMOTE_STORAGE_PURE_PYTHON") != "1":
-    scan, IMPLEMENTATION = _c_scan, "c"
+_c_scan, _c_columns = _load_c()
+scan: _Scan
+columns: _Columns
+if _c_scan is not None and _c_columns is not None and os.environ.get("REMOTE_STORAGE_PURE_PYTHON") != "1":
+    scan, columns, IMPLEMENTATION = _c_scan, _c_columns, "c"
 else:
-    scan, IMPLEMENTATION = _py_scan, "python"
+    scan, columns, IMPLEMENTATION = _py_scan, _py_columns, "python"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from remote_storage.errors import InvalidLabels
 from remote_storage.storage import Labels
@@ -55,6 +55,10 @@ class LabelValidator:
     def knows(self, encoded: bytes) -> bool:
         """True if this encoded label set passed before."""
         return encoded in self._known
+
+    def unknown(self, keys: Iterable[bytes]) -> set[bytes]:
+        """The keys among ``keys`` not yet remembered (one set operation: cheap when all are known)."""
+        return set(keys).difference(self._known)
 
     def remember(self, encoded: bytes) -> None:
         """Record that this encoded label set passed."""

@@ -11,7 +11,7 @@ the load generator, the pusher and the tests.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from functools import partial
 from typing import Any
 
@@ -19,7 +19,7 @@ from remote_storage.errors import InvalidRequest
 from remote_storage.protocol import histograms
 from remote_storage.protocol.messages import parse
 from remote_storage.protocol.pb import remote_pb2, types_pb2, write_v2_pb2
-from remote_storage.protocol.v1_scan import scan
+from remote_storage.protocol.v1_scan import Columns, columns, scan
 from remote_storage.protocol.validation import LabelValidator
 from remote_storage.storage import (
     Exemplar,
@@ -27,6 +27,7 @@ from remote_storage.storage import (
     Labels,
     MetricMetadata,
     MetricType,
+    SampleBatch,
     TimeSeries,
     WriteRequest,
 )
@@ -68,6 +69,9 @@ def decode_v1(payload: bytes, validate: LabelValidator = _DEFAULT_VALIDATOR) -> 
     already knows are decoded only if the backend asks for them. Other bodies
     are decoded by the protobuf runtime; the result is the same.
     """
+    found = columns(payload)
+    if found is not None:
+        return _from_columns(found, validate)
     scanned = scan(payload)
     if scanned is None:
         return _decode_v1_messages(payload, validate)
@@ -79,13 +83,42 @@ def decode_v1(payload: bytes, validate: LabelValidator = _DEFAULT_VALIDATOR) -> 
             labels = _labels_from_key(key, validate)
             validate.remember(key)
             series.append(TimeSeries(labels, timestamps, values, key=key))
+    return WriteRequest(series, _metadata(scanned.metadata))
+
+
+def _from_columns(found: Columns, validate: LabelValidator) -> WriteRequest:
+    """The request of a body whose every entry holds one sample: a :class:`SampleBatch`.
+
+    Only keys the validator has not seen are decoded here (and checked); the
+    batch decodes the others if the backend asks for their labels.
+    """
+    decoded: dict[Hashable, Labels] = {}
+    unknown = validate.unknown(found.keys)
+    if unknown:
+        for key in found.keys:  # in request order: the first invalid entry is the one reported
+            if key in unknown and key not in decoded:
+                decoded[key] = _labels_from_key(key, validate)
+                validate.remember(key)
+
+    def labels(key: Hashable) -> Labels:
+        found_labels = decoded.get(key)
+        if found_labels is None:
+            assert isinstance(key, bytes)
+            found_labels = decoded[key] = _labels_from_key(key, validate)
+        return found_labels
+
+    batch = SampleBatch(found.keys, found.timestamps, found.values, labels)
+    return WriteRequest(metadata=_metadata(found.metadata), batch=batch)
+
+
+def _metadata(records: list[bytes]) -> list[MetricMetadata]:
     metadata = []
-    for raw in scanned.metadata:
+    for raw in records:
         m = types_pb2.MetricMetadata()
         parse(m, raw)
         if m.metric_family_name:
             metadata.append(MetricMetadata(m.metric_family_name, MetricType(m.type), m.help, m.unit))
-    return WriteRequest(series, metadata)
+    return metadata
 
 
 def _labels_from_key(key: bytes, validate: LabelValidator) -> Labels:
