@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections import OrderedDict, deque
+from array import array
+from collections import deque
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
-from operator import attrgetter
-from typing import ClassVar
+from operator import attrgetter, gt
+from typing import ClassVar, cast
 from urllib.parse import parse_qsl, urlsplit
 
+from remote_storage.chunks import SAMPLES_PER_CHUNK
 from remote_storage.errors import SampleConflict
 from remote_storage.matchers import Matcher, MatchType
 from remote_storage.storage import (
@@ -40,6 +42,7 @@ from remote_storage.storage import (
     MetricMetadata,
     Query,
     RemoteStorage,
+    SampleBatch,
     StorageStats,
     TimeSeries,
     WriteRequest,
@@ -63,6 +66,9 @@ DEFAULT_MAX_EXEMPLARS = 100_000
 # A query hands the event loop back after this many series, so one huge
 # selection does not stall concurrent requests.
 _YIELD_EVERY = 1024
+
+#: ``_Tenant.newest`` of a series without float samples: before every timestamp.
+_NONE = -(1 << 63)
 
 _DOUBLE = struct.Struct("<d")
 _float_identity = _DOUBLE.pack  # the 64 bits: NaN payloads and -0.0 compare as what they are
@@ -103,8 +109,9 @@ class _Tenant:
     ``series[id]`` is the series with that id (ids are dense and never
     reused). ``postings[name][value]`` is the set of ids of the series with
     that label, so ``postings[name]`` also lists the values of a name.
-    ``keys`` maps encoding keys (:attr:`TimeSeries.key`) to ids, least
-    recently used first.
+    ``keys`` maps encoding keys (:attr:`TimeSeries.key`) to ids.
+    ``newest[id]`` is the series' newest float timestamp (:data:`_NONE` when
+    it has none), so a request can be checked without touching the series.
     """
 
     __slots__ = (
@@ -113,6 +120,7 @@ class _Tenant:
         "histogram_samples",
         "keys",
         "metadata",
+        "newest",
         "postings",
         "samples",
         "series",
@@ -121,7 +129,8 @@ class _Tenant:
     def __init__(self, max_exemplars: int) -> None:
         self.series: list[Series] = []
         self.by_labels: dict[Labels, int] = {}
-        self.keys: OrderedDict[object, int] = OrderedDict()
+        self.keys: dict[object, int] = {}
+        self.newest: array[int] = array("q")
         self.postings: dict[str, dict[str, set[int]]] = {}
         self.exemplars: deque[tuple[Labels, Exemplar]] = deque(maxlen=max_exemplars)
         self.metadata: dict[str, MetricMetadata] = {}
@@ -132,6 +141,7 @@ class _Tenant:
         """Store a new series; returns its id."""
         series_id = len(self.series)
         self.series.append(Series(labels))
+        self.newest.append(_NONE)
         self.by_labels[labels] = series_id
         for name, value in labels:
             self.postings.setdefault(name, {}).setdefault(value, set()).add(series_id)
@@ -172,13 +182,17 @@ class MemoryStorage(RemoteStorage):
     keys remembered per tenant, default 1,000,000; 0 turns the cache off) and
     ``max_exemplars`` (exemplars kept per tenant, default 100,000; 0 keeps none).
 
-    **Write path.** A series is found by its encoding key first (the key cache,
-    an LRU per tenant), so the labels of a known series are never decoded;
+    **Write path.** A series is found by its encoding key first (the key
+    cache, per tenant), so the labels of a known series are never decoded;
     only an unknown key decodes its labels and looks them up in the series
-    index. Size the cache above the number of active series of a tenant:
-    Prometheus sends every series each scrape interval, a cyclic pattern an
-    undersized LRU always misses (still correct, one label decode per series).
-    Keys never go stale, since series are never deleted.
+    index. When the cache is full it starts over. Size it above the number of
+    active series of a tenant: Prometheus sends every series each scrape
+    interval, so an undersized cache keeps missing (still correct, one label
+    decode per series). Keys never go stale, since series are never deleted.
+
+    The request Prometheus sends most, every series known and one sample
+    after its newest (:attr:`WriteRequest.batch`), is checked and stored row
+    by row from the request's columns, without grouping it by series first.
 
     **Ordering and duplicates.** Samples may arrive in any order and are
     inserted at their place. A sample whose timestamp is already stored (or
@@ -283,9 +297,7 @@ class MemoryStorage(RemoteStorage):
             if not (entry.timestamps or entry.histograms or entry.exemplars):
                 continue
             target: int | Labels | None = keys.get(entry.key) if cache_size else None
-            if target is not None:
-                keys.move_to_end(entry.key)
-            else:
+            if target is None:
                 labels = entry.labels
                 target = tenant.by_labels.get(labels)
                 if target is None:
@@ -304,14 +316,47 @@ class MemoryStorage(RemoteStorage):
     def _remember(self, tenant: _Tenant, key: object, series_id: int) -> None:
         if not self.key_cache_size:
             return
+        if len(tenant.keys) >= self.key_cache_size:
+            tenant.keys.clear()  # start over: cheaper than keeping an order on every hit
         tenant.keys[key] = series_id
-        if len(tenant.keys) > self.key_cache_size:
-            tenant.keys.popitem(last=False)
+
+    def _write_batch(self, tenant: _Tenant, batch: SampleBatch) -> bool:
+        """Store a batch whose rows are each a known series' next sample; else store nothing, return False.
+
+        Every row is checked before any is stored: its key is in the cache,
+        no series appears twice, and each timestamp is after the series'
+        newest. Anything else (new series, late or repeated samples, a
+        conflict to report) takes the general path.
+        """
+        found = list(map(tenant.keys.get, batch.keys))
+        if None in found or len(set(found)) != len(found):
+            return False
+        ids = cast("list[int]", found)
+        newest = tenant.newest
+        timestamps = batch.timestamps
+        if not all(map(gt, timestamps, map(newest.__getitem__, ids))):
+            return False
+        series = tenant.series
+        for series_id, timestamp, value in zip(ids, timestamps, batch.values, strict=True):
+            target = series[series_id]
+            head = target.head_ts
+            head.append(timestamp)
+            target.head_values.append(value)
+            if len(head) >= SAMPLES_PER_CHUNK:
+                target._seal()  # the full head becomes a chunk, as add_floats does
+            newest[series_id] = timestamp
+        tenant.samples += len(ids)
+        return True
 
     async def write(self, ctx: Context, request: WriteRequest) -> None:
         tenant = self._tenant(ctx.tenant)
         # Check everything first ...
         plans: list[tuple[int | Labels, _Group, Planned[float], Planned[Histogram]]] = []
+        batch = request.batch
+        if batch is not None and self._write_batch(tenant, batch):
+            for metadata in request.metadata:
+                tenant.metadata[metadata.family] = metadata
+            return
         for target, group in self._group(tenant, request).items():
             if type(target) is int and type(group) is TimeSeries and not group.histograms:
                 # The hot path: a known series gets one new sample after its newest.
@@ -336,17 +381,19 @@ class MemoryStorage(RemoteStorage):
             plans.append((target, group, floats, hists))
         # ... then apply, with no await in between.
         for target, group, (new_ts, new_values), (new_hts, new_histograms) in plans:
+            series_id: int | None = None
             if isinstance(target, int):
-                series: Series | None = tenant.series[target]
+                series_id = target
             elif new_ts or new_hts:
                 series_id = tenant.add(target)
-                series = tenant.series[series_id]
                 for entry in _entries(group):
                     self._remember(tenant, entry.key, series_id)
-            else:
-                series = None  # exemplars alone create no series
-            if series is not None:
+            if series_id is not None:  # exemplars alone create no series
+                series = tenant.series[series_id]
                 series.add_floats(new_ts, new_values)
+                if new_ts:
+                    newest = series.last_float()
+                    tenant.newest[series_id] = _NONE if newest is None else newest
                 if new_hts:
                     series.add_histograms(new_hts, new_histograms)
                 tenant.samples += len(new_ts)

@@ -198,22 +198,22 @@ def test_keys_are_per_tenant() -> None:
     run(body)
 
 
-def test_key_cache_is_bounded_lru() -> None:
+def test_key_cache_is_bounded_and_starts_over_when_full() -> None:
     storage = MemoryStorage(key_cache_size=2)
     decoders = [CountingDecode({"__name__": "s", "n": str(i)}) for i in range(3)]
 
     async def body() -> None:
-        for t, decode in enumerate(decoders):
+        for t, decode in enumerate(decoders):  # k2 finds the cache full: it holds k2 alone after
             await write(storage, decode.series(f"k{t}", 1))
-        await write(storage, decoders[1].series("k1", 2))  # k1 becomes the most recent
         assert [d.calls for d in decoders] == [1, 1, 1]
-        await write(storage, decoders[0].series("k0", 2))  # evicted: decoded again, evicts k2
-        await write(storage, decoders[1].series("k1", 3))
-        await write(storage, decoders[2].series("k2", 2))
-        assert [d.calls for d in decoders] == [2, 1, 2]
+        await write(storage, decoders[2].series("k2", 2))  # cached
+        assert [d.calls for d in decoders] == [1, 1, 1]
+        await write(storage, decoders[1].series("k1", 2))  # forgotten: decoded again
+        await write(storage, decoders[0].series("k0", 2))  # forgotten, and the cache starts over
+        await write(storage, decoders[0].series("k0", 3))  # cached
+        assert [d.calls for d in decoders] == [2, 2, 1]
         assert storage.series_count() == 3
         assert storage.sample_count() == 7
-
     run(body)
 
 
