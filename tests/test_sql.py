@@ -239,3 +239,23 @@ def test_retention_deletes_whole_old_chunks(tmp_path: Path) -> None:
         await storage.close()
 
     run(body)
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 3, 511, 512, 513, 1000, 2001])
+def test_sqlite_bulk_insert_covers_every_row_once(tmp_path: Path, count: int) -> None:
+    """Multi-row statements of power-of-two sizes insert every row; ignored duplicates are not counted."""
+    from sqlalchemy import create_engine
+
+    from remote_storage.backends.sql import _Dialect
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'rows.db'}")
+    rows = [(n % 7, n, n * 3) for n in range(count)]
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (a INTEGER, b INTEGER PRIMARY KEY, c INTEGER)")
+        dialect = _Dialect("sqlite")
+        assert dialect.insert_ignore_rows(conn, "t", ("a", "b", "c"), rows) == count
+        again = [*rows[: count // 2], (0, count + 5, 1)]  # half repeated, one new
+        assert dialect.insert_ignore_rows(conn, "t", ("a", "b", "c"), again) == 1
+        stored = conn.exec_driver_sql("SELECT a, b, c FROM t ORDER BY b").fetchall()
+    engine.dispose()
+    assert [tuple(row) for row in stored] == [*rows, (0, count + 5, 1)]
