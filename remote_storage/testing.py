@@ -573,7 +573,7 @@ class BackendConformance:
                     [key for key, _, _ in rows],
                     struct.pack(f"={len(rows)}q", *(t for _, t, _ in rows)),
                     struct.pack(f"={len(rows)}Q", *(v for _, _, v in rows)),
-                    labels.__getitem__,
+                    lambda key: labels[key],  # type: ignore[index]
                 )
                 try:
                     await storage.write(Context(), WriteRequest(batch=batch))
@@ -583,7 +583,7 @@ class BackendConformance:
                 assert not conflict, f"request {number} held a conflicting sample but was stored"
                 for key, t, v in rows:
                     model.setdefault(key, {})[t] = v
-            expected = [
+            expected: list[tuple[str, list[int], list[int], list[object]]] = [
                 (str(labels[key]), sorted(model[key]), [model[key][t] for t in sorted(model[key])], [])
                 for key in sorted(model, key=labels.__getitem__)
             ]
