@@ -77,8 +77,10 @@ from remote_storage.units import parse_duration
 from . import InvalidStorageURL, redact_url
 from . import sql_schema as schema
 from .sql_compaction import (
+    MIN_TIME,
     NO_WATERMARK,
     compact_slice,
+    drop_empty_generations,
     drop_stored_in_chunks,
     read_watermark,
 )
@@ -98,6 +100,7 @@ MAX_CACHED_IDS = 4_000_000
 READ_BATCH = 500
 #: PostgreSQL advisory lock key held while the schema is checked or created.
 _SCHEMA_LOCK = 0x72735F6D657461  # "rs_meta"
+_SAMPLE_COLUMNS = ("generation", "series_id", "ts", "value")
 #: URL query options the backend takes for itself.
 _OPTIONS = ("retention", "synchronous", "pool_size", "head", "compact_interval")
 
@@ -341,7 +344,9 @@ class SQLStorage(RemoteStorage):
                             f"{self._where()} has schema version {version}, newer than this "
                             f"remote-storage supports ({schema.SCHEMA_VERSION}); upgrade remote-storage"
                         )
-                    if version < schema.SCHEMA_VERSION:
+                    if version == 1:
+                        self._upgrade_from_1(conn)
+                    elif version < schema.SCHEMA_VERSION:
                         raise DatabaseMismatch(f"{self._where()} has unknown old schema version {version}")
                     return
                 ours = {t.name for t in schema.metadata.sorted_tables}
@@ -362,6 +367,31 @@ class SQLStorage(RemoteStorage):
                 )
         except DBAPIError as exc:
             raise DatabaseMismatch(f"cannot open {self._where()}: {exc.orig}") from None
+
+    def _upgrade_from_1(self, conn: Connection) -> None:
+        """Schema 1 -> 2: ``rs_samples`` gains the generation key, ``rs_generations`` appears.
+
+        Runs in the opening transaction: a failure leaves the database at
+        version 1, as it was.
+        """
+        log.warning("%s: upgrading the schema from version 1 to 2 (rs_samples is rewritten)", self._where())
+        dialect = _Dialect(conn.dialect.name)
+        conn.exec_driver_sql("ALTER TABLE rs_samples RENAME TO rs_samples_v1")
+        if conn.dialect.name == "postgresql":  # the key's index keeps its name: free it for the new table
+            conn.exec_driver_sql("ALTER INDEX rs_samples_pkey RENAME TO rs_samples_v1_pkey")
+        schema.samples.create(conn)
+        schema.generations.create(conn)
+        result = conn.exec_driver_sql("SELECT series_id, ts, value FROM rs_samples_v1")
+        seen: set[int] = set()
+        while rows := result.fetchmany(10_000):
+            keyed = [(schema.generation(ts), series_id, ts, value) for series_id, ts, value in rows]
+            seen.update(row[0] for row in keyed)
+            dialect.insert_ignore_rows(conn, schema.samples.name, _SAMPLE_COLUMNS, keyed)
+        generations = [(g,) for g in sorted(seen)]
+        dialect.insert_ignore_rows(conn, schema.generations.name, ("generation",), generations)
+        conn.exec_driver_sql("DROP TABLE rs_samples_v1")
+        m = schema.meta
+        conn.execute(m.update().where(m.c.key == "schema_version").values(value=str(schema.SCHEMA_VERSION)))
 
     def _where(self) -> str:
         return f"database {redact_url(self.url)}"
@@ -635,11 +665,19 @@ class SQLStorage(RemoteStorage):
         def conflict(series_id: int, ts: int, stored: int, sent: int) -> Exception:
             return _conflict(job.labels_of(series_id), ts, stored, sent)
 
-        rows = drop_stored_in_chunks(conn, rows, self._watermark, conflict)
+        kept = drop_stored_in_chunks(conn, rows, self._watermark, conflict)
+        if kept is rows:  # the usual case: every row goes in, generations straight from the columns
+            generations = list(map(schema.GENERATION_MS.__rfloordiv__, timestamps))
+            keyed = list(zip(generations, ids, timestamps, bits, strict=True))
+        else:
+            rows = kept
+            keyed = [(schema.generation(ts), series_id, ts, value) for series_id, ts, value in rows]
+            generations = [row[0] for row in keyed]
         assert self._dialect is not None
-        inserted = self._dialect.insert_ignore_rows(
-            conn, schema.samples.name, ("series_id", "ts", "value"), rows
+        self._dialect.insert_ignore_rows(
+            conn, schema.generations.name, ("generation",), [(g,) for g in sorted(set(generations))]
         )
+        inserted = self._dialect.insert_ignore_rows(conn, schema.samples.name, _SAMPLE_COLUMNS, keyed)
         if inserted == len(rows):
             return
         # Some samples were stored already (or sent twice): compare them bit for bit.
@@ -660,11 +698,13 @@ class SQLStorage(RemoteStorage):
         column = table.c.value if "value" in table.c else table.c.data
         for start in range(0, len(keys), MAX_IN):
             part = keys[start : start + MAX_IN]
-            rows = conn.execute(
-                select(table.c.series_id, table.c.ts, column).where(
-                    tuple_(table.c.series_id, table.c.ts).in_(part)
+            if table is schema.samples:  # keyed by generation first
+                where = tuple_(table.c.generation, table.c.series_id, table.c.ts).in_(
+                    [(schema.generation(ts), series_id, ts) for series_id, ts in part]
                 )
-            )
+            else:
+                where = tuple_(table.c.series_id, table.c.ts).in_(part)
+            rows = conn.execute(select(table.c.series_id, table.c.ts, column).where(where))
             for series_id, ts, value in rows:
                 stored[series_id, ts] = value
         return stored
@@ -795,6 +835,7 @@ class SQLStorage(RemoteStorage):
             return compact_slice(conn, insert, low, high, cutoff_ms)[0]
 
         moved = await self._in_slices(work, slice_size)
+        await self._drop_empty_generations(cutoff_ms)
         if moved:
             log.info("compaction moved %d samples older than %d into chunks", moved, cutoff_ms)
         return moved
@@ -808,12 +849,12 @@ class SQLStorage(RemoteStorage):
 
         def work(conn: Connection, low: int, high: int) -> int:
             deleted = 0
+            generations = schema.generations_in(conn, MIN_TIME, cutoff_ms - 1)
             for table in (schema.samples, schema.histograms, schema.exemplars):
-                result = conn.execute(
-                    table.delete().where(
-                        table.c.series_id >= low, table.c.series_id < high, table.c.ts < cutoff_ms
-                    )
-                )
+                conditions = [table.c.series_id >= low, table.c.series_id < high, table.c.ts < cutoff_ms]
+                if table is schema.samples:
+                    conditions.append(table.c.generation.in_(generations))
+                result = conn.execute(table.delete().where(*conditions))
                 if table is schema.samples:
                     deleted += result.rowcount
             c = schema.chunks
@@ -826,14 +867,26 @@ class SQLStorage(RemoteStorage):
             return deleted + int(counted)
 
         deleted = await self._in_slices(work, slice_size)
+        await self._drop_empty_generations(cutoff_ms)
         if deleted:
             log.info("retention deleted %d samples older than %d", deleted, cutoff_ms)
         return deleted
 
+    async def _drop_empty_generations(self, cutoff_ms: int) -> None:
+        """After compaction or retention: forget the emptied generations before the cutoff's."""
+
+        def job(conn: Connection, _job: _Job) -> None:
+            drop_empty_generations(conn, schema.generation(cutoff_ms))
+
+        await asyncio.wrap_future(self._submit(_Job(job)))
+
 
 def _newest_row(conn: Connection) -> int | None:
     """The newest sample timestamp in the row table (where compaction's cutoff starts from)."""
-    value = conn.execute(select(func.max(schema.samples.c.ts))).scalar_one_or_none()
+    s = schema.samples
+    newest_generation = select(func.max(s.c.generation)).scalar_subquery()
+    newest = select(func.max(s.c.ts)).where(s.c.generation == newest_generation)
+    value = conn.execute(newest).scalar_one_or_none()
     return None if value is None else int(value)
 
 

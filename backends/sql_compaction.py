@@ -25,7 +25,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, exists, select
 
 from remote_storage.chunks import SAMPLES_PER_CHUNK, decode_chunk, split_into_chunks
 
@@ -36,6 +36,7 @@ __all__ = [
     "WATERMARK_KEY",
     "chunk_rows",
     "compact_slice",
+    "drop_empty_generations",
     "drop_stored_in_chunks",
     "load_chunks",
     "read_watermark",
@@ -43,6 +44,7 @@ __all__ = [
 
 WATERMARK_KEY = "compacted_before"
 NO_WATERMARK = -(2**63)
+MIN_TIME = -(2**63)
 MAX_IN = 900
 
 _Rows = list[tuple[int, int, int]]  # (series_id, ts, value bits)
@@ -50,8 +52,9 @@ _Rows = list[tuple[int, int, int]]  # (series_id, ts, value bits)
 
 def read_watermark(conn: Connection) -> int:
     """Samples older than this may be in chunks (``NO_WATERMARK`` before the first compaction)."""
-    m = schema.meta
-    value = conn.execute(select(m.c.value).where(m.c.key == WATERMARK_KEY)).scalar_one_or_none()
+    # Read at the start of every write transaction: spelled out in SQL to skip compiling a statement.
+    query = f"SELECT value FROM {schema.meta.name} WHERE key = '{WATERMARK_KEY}'"
+    value = conn.exec_driver_sql(query).scalar_one_or_none()
     return NO_WATERMARK if value is None else int(value)
 
 
@@ -145,7 +148,12 @@ def compact_slice(
     construct (for the watermark upsert).
     """
     s, c = schema.samples, schema.chunks
-    in_slice = (s.c.series_id >= low, s.c.series_id < high, s.c.ts < cutoff)
+    in_slice = (
+        s.c.generation.in_(schema.generations_in(conn, MIN_TIME, cutoff - 1)),
+        s.c.series_id >= low,
+        s.c.series_id < high,
+        s.c.ts < cutoff,
+    )
     new: dict[int, tuple[array[int], array[int]]] = {}
     for series_id, ts, value in conn.execute(
         select(s.c.series_id, s.c.ts, s.c.value).where(*in_slice).order_by(s.c.series_id, s.c.ts)
@@ -204,6 +212,21 @@ def compact_slice(
     conn.execute(s.delete().where(*in_slice))
     _raise_watermark(conn, insert, cutoff)
     return moved, len(chunk_rows)
+
+
+def drop_empty_generations(conn: Connection, below: int) -> int:
+    """Forget the generations before ``below`` that hold no rows any more; returns how many.
+
+    On PostgreSQL the table is locked first, so that a writer adding a row to
+    a generation being forgotten either commits before (its row is seen and
+    the generation kept) or runs after (and records the generation again).
+    SQLite runs one write transaction at a time anyway.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"LOCK TABLE {schema.generations.name} IN EXCLUSIVE MODE")
+    g, s = schema.generations, schema.samples
+    empty = ~exists().where(s.c.generation == g.c.generation)
+    return int(conn.execute(g.delete().where(g.c.generation < below, empty)).rowcount)
 
 
 def tuple_in(first: Any, second: Any, pairs: Sequence[tuple[int, int]]) -> Any:

@@ -86,11 +86,12 @@ def fetch(
     raw: dict[int, tuple[array[int], array[int]]] = {}
     hists: dict[int, list[Histogram]] = {}
     t, h = schema.samples, schema.histograms
+    generations = schema.generations_in(conn, start, end)
     for first in range(0, len(ids), MAX_IN):
         part = ids[first : first + MAX_IN]
         rows = conn.execute(
             select(t.c.series_id, t.c.ts, t.c.value)
-            .where(t.c.series_id.in_(part), t.c.ts.between(start, end))
+            .where(t.c.generation.in_(generations), t.c.series_id.in_(part), t.c.ts.between(start, end))
             .order_by(t.c.series_id, t.c.ts)
         )
         for series_id, ts, value in rows:

@@ -9,9 +9,13 @@ database with others):
   encoding (see :func:`encode_labels`), unique per tenant; ``id`` is stable.
 * ``rs_postings``: (tenant, label name, label value, series id), the inverted
   index that equality matchers are answered from.
-* ``rs_samples``: one row per float sample, keyed by (series id, timestamp);
-  the value is the float64's 64 bits as a signed integer, because SQLite turns
-  NaN into NULL and no database keeps NaN payloads (the stale marker) exactly.
+* ``rs_samples``: one row per float sample, keyed by (generation, series id,
+  timestamp), where the generation is the timestamp's minute
+  (:func:`generation`); the value is the float64's 64 bits as a signed
+  integer, because SQLite turns NaN into NULL and no database keeps NaN
+  payloads (the stale marker) exactly.
+* ``rs_generations``: the generations that may hold rows of ``rs_samples``,
+  so a read seeks each (generation, series) pair instead of scanning.
 * ``rs_chunks``: older samples, compacted from ``rs_samples`` into XOR
   chunks of up to 120 samples (Prometheus' own chunk encoding, bit-exact for
   every value), keyed by (series id, first timestamp). A series' chunks never
@@ -20,8 +24,10 @@ database with others):
 * ``rs_histograms``, ``rs_exemplars``, ``rs_metadata``: native histograms,
   exemplars and metric metadata.
 
-Samples and histograms are clustered by (series, timestamp) (SQLite
-``WITHOUT ROWID``), so a range read of one series is one index range.
+Samples are clustered by (generation, series, timestamp), histograms and
+chunks by (series, timestamp) (SQLite ``WITHOUT ROWID``): a range read of one
+series is one index range per generation of the row table, and one for its
+chunks.
 """
 
 from __future__ import annotations
@@ -40,12 +46,15 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    select,
 )
+from sqlalchemy.engine import Connection
 
 from remote_storage.storage import Histogram, Labels, ResetHint, float_bits
 
 __all__ = [
     "FORMAT",
+    "GENERATION_MS",
     "SCHEMA_VERSION",
     "bits_to_floats",
     "decode_histogram",
@@ -53,12 +62,30 @@ __all__ = [
     "encode_histogram",
     "encode_labels",
     "floats_to_bits",
+    "generation",
+    "generations_in",
     "metadata",
     "signed_bits",
 ]
 
 FORMAT = "prometheus-remote-storage"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+#: Width of a generation of ``rs_samples`` in milliseconds of sample time.
+#:
+#: Keying rows by series first would spread every request over the whole
+#: table: Prometheus sends each series once per scrape, so each new row lands
+#: next to that series' older rows, and every commit rewrites pages all over
+#: the table (measured on SQLite with 100,000 series: 847,000 rows/s with 8
+#: rows per series, 299,000 with 40, and falling). With the minute first, new
+#: rows land only among the few rows per series of the current minute, and
+#: the rest of the table is not touched again until compaction moves it.
+GENERATION_MS = 60_000
+
+
+def generation(timestamp: int) -> int:
+    """The generation of ``rs_samples`` a timestamp belongs to (floor division: negatives too)."""
+    return timestamp // GENERATION_MS
 
 metadata = MetaData()
 
@@ -93,9 +120,17 @@ postings = Table(
 samples = Table(
     "rs_samples",
     metadata,
+    Column("generation", BigInteger, primary_key=True),
     Column("series_id", BigInteger, primary_key=True),
     Column("ts", BigInteger, primary_key=True),
     Column("value", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+generations = Table(
+    "rs_generations",
+    metadata,
+    Column("generation", BigInteger, primary_key=True, autoincrement=False),
     sqlite_with_rowid=False,
 )
 
@@ -217,3 +252,10 @@ def decode_histogram(timestamp: int, data: bytes) -> Histogram:
         reset_hint=ResetHint(hint),
         custom_values=tuple(bits_to_floats(custom)),
     )
+
+
+def generations_in(conn: Connection, start: int, end: int) -> list[int]:
+    """The generations that may hold rows of ``rs_samples`` with timestamps in ``[start, end]``."""
+    g = generations.c.generation
+    rows = conn.execute(select(g).where(g.between(generation(start), generation(end))).order_by(g))
+    return [value for (value,) in rows]

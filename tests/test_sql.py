@@ -259,3 +259,90 @@ def test_sqlite_bulk_insert_covers_every_row_once(tmp_path: Path, count: int) ->
         stored = conn.exec_driver_sql("SELECT a, b, c FROM t ORDER BY b").fetchall()
     engine.dispose()
     assert [tuple(row) for row in stored] == [*rows, (0, count + 5, 1)]
+
+
+def test_schema_1_databases_are_upgraded_in_place(sql_storage_url: str) -> None:
+    """A database of schema 1 (rows keyed by series and time) opens as schema 2 with every sample."""
+    from sqlalchemy import create_engine
+
+    stored = [
+        make_series({"__name__": "old", "n": str(n)}, [(t * 37_000 - 200_000, t * n / 2) for t in range(40)])
+        for n in range(3)
+    ]
+
+    async def write_then(check: Callable[[SQLStorage], Coroutine[Any, Any, None]] | None) -> None:
+        storage = SQLStorage.from_url(sql_storage_url)
+        await storage.start()
+        try:
+            if check is None:
+                await storage.write(Context(), WriteRequest(stored))
+            else:
+                await check(storage)
+        finally:
+            await storage.close()
+
+    run(lambda: write_then(None))
+    engine = create_engine(sql_storage_url)
+    without_rowid = " WITHOUT ROWID" if sql_storage_url.startswith("sqlite") else ""
+    with engine.begin() as conn:  # back to the layout of schema 1
+        conn.exec_driver_sql("CREATE TABLE keep AS SELECT series_id, ts, value FROM rs_samples")
+        conn.exec_driver_sql("DROP TABLE rs_samples")
+        conn.exec_driver_sql("DROP TABLE rs_generations")
+        conn.exec_driver_sql(
+            "CREATE TABLE rs_samples (series_id BIGINT NOT NULL, ts BIGINT NOT NULL, value BIGINT NOT NULL, "
+            f"CONSTRAINT rs_samples_pkey PRIMARY KEY (series_id, ts)){without_rowid}"
+        )
+        conn.exec_driver_sql("INSERT INTO rs_samples SELECT series_id, ts, value FROM keep")
+        conn.exec_driver_sql("DROP TABLE keep")
+        conn.exec_driver_sql("UPDATE rs_meta SET value = '1' WHERE key = 'schema_version'")
+
+    async def check(storage: SQLStorage) -> None:
+        found = await run_query(storage, Matcher.parse("__name__", "=", "old"))
+        assert snapshot(found) == snapshot(stored)
+
+    run(lambda: write_then(check))
+    with engine.begin() as conn:
+        version = conn.exec_driver_sql("SELECT value FROM rs_meta WHERE key = 'schema_version'").scalar_one()
+        generations = conn.exec_driver_sql("SELECT count(*) FROM rs_generations").scalar_one()
+    engine.dispose()
+    assert version == "2"
+    assert generations == len({(t * 37_000 - 200_000) // 60_000 for t in range(40)})
+
+
+def test_generations_are_forgotten_when_emptied_and_found_again_for_late_samples(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine
+
+    url = f"sqlite:///{tmp_path / 'data.db'}"
+    labels = {"__name__": "gen"}
+    minute = 60_000
+
+    def generations() -> list[int]:
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            found = [g for (g,) in conn.exec_driver_sql("SELECT generation FROM rs_generations ORDER BY 1")]
+        engine.dispose()
+        return found
+
+    async def body() -> None:
+        storage = SQLStorage.from_url(url)
+        await storage.start()
+        try:
+            first = make_series(labels, [(m * minute, 1.0) for m in range(6)])
+            await storage.write(Context(), WriteRequest([first]))
+            assert generations() == [0, 1, 2, 3, 4, 5]
+            assert await storage.compact(4 * minute) == 4
+            assert generations() == [4, 5]
+            late = make_series(labels, [(2 * minute + 1, 7.0)])
+            await storage.write(Context(), WriteRequest([late]))
+            assert generations() == [2, 4, 5]
+            [found] = await run_query(storage, Matcher.parse("__name__", "=", "gen"))
+            assert list(found.samples()) == [
+                (0, 1.0), (minute, 1.0), (2 * minute, 1.0), (2 * minute + 1, 7.0), (3 * minute, 1.0),
+                (4 * minute, 1.0), (5 * minute, 1.0),
+            ]  # fmt: skip
+            assert await storage.apply_retention(5 * minute) == 6
+            assert generations() == [5]
+        finally:
+            await storage.close()
+
+    run(body)
