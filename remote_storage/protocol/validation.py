@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Sequence
 
 from remote_storage.errors import InvalidLabels
 from remote_storage.storage import Labels
@@ -56,9 +56,12 @@ class LabelValidator:
         """True if this encoded label set passed before."""
         return encoded in self._known
 
-    def unknown(self, keys: Iterable[bytes]) -> set[bytes]:
+    def unknown(self, keys: Collection[bytes]) -> set[bytes]:
         """The keys among ``keys`` not yet remembered (one set operation: cheap when all are known)."""
-        return set(keys).difference(self._known)
+        known = self._known
+        if known.issuperset(keys):  # the usual case, without building a set
+            return set()
+        return set(keys).difference(known)
 
     def remember(self, encoded: bytes) -> None:
         """Record that this encoded label set passed."""
