@@ -1,9 +1,11 @@
-"""The optional C scanner; everything else about the package is in pyproject.toml.
+"""The optional C extensions; everything else about the package is in pyproject.toml.
 
-The extension is declared here rather than in ``[tool.setuptools.ext-modules]``,
+The extensions are declared here rather than in ``[tool.setuptools.ext-modules]``,
 which setuptools still marks experimental. ``optional=True``: without a C
-compiler the install still succeeds and ``remote_storage.protocol.v1_scan``
-uses its pure-Python scanner.
+compiler the install still succeeds and the pure-Python twins are used
+(``remote_storage.protocol.v1_scan`` scans remote-write bodies,
+``remote_storage.chunks`` and ``remote_storage.protocol.read`` encode chunks and
+remote-read responses).
 """
 
 from setuptools import Extension, setup
@@ -14,6 +16,11 @@ setup(
             "remote_storage.protocol._v1scan",
             sources=["remote_storage/protocol/_v1scan.c"],
             optional=True,
-        )
+        ),
+        Extension(
+            "remote_storage._codec",
+            sources=["remote_storage/_codec.c"],
+            optional=True,
+        ),
     ]
 )

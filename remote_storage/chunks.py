@@ -22,27 +22,47 @@ are::
     >>> [(c.min_time, c.max_time, c.count) for c in split_into_chunks(range(0, 5000, 1000), [0.0] * 5, 2)]
     [(0, 1000, 2), (2000, 3000, 2), (4000, 4000, 1)]
 
-All of it is pure Python written for throughput: bits are gathered in Python
-ints and moved as whole bytes, zero counts come from ``int.bit_length``, and
-the decoder reads fields out of a 64-byte window that slides along the stream.
+There are two implementations of :func:`encode_chunk` and :func:`decode_chunk`
+(and so of :func:`split_into_chunks`), with the same results for every input:
+the C extension ``remote_storage._codec``, which ``pip install`` builds when a
+C compiler is available, and the pure Python below, the reference. The choice
+is made once, at import, and :data:`IMPLEMENTATION` says which is in use
+(``"c"`` or ``"python"``); the Python one is used when the extension is not
+built, or when the environment variable ``REMOTE_STORAGE_PURE_PYTHON`` is
+``1``. The C functions hand every error case (unordered timestamps, too many
+samples, a malformed chunk) back to the Python code, so the errors and their
+messages are the same in both. The same switch picks the encoders of the
+protobuf records of remote-read responses (:mod:`remote_storage.protocol.read`,
+:mod:`remote_storage.protocol.streamed`), which the extension also holds.
+
+The Python code is written for throughput: bits are gathered in Python ints
+and moved as whole bytes, zero counts come from ``int.bit_length``, and the
+decoder reads fields out of a 64-byte window that slides along the stream.
+:class:`XORChunkEncoder`, which grows a chunk a sample at a time, exists only
+in Python.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
 import struct
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from operator import index
+from typing import Any, Protocol, TypeAlias, cast
 
 from remote_storage.varint import encode_uvarint
 
 __all__ = [
+    "IMPLEMENTATION",
     "MAX_SAMPLES",
     "SAMPLES_PER_CHUNK",
     "Chunk",
     "ChunkDecodeError",
     "XORChunkEncoder",
+    "as_columns",
     "chunk_samples",
     "decode_chunk",
     "encode_chunk",
@@ -56,6 +76,8 @@ SAMPLES_PER_CHUNK = 120
 
 #: What :func:`decode_chunk` accepts.
 BytesLike = bytes | bytearray | memoryview
+#: A column of samples as the C codec takes it: ``array('q')``/``array('d')`` or a memoryview of one.
+Column: TypeAlias = "array[Any] | memoryview"
 
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
@@ -130,8 +152,12 @@ def _samples(timestamps: Iterable[int], values: Iterable[float]) -> tuple[array[
     ts = _as_timestamps(timestamps)
     bits = _as_value_bits(values)
     if len(ts) != len(bits):
-        raise ValueError(f"{len(ts)} timestamps but {len(bits)} values: they must pair up")
+        raise _unpaired(len(ts), len(bits))
     return ts, bits
+
+
+def _unpaired(timestamps: int, values: int) -> ValueError:
+    return ValueError(f"{timestamps} timestamps but {values} values: they must pair up")
 
 
 def _as_timestamps(timestamps: Iterable[int]) -> array[int]:
@@ -143,11 +169,24 @@ def _as_timestamps(timestamps: Iterable[int]) -> array[int]:
         raise ValueError("timestamps must be int64 milliseconds") from None
 
 
+def _as_values(values: Iterable[float]) -> array[float]:
+    if isinstance(values, array) and values.typecode == "d":
+        return values
+    return array("d", values)
+
+
+def as_columns(timestamps: Iterable[int], values: Iterable[float]) -> tuple[array[int], array[float]]:
+    """Samples as ``array('q')`` timestamps and ``array('d')`` values, the columns the C codec takes.
+
+    Arrays of those types are returned as they are, anything else is copied
+    into one; a timestamp outside int64 is a ValueError.
+    """
+    return _as_timestamps(timestamps), _as_values(values)
+
+
 def _as_value_bits(values: Iterable[float]) -> array[int]:
-    if not (isinstance(values, array) and values.typecode == "d"):
-        values = array("d", values)
     bits = array("Q")
-    bits.frombytes(memoryview(values).cast("B"))
+    bits.frombytes(memoryview(_as_values(values)).cast("B"))
     return bits
 
 
@@ -321,7 +360,7 @@ class XORChunkEncoder:
         return _unordered(first_index + i, ts[i], ts[i - 1] if i else self._t)
 
 
-def encode_chunk(timestamps: Iterable[int], values: Iterable[float]) -> bytes:
+def _py_encode_chunk(timestamps: Iterable[int], values: Iterable[float]) -> bytes:
     """Encode samples as one XOR chunk, including its 2-byte sample count.
 
     Timestamps must be strictly increasing int64 milliseconds, at most
@@ -346,15 +385,20 @@ def split_into_chunks(
     """
     if not 1 <= max_samples <= MAX_SAMPLES:
         raise ValueError(f"max_samples must be between 1 and {MAX_SAMPLES}, got {max_samples}")
-    ts, bits = _samples(timestamps, values)
+    ts, vs = as_columns(timestamps, values)
+    if len(ts) != len(vs):
+        raise _unpaired(len(ts), len(vs))
     chunks = []
     for lo in range(0, len(ts), max_samples):
         hi = min(lo + max_samples, len(ts))
         if lo and ts[lo] <= ts[lo - 1]:
             raise _unordered(lo, ts[lo], ts[lo - 1])
-        encoder = XORChunkEncoder()
-        encoder._extend(ts[lo:hi], bits[lo:hi], lo)
-        chunks.append(Chunk(ts[lo], ts[hi - 1], hi - lo, encoder.bytes()))
+        try:
+            data = encode_chunk(ts[lo:hi], vs[lo:hi])
+        except ValueError:  # unordered inside the piece: say where in the whole series
+            i = lo + _first_unordered(ts[lo:hi], None)
+            raise _unordered(i, ts[i], ts[i - 1]) from None
+        chunks.append(Chunk(ts[lo], ts[hi - 1], hi - lo, data))
     return chunks
 
 
@@ -379,7 +423,7 @@ def chunk_samples(data: BytesLike) -> int:
     return int.from_bytes(bytes(data[:2]), "big")
 
 
-def decode_chunk(data: BytesLike) -> tuple[array[int], array[float]]:
+def _py_decode_chunk(data: BytesLike) -> tuple[array[int], array[float]]:
     """Decode an XOR chunk into ``array('q')`` timestamps and ``array('d')`` values.
 
     Reads exactly the number of samples in the chunk's header and ignores any
@@ -484,3 +528,64 @@ def _decode_tail(
         vbits_append(v)
     if 8 * pos + _WINDOW_BITS - rem > 8 * size:
         raise ChunkDecodeError("the data ends before the last sample", n)
+
+
+# -- the choice of implementation ----------------------------------------------------
+
+
+class Codec(Protocol):
+    """The C extension ``remote_storage._codec`` (see ``_codec.c``), for the type checker.
+
+    Columns are ``array('q')``/``array('d')`` or memoryviews of one. None from
+    the chunk functions means "not here": the Python code then runs and
+    raises its precise error.
+    """
+
+    def encode_chunk(self, timestamps: Column, values: Column, /) -> bytes | None: ...
+    def decode_chunk(self, data: BytesLike, /) -> tuple[array[int], array[float]] | None: ...
+    def encode_samples(self, timestamps: Column, values: Column, /) -> bytes: ...
+    def encode_labels(self, labels: tuple[tuple[str, str], ...], /) -> bytes: ...
+    def encode_chunk_records(self, chunks: Sequence[Any], /) -> bytes: ...
+
+
+def _load_c() -> Codec | None:
+    try:
+        return cast(Codec, importlib.import_module("remote_storage._codec"))
+    except ImportError:  # not built: no C compiler when the package was installed
+        return None
+
+
+_Encode: TypeAlias = Callable[[Iterable[int], Iterable[float]], bytes]
+_Decode: TypeAlias = "Callable[[BytesLike], tuple[array[int], array[float]]]"
+
+
+def _c_functions(codec: Codec) -> tuple[_Encode, _Decode]:
+    def _c_encode_chunk(timestamps: Iterable[int], values: Iterable[float]) -> bytes:
+        ts, vs = as_columns(timestamps, values)
+        data = codec.encode_chunk(ts, vs)
+        return _py_encode_chunk(ts, vs) if data is None else data
+
+    def _c_decode_chunk(data: BytesLike) -> tuple[array[int], array[float]]:
+        found = codec.decode_chunk(data)
+        return _py_decode_chunk(data) if found is None else found
+
+    _c_encode_chunk.__doc__ = _py_encode_chunk.__doc__
+    _c_decode_chunk.__doc__ = _py_decode_chunk.__doc__
+    return _c_encode_chunk, _c_decode_chunk
+
+
+#: The C extension when it is built, whichever implementation is in use: the
+#: tests run both side by side, and :mod:`remote_storage.protocol.read` and
+#: :mod:`remote_storage.protocol.streamed` take their record encoders from it.
+c_codec = _load_c()
+_c_encode_chunk, _c_decode_chunk = _c_functions(c_codec) if c_codec is not None else (None, None)
+encode_chunk: _Encode
+decode_chunk: _Decode
+if (
+    _c_encode_chunk is not None
+    and _c_decode_chunk is not None
+    and os.environ.get("REMOTE_STORAGE_PURE_PYTHON") != "1"
+):
+    encode_chunk, decode_chunk, IMPLEMENTATION = _c_encode_chunk, _c_decode_chunk, "c"
+else:
+    encode_chunk, decode_chunk, IMPLEMENTATION = _py_encode_chunk, _py_decode_chunk, "python"
