@@ -3,12 +3,26 @@
 ``SAMPLES`` responses are one snappy-compressed ``ReadResponse`` holding one
 ``QueryResult`` per query, in query order. The encoders of requests serve the
 tests and any Python client.
+
+A response may hold millions of samples, so it is written straight in the
+wire format rather than through protobuf message objects (one per sample):
+each series becomes its ``TimeSeries`` record from the label records
+(:func:`encode_labels`), the sample records (:func:`encode_samples`) and the
+native-histogram records (rare: serialized by protobuf); the records are
+joined once at the end. The bytes are exactly what protobuf's serializer
+writes for the same message (fields in number order, proto3 defaults left
+out: a value whose 64 bits are zero, a zero timestamp, an empty string),
+which the tests check. :func:`encode_labels` and :func:`encode_samples` come
+from the C codec when it is in use (see
+:data:`remote_storage.chunks.IMPLEMENTATION`); else the protobuf runtime
+writes the records, one series at a time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
+from remote_storage import chunks
 from remote_storage.errors import InvalidQuery
 from remote_storage.matchers import InvalidMatcher, Matcher, MatchType
 from remote_storage.protocol import histograms
@@ -23,13 +37,20 @@ from remote_storage.storage import (
     ReadRequest,
     TimeSeries,
 )
+from remote_storage.varint import encode_uvarint
 
 __all__ = [
     "decode_read_request",
     "decode_read_response",
+    "encode_labels",
     "encode_read_request",
     "encode_read_response",
+    "encode_samples",
 ]
+
+# Tags (field number << 3 | wire type) of ReadResponse.results and QueryResult.timeseries.
+_RESULT = b"\x0a"
+_SERIES = b"\x0a"
 
 
 def _query_from_proto(index: int, message: remote_pb2.Query) -> Query:
@@ -79,25 +100,81 @@ def encode_read_request(
     return data
 
 
-def _fill_series(message: types_pb2.TimeSeries, series: TimeSeries) -> None:
-    for name, label_value in series.labels:
-        message.labels.add(name=name, value=label_value)
-    samples = message.samples
-    for timestamp, value in zip(series.timestamps, series.values, strict=True):
-        samples.add(value=value, timestamp=timestamp)
-    for h in series.histograms:
-        histograms.to_proto(h, message.histograms.add())
+# Without the C codec the protobuf runtime writes the records: a message
+# object per label or sample costs less than Python code writing the bytes
+# itself (varints one byte at a time), and its bytes are the reference.
+
+
+def _py_encode_labels(labels: Labels) -> bytes:
+    """The ``Label`` records (field 1) of a ``TimeSeries`` or ``ChunkedSeries``."""
+    message = types_pb2.TimeSeries()
+    add = message.labels.add
+    for name, value in labels:
+        add(name=name, value=value)
+    data: bytes = message.SerializeToString()
+    return data
+
+
+def _py_encode_samples(timestamps: Sequence[int], values: Sequence[float]) -> bytes:
+    """The ``Sample`` records (field 2) of a ``TimeSeries``."""
+    if len(timestamps) != len(values):
+        raise ValueError(f"{len(timestamps)} timestamps but {len(values)} values: they must pair up")
+    message = types_pb2.TimeSeries()
+    add = message.samples.add
+    for t, v in zip(timestamps, values, strict=True):
+        add(value=v, timestamp=t)
+    data: bytes = message.SerializeToString()
+    return data
+
+
+_EncodeLabels = Callable[[Labels], bytes]
+_EncodeSamples = Callable[[Sequence[int], Sequence[float]], bytes]
+
+
+def _c_functions(codec: chunks.Codec) -> tuple[_EncodeLabels, _EncodeSamples]:
+    def _c_encode_samples(timestamps: Sequence[int], values: Sequence[float]) -> bytes:
+        return codec.encode_samples(*chunks.as_columns(timestamps, values))
+
+    return codec.encode_labels, _c_encode_samples
+
+
+_c_encode_labels, _c_encode_samples = (
+    _c_functions(chunks.c_codec) if chunks.c_codec is not None else (None, None)
+)
+encode_labels: _EncodeLabels
+encode_samples: _EncodeSamples
+if chunks.IMPLEMENTATION == "c" and _c_encode_labels is not None and _c_encode_samples is not None:
+    encode_labels, encode_samples = _c_encode_labels, _c_encode_samples
+else:
+    encode_labels, encode_samples = _py_encode_labels, _py_encode_samples
+
+
+def _series_record(series: TimeSeries) -> list[bytes]:
+    """One ``TimeSeries`` record (tag and length included) as pieces to join."""
+    body = [encode_labels(series.labels)]
+    if series.timestamps:
+        body.append(encode_samples(series.timestamps, series.values))
+    if series.histograms:  # rare enough for message objects: the records of field 4
+        message = types_pb2.TimeSeries()
+        for h in series.histograms:
+            histograms.to_proto(h, message.histograms.add())
+        body.append(message.SerializeToString())
+    return [_SERIES, encode_uvarint(sum(map(len, body))), *body]
 
 
 def encode_read_response(results: Iterable[QueryResult]) -> bytes:
-    """Serialize a ``ReadResponse`` (not compressed), one ``QueryResult`` per query."""
-    message = remote_pb2.ReadResponse()
+    """Serialize a ``ReadResponse`` (not compressed), one ``QueryResult`` per query.
+
+    The bytes equal ``remote_pb2.ReadResponse`` serialized by protobuf.
+    """
+    pieces: list[bytes] = []
     for result in results:
-        out = message.results.add()
+        records: list[bytes] = []
         for series in result.series:
-            _fill_series(out.timeseries.add(), series)
-    data: bytes = message.SerializeToString()
-    return data
+            records += _series_record(series)
+        pieces += (_RESULT, encode_uvarint(sum(map(len, records))))
+        pieces += records
+    return b"".join(pieces)  # the only copy of the records
 
 
 def decode_read_response(payload: bytes) -> list[QueryResult]:

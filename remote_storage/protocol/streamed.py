@@ -7,25 +7,40 @@ first series of a frame). A series whose chunks do not fit the frame budget
 same labels. Float samples travel as XOR chunks of at most 120 samples;
 native histograms are not sent in this mode (their chunk encodings are not
 implemented), so readers that need them should ask for ``SAMPLES``.
+
+Frames are written straight in the wire format, without protobuf message
+objects: a series' label records are encoded once
+(:func:`~remote_storage.protocol.read.encode_labels`) and every frame of the
+series reuses them; each chunk becomes its ``Chunk`` record around the chunk
+bytes as they are (:func:`encode_chunk_records`). The bytes are those
+protobuf would write for the same ``ChunkedReadResponse`` (the tests compare
+them). Like the encoders of :mod:`remote_storage.protocol.read`, the record
+encoder comes from the C codec when it is in use (see
+:data:`remote_storage.chunks.IMPLEMENTATION`); else the protobuf runtime
+writes the records.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import crc32c
 
-from remote_storage.chunks import decode_chunk, split_into_chunks
+from remote_storage import chunks as _chunks
+from remote_storage.chunks import SAMPLES_PER_CHUNK, decode_chunk, encode_chunk, split_into_chunks
 from remote_storage.protocol.messages import parse
 from remote_storage.protocol.pb import remote_pb2, types_pb2
+from remote_storage.protocol.read import encode_labels
 from remote_storage.storage import EncodedChunk, Labels, TimeSeries
 from remote_storage.varint import decode_uvarint, encode_uvarint
 
 __all__ = [
     "CONTENT_TYPE",
     "DEFAULT_MAX_FRAME_BYTES",
+    "chunks_of",
     "decode_frames",
+    "encode_chunk_records",
     "encode_series_frames",
     "frame",
 ]
@@ -34,13 +49,26 @@ CONTENT_TYPE = "application/x-streamed-protobuf; proto=prometheus.ChunkedReadRes
 DEFAULT_MAX_FRAME_BYTES = 1_048_576
 XOR = types_pb2.Chunk.XOR
 
+# Tags (field number << 3 | wire type) of ChunkedReadResponse.chunked_series/query_index.
+_SERIES = b"\x0a"
+_QUERY_INDEX = b"\x10"
+_UINT64_MASK = (1 << 64) - 1
+# What a chunk is taken to add to a frame when filling it: its data plus room
+# for its record's fields. Not the exact size; kept as it was so that frames
+# are cut where they always were.
+_CHUNK_OVERHEAD = 32
+
 
 def frame(message: bytes) -> bytes:
     """Wrap a serialized ``ChunkedReadResponse`` as one stream frame."""
-    return encode_uvarint(len(message)) + crc32c.crc32c(message).to_bytes(4, "big") + message
+    return b"".join((encode_uvarint(len(message)), crc32c.crc32c(message).to_bytes(4, "big"), message))
 
 
 def _encode(timestamps: Sequence[int], values: Sequence[float]) -> list[EncodedChunk]:
+    if len(timestamps) <= SAMPLES_PER_CHUNK:  # one chunk at most: the common case, made short
+        if not timestamps:
+            return []
+        return [EncodedChunk(timestamps[0], timestamps[-1], encode_chunk(timestamps, values))]
     return [EncodedChunk(c.min_time, c.max_time, c.data) for c in split_into_chunks(timestamps, values)]
 
 
@@ -76,6 +104,25 @@ def chunks_of(series: TimeSeries, start: int, end: int) -> list[EncodedChunk]:
     return _encode(order, [merged[t] for t in order])
 
 
+def _py_encode_chunk_records(chunks: Sequence[EncodedChunk]) -> bytes:
+    """The ``Chunk`` records (field 2) of a ``ChunkedSeries``, all of type XOR, written by protobuf."""
+    message = types_pb2.ChunkedSeries()
+    add = message.chunks.add
+    for chunk in chunks:
+        add(min_time_ms=chunk.min_time, max_time_ms=chunk.max_time, type=XOR, data=chunk.data)
+    data: bytes = message.SerializeToString()
+    return data
+
+
+_EncodeChunkRecords = Callable[[Sequence[EncodedChunk]], bytes]
+_c_encode_chunk_records = None if _chunks.c_codec is None else _chunks.c_codec.encode_chunk_records
+encode_chunk_records: _EncodeChunkRecords
+if _chunks.IMPLEMENTATION == "c" and _c_encode_chunk_records is not None:
+    encode_chunk_records = _c_encode_chunk_records
+else:
+    encode_chunk_records = _py_encode_chunk_records
+
+
 def encode_series_frames(
     query_index: int,
     labels: Labels,
@@ -83,23 +130,20 @@ def encode_series_frames(
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
 ) -> Iterator[bytes]:
     """Frames for one series: chunks appended until the budget is used (may exceed it by one chunk)."""
-    template = remote_pb2.ChunkedReadResponse(query_index=query_index)
-    series_template = template.chunked_series.add()
-    for name, value in labels:
-        series_template.labels.add(name=name, value=value)
-    budget = max_frame_bytes - series_template.ByteSize()
+    label_records = encode_labels(labels)
+    budget = max_frame_bytes - len(label_records)
+    tail = _QUERY_INDEX + encode_uvarint(query_index & _UINT64_MASK) if query_index else b""
     start = 0
     while start < len(chunks):
-        message = remote_pb2.ChunkedReadResponse()
-        message.CopyFrom(template)
-        out = message.chunked_series[0]
+        stop = start
         used = 0
-        while start < len(chunks) and (used < budget or used == 0):
-            chunk = chunks[start]
-            out.chunks.add(min_time_ms=chunk.min_time, max_time_ms=chunk.max_time, type=XOR, data=chunk.data)
-            used += len(chunk.data) + 32
-            start += 1
-        yield frame(message.SerializeToString())
+        while stop < len(chunks) and (used < budget or used == 0):
+            used += len(chunks[stop].data) + _CHUNK_OVERHEAD
+            stop += 1
+        records = encode_chunk_records(chunks[start:stop])
+        size = encode_uvarint(len(label_records) + len(records))
+        yield frame(b"".join((_SERIES, size, label_records, records, tail)))
+        start = stop
 
 
 def decode_frames(body: bytes) -> list[remote_pb2.ChunkedReadResponse]:
