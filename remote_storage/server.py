@@ -62,6 +62,10 @@ EXEMPLARS_WRITTEN = "X-Prometheus-Remote-Write-Exemplars-Written"
 IMPLEMENTED_RESPONSE_TYPES = (ResponseType.SAMPLES, ResponseType.STREAMED_XOR_CHUNKS)
 #: Series buffered per query while earlier queries are being streamed.
 STREAM_PREFETCH = 64
+#: Series a query's producer hands over at once: a queue hand-over costs more than encoding a series.
+STREAM_BATCH = 16
+#: Bytes of frames gathered before they are written: one write per frame costs more than the frame.
+STREAM_WRITE_BYTES = 64 * 1024
 
 
 @dataclass
@@ -219,21 +223,32 @@ async def _stream_chunks(
 ) -> web.StreamResponse:
     """Frames of XOR chunks, one series per frame, written as the series are produced.
 
-    Every query runs at once, each into a small bounded buffer; frames go out
-    in query order, so memory stays bounded whatever the size of the answer.
-    An error after the first byte can only abort the connection, which the
-    reader sees as a truncated stream.
+    Every query runs at once, each into a small bounded buffer (lists of up
+    to :data:`STREAM_BATCH` series, :data:`STREAM_PREFETCH` series in all);
+    frames go out in query order, gathered into writes of about
+    :data:`STREAM_WRITE_BYTES`, so memory stays bounded whatever the size of
+    the answer. An error after the first byte can only abort the connection,
+    which the reader sees as a truncated stream.
     """
     settings = state.settings
-    buffers: list[asyncio.Queue[object]] = [asyncio.Queue(STREAM_PREFETCH) for _ in read_request.queries]
+    queue_size = max(1, STREAM_PREFETCH // STREAM_BATCH)
+    buffers: list[asyncio.Queue[object]] = [asyncio.Queue(queue_size) for _ in read_request.queries]
 
     async def produce(query: Query, buffer: asyncio.Queue[object]) -> None:
+        batch: list[TimeSeries] = []
         try:
             async for series in state.storage.process_query(ctx, query):
-                await buffer.put(series)
+                batch.append(series)
+                if len(batch) >= STREAM_BATCH:
+                    await buffer.put(batch)
+                    batch = []
         except Exception as exc:
+            if batch:  # what came before the error is streamed, as it would have been unbatched
+                await buffer.put(batch)
             await buffer.put(exc)
         else:
+            if batch:
+                await buffer.put(batch)
             await buffer.put(_END)
 
     producers = [
@@ -241,6 +256,7 @@ async def _stream_chunks(
         for query, buffer in zip(read_request.queries, buffers, strict=True)
     ]
     response = web.StreamResponse(headers={"Content-Type": streamed.CONTENT_TYPE})
+    frames = _Frames(response, state)
     try:
         async with asyncio.timeout(settings.read_timeout):
             first = [await buffers[0].get()] if buffers else []
@@ -248,33 +264,71 @@ async def _stream_chunks(
                 raise first[0]  # nothing sent yet: answered with a proper status
             await response.prepare(request)
             for index, buffer in enumerate(buffers):
+                query = read_request.queries[index]
                 while True:
                     item = first.pop() if first else await buffer.get()
                     if item is _END:
                         break
                     if isinstance(item, Exception):
+                        await frames.flush()
                         raise item
-                    assert isinstance(item, TimeSeries)
-                    query = read_request.queries[index]
-                    chunks = streamed.chunks_of(item, query.start_ms, query.end_ms)
-                    if not chunks:
-                        continue  # histogram-only series: not representable here
-                    state.metrics.read_series.inc()
-                    state.metrics.read_samples.inc(sum(chunk_samples(c.data) for c in chunks))
-                    for data in streamed.encode_series_frames(
-                        index, item.labels, chunks, settings.read_max_bytes_in_frame
-                    ):
-                        await response.write(data)
+                    assert isinstance(item, list)
+                    for series in item:
+                        frames.add_series(index, series, query, settings.read_max_bytes_in_frame)
+                    if frames.size >= STREAM_WRITE_BYTES:
+                        await frames.flush()
+            await frames.flush()
     except TimeoutError:
         if not response.prepared:
             raise ReadTimeout(settings.read_timeout) from None
         raise
     finally:
+        frames.count()
         for task in producers:
             task.cancel()
         await asyncio.gather(*producers, return_exceptions=True)
     await response.write_eof()
     return response
+
+
+class _Frames:
+    """The frames of a streamed answer not yet written, and the series and samples not yet counted."""
+
+    __slots__ = ("metrics", "pending", "response", "samples", "series", "size")
+
+    def __init__(self, response: web.StreamResponse, state: ServerState) -> None:
+        self.response = response
+        self.metrics = state.metrics
+        self.pending: list[bytes] = []
+        self.size = 0
+        self.series = 0
+        self.samples = 0
+
+    def add_series(self, index: int, series: TimeSeries, query: Query, max_frame_bytes: int) -> None:
+        chunks = streamed.chunks_of(series, query.start_ms, query.end_ms)
+        if not chunks:
+            return  # histogram-only series: not representable here
+        self.series += 1
+        for chunk in chunks:
+            self.samples += chunk_samples(chunk.data)
+        for data in streamed.encode_series_frames(index, series.labels, chunks, max_frame_bytes):
+            self.pending.append(data)
+            self.size += len(data)
+
+    async def flush(self) -> None:
+        """Count what was encoded, then write the pending frames in one piece."""
+        self.count()
+        if self.pending:
+            data = b"".join(self.pending)
+            self.pending.clear()
+            self.size = 0
+            await self.response.write(data)
+
+    def count(self) -> None:
+        if self.series:
+            self.metrics.read_series.inc(self.series)
+            self.metrics.read_samples.inc(self.samples)
+            self.series = self.samples = 0
 
 
 async def handle_metadata(request: web.Request) -> web.Response:

@@ -5,21 +5,26 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import struct
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import crc32c
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from remote_storage.backends.memory import MemoryStorage
 from remote_storage.backends.sql import SQLStorage
+from remote_storage.chunks import c_codec, split_into_chunks
 from remote_storage.config import Settings
 from remote_storage.matchers import Matcher
-from remote_storage.protocol import streamed
+from remote_storage.protocol import read, streamed
 from remote_storage.protocol.negotiation import ResponseType
+from remote_storage.protocol.pb import remote_pb2, types_pb2
 from remote_storage.server import create_app
-from remote_storage.storage import Histogram, Labels, RemoteStorage, TimeSeries
+from remote_storage.storage import EncodedChunk, Histogram, Labels, RemoteStorage, TimeSeries
 from tests.support.wire import READ_HEADERS, V1_HEADERS, read_body, read_results, v1_body
 from tests.support.xor_reference import reference_decode
 
@@ -154,3 +159,86 @@ def test_histogram_only_series_are_left_out_of_streams() -> None:
         assert await response.read() == b""
 
     run(scenario)
+
+
+# -- the frames' bytes ---------------------------------------------------------------
+
+
+XOR = types_pb2.Chunk.XOR
+
+
+def protobuf_frames(
+    query_index: int, labels: Labels, chunks: Sequence[EncodedChunk], max_frame_bytes: int
+) -> list[bytes]:
+    """The frames as they were built with protobuf message objects: the reference for the bytes."""
+    template = remote_pb2.ChunkedReadResponse(query_index=query_index)
+    series_template = template.chunked_series.add()
+    for name, value in labels:
+        series_template.labels.add(name=name, value=value)
+    budget = max_frame_bytes - series_template.ByteSize()
+    frames = []
+    start = 0
+    while start < len(chunks):
+        message = remote_pb2.ChunkedReadResponse()
+        message.CopyFrom(template)
+        out = message.chunked_series[0]
+        used = 0
+        while start < len(chunks) and (used < budget or used == 0):
+            chunk = chunks[start]
+            out.chunks.add(min_time_ms=chunk.min_time, max_time_ms=chunk.max_time, type=XOR, data=chunk.data)
+            used += len(chunk.data) + 32
+            start += 1
+        data = message.SerializeToString()
+        frames.append(encode_length(len(data)) + crc32c.crc32c(data).to_bytes(4, "big") + data)
+    return frames
+
+
+def encode_length(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    return bytes([*out, n])
+
+
+needs_c = pytest.mark.skipif(c_codec is None, reason="the C extension remote_storage._codec is not built")
+
+
+@pytest.fixture(scope="module", params=["python", pytest.param("c", marks=needs_c)])
+def records(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The record encoders of the frames in each implementation in turn."""
+    python = request.param == "python"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(streamed, "encode_labels", read._py_encode_labels if python else read._c_encode_labels)
+        chunk_records = streamed._py_encode_chunk_records if python else streamed._c_encode_chunk_records
+        patch.setattr(streamed, "encode_chunk_records", chunk_records)
+        yield request.param
+
+
+INT64 = st.integers(-(2**63), 2**63 - 1)
+TEXT = st.text(max_size=10) | st.sampled_from(["__name__", "ünï", "x" * 200])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from([0, 1, 7, 2**40, -1]),
+    st.lists(st.tuples(TEXT, TEXT), max_size=6).map(lambda pairs: Labels(sorted(pairs))),
+    st.lists(st.builds(EncodedChunk, INT64, INT64, st.binary(max_size=700)), max_size=8),
+    st.sampled_from([1, 64, 500, 1024, 1_048_576]),
+)
+def test_frames_are_the_bytes_protobuf_gave(
+    records: str, query_index: int, labels: Labels, chunks: list[EncodedChunk], max_frame_bytes: int
+) -> None:
+    expected = protobuf_frames(query_index, labels, chunks, max_frame_bytes)
+    assert list(streamed.encode_series_frames(query_index, labels, chunks, max_frame_bytes)) == expected
+
+
+def test_chunks_of_samples_are_cut_as_before() -> None:
+    stale = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
+    for n in (0, 1, 119, 120, 121, 500):
+        timestamps = [-(10**12) + 15_000 * i for i in range(n)]
+        values = [stale if i % 7 == 0 else i * 0.25 for i in range(n)]
+        cut = split_into_chunks(timestamps, values)
+        expected = [EncodedChunk(c.min_time, c.max_time, c.data) for c in cut]
+        labels = Labels((("__name__", "x"),))
+        assert streamed.chunks_of(TimeSeries(labels, timestamps, values), -(2**63), 2**63 - 1) == expected
