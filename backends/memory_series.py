@@ -133,6 +133,12 @@ def _insert(
     stored.extend(item for _, item in tail)
 
 
+def _holds(timestamps: Sequence[int], start: int, end: int) -> bool:
+    """Whether sorted ``timestamps`` hold one in ``[start, end]``: one bisection, not two."""
+    i = bisect_left(timestamps, start)
+    return i < len(timestamps) and timestamps[i] <= end
+
+
 def _find_in(timestamps: Sequence[int], items: Sequence[_T], t: int) -> _T | None:
     i = bisect_left(timestamps, t)
     return items[i] if i < len(timestamps) and timestamps[i] == t else None
@@ -265,20 +271,26 @@ class Series:
         if start <= self.chunk_min[lo] or self.chunk_max[lo] <= end:
             return True  # its first or last sample lies in the range
         timestamps, _ = decode_chunk(self.chunks[lo])  # the range lies inside this chunk
-        return bisect_left(timestamps, start) < bisect_right(timestamps, end)
+        return _holds(timestamps, start, end)
 
     def _decoded(self, start: int, end: int) -> tuple[array[int], array[float]]:
         """The float samples in ``[start, end]``, in new arrays."""
+        head = self.head_ts
+        a, b = bisect_left(head, start), bisect_right(head, end)
+        if not self.chunks:  # a young series, all in its head: one copy of each array
+            return head[a:b], self.head_values[a:b]
         timestamps: array[int] = array("q")
         values: array[float] = array("d")
         lo, hi = self._chunk_range(start, end)
-        for data in self.chunks[lo:hi]:
-            chunk_ts, chunk_values = decode_chunk(data)
-            a, b = bisect_left(chunk_ts, start), bisect_right(chunk_ts, end)
-            timestamps += chunk_ts[a:b]
-            values += chunk_values[a:b]
-        head = self.head_ts
-        a, b = bisect_left(head, start), bisect_right(head, end)
+        for j in range(lo, hi):
+            chunk_ts, chunk_values = decode_chunk(self.chunks[j])
+            if start <= self.chunk_min[j] and self.chunk_max[j] <= end:
+                timestamps += chunk_ts  # the whole chunk is in the range: no bisecting, no slicing
+                values += chunk_values
+            else:
+                c, d = bisect_left(chunk_ts, start), bisect_right(chunk_ts, end)
+                timestamps += chunk_ts[c:d]
+                values += chunk_values[c:d]
         timestamps += head[a:b]
         values += self.head_values[a:b]
         return timestamps, values
@@ -307,13 +319,15 @@ class Series:
 
         False means nothing is there; after True, :meth:`select` may still find nothing.
         """
-        hts, head = self.histogram_ts, self.head_ts
-        lo, hi = self._chunk_range(start, end)
-        return (
-            lo < hi
-            or bisect_left(head, start) < bisect_right(head, end)
-            or bisect_left(hts, start) < bisect_right(hts, end)
-        )
+        # Asked of every candidate series of a query, so the parts a series
+        # lacks (chunks before the first is sealed, histograms) cost nothing.
+        if _holds(self.head_ts, start, end):
+            return True
+        if self.chunks:
+            lo, hi = self._chunk_range(start, end)
+            if lo < hi:
+                return True
+        return _holds(self.histogram_ts, start, end)
 
     def select(self, start: int, end: int, *, accept_chunks: bool = False) -> TimeSeries | None:
         """The data in ``[start, end]``, copied (later writes do not change it), or None if none.
@@ -321,8 +335,13 @@ class Series:
         With ``accept_chunks`` the chunks that meet the range are handed over
         as stored, in :attr:`TimeSeries.chunks`, and only the head is trimmed.
         """
-        lo, hi = self._histogram_range(start, end)
-        histograms = self.histograms[lo:hi]
+        # Empty parts are the shared empty tuple: a query may select a million
+        # series, and every list made per series is one more object to allocate
+        # and for the garbage collector to visit.
+        histograms: Sequence[Histogram] = ()
+        if self.histogram_ts:
+            lo, hi = self._histogram_range(start, end)
+            histograms = self.histograms[lo:hi]
         if not accept_chunks:
             timestamps, values = self._decoded(start, end)
             if not (timestamps or histograms):
@@ -330,13 +349,19 @@ class Series:
             return TimeSeries(self.labels, timestamps, values, histograms)
         head = self.head_ts
         a, b = bisect_left(head, start), bisect_right(head, end)
-        lo, hi = self._chunk_range(start, end)
-        if a == b and not histograms and not self._chunks_hold_a_sample(lo, hi, start, end):
+        chunks: Sequence[EncodedChunk] = ()
+        if self.chunks:
+            lo, hi = self._chunk_range(start, end)
+            if a == b and not histograms and not self._chunks_hold_a_sample(lo, hi, start, end):
+                return None
+            chunks = [
+                EncodedChunk(*record)
+                for record in zip(
+                    self.chunk_min[lo:hi], self.chunk_max[lo:hi], self.chunks[lo:hi], strict=True
+                )
+            ]
+        elif a == b and not histograms:
             return None
-        chunks = [
-            EncodedChunk(*record)
-            for record in zip(self.chunk_min[lo:hi], self.chunk_max[lo:hi], self.chunks[lo:hi], strict=True)
-        ]
         return TimeSeries(self.labels, head[a:b], self.head_values[a:b], histograms, chunks=chunks)
 
     # -- accounting ------------------------------------------------------------------
