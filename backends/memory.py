@@ -428,7 +428,12 @@ class MemoryStorage(RemoteStorage):
                 await asyncio.sleep(0)
 
     async def stats(self) -> StorageStats:
-        return StorageStats(series=self.series_count(), sample_bytes=self.memory_bytes())
+        return StorageStats(
+            series=self.series_count(),
+            sample_bytes=self.memory_bytes(),
+            sealed_chunk_bytes=self.chunk_bytes(),
+            sealed_samples=self.sealed_sample_count(),
+        )
 
     def series_count(self, tenant: str | None = None) -> int:
         """Series stored for ``tenant``, or for all tenants when None."""
@@ -441,6 +446,10 @@ class MemoryStorage(RemoteStorage):
     def chunk_bytes(self, tenant: str | None = None) -> int:
         """Bytes of the sealed XOR chunks' data for ``tenant``, or for all tenants when None."""
         return sum(s.chunk_bytes() for t in self._select_tenants(tenant) for s in t.series)
+
+    def sealed_sample_count(self, tenant: str | None = None) -> int:
+        """Float samples inside sealed chunks for ``tenant``, or for all tenants when None."""
+        return sum(s.sealed_samples() for t in self._select_tenants(tenant) for s in t.series)
 
     def memory_bytes(self, tenant: str | None = None) -> int:
         """Approximate bytes held by float sample data: chunk objects, chunk records and heads.

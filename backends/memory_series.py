@@ -370,6 +370,10 @@ class Series:
         """Bytes of the sealed chunks' encoded data."""
         return sum(map(len, self.chunks))
 
+    def sealed_samples(self) -> int:
+        """Samples inside the sealed chunks (each chunk starts with its count, big-endian 16 bits)."""
+        return sum((c[0] << 8) | c[1] for c in self.chunks)
+
     def memory_bytes(self) -> int:
         """Approximate bytes held by float samples: chunk objects, their records and the head."""
         containers = [self.head_ts, self.head_values]

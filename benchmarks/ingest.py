@@ -14,8 +14,11 @@ reported. Printed per target: acknowledged samples/s, server CPU seconds per
 million samples (all processes of the server), peak RSS, and bytes per sample
 stored (SQL: the database after compacting everything into chunks;
 Prometheus: its TSDB after a snapshot; memory: the sample data it reports on
-``/metrics``), each also as a ratio to Prometheus' own remote-write receiver
-measured in the same run.
+``/metrics``), bytes per sample of sealed XOR chunk data (Prometheus: the
+chunks of its snapshot's blocks; memory: its sealed chunks; SQL: its chunk
+rows), each also as a ratio to Prometheus' own remote-write receiver measured
+in the same run. Sealed figures need more than 120 samples per series, for
+example ``--series 20000 --requests 2400`` (240 samples per series).
 
 Targets: ``prometheus`` (Debian package ``prometheus``, with
 ``--web.enable-remote-write-receiver``), ``victoria-metrics`` (Debian package
@@ -60,6 +63,8 @@ class Result:
     cpu_seconds: float = 0.0
     peak_rss: int = 0
     disk_bytes: int | None = None
+    sealed_bytes: int | None = None  # XOR chunk data only, no records around it
+    sealed_samples: int | None = None
     errors: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -74,6 +79,12 @@ class Result:
     @property
     def bytes_per_sample(self) -> float | None:
         return self.disk_bytes / self.samples if self.disk_bytes is not None and self.samples else None
+
+    @property
+    def sealed_per_sample(self) -> float | None:
+        if self.sealed_bytes is None or not self.sealed_samples:
+            return None
+        return self.sealed_bytes / self.sealed_samples
 
 
 def group_usage(leader: int) -> tuple[float, int]:
@@ -173,8 +184,34 @@ def bench_prometheus(work: Path, args: argparse.Namespace) -> Result:
         request = urllib.request.Request(f"{base}/api/v1/admin/tsdb/snapshot", method="POST")
         with urllib.request.urlopen(request, timeout=300) as response:
             name = json.load(response)["data"]["name"]
-        result.disk_bytes = directory_size(work / "tsdb" / "snapshots" / name)
+        snapshot = work / "tsdb" / "snapshots" / name
+        result.disk_bytes = directory_size(snapshot)
+        result.sealed_bytes, result.sealed_samples, file_bytes = block_chunks(snapshot)
+        result.notes.append(f"chunk files {file_bytes / max(result.sealed_samples, 1):.2f} B/sample")
     return result
+
+
+def block_chunks(snapshot: Path) -> tuple[int, int, int]:
+    """(XOR chunk data bytes, samples, chunk file bytes) of the blocks in a TSDB snapshot.
+
+    A block's ``chunks/`` segment files hold an 8-byte header, then per chunk
+    its data length (uvarint), encoding (1 byte), data and CRC32 (4 bytes);
+    only the data counts, as for the service's backends.
+    """
+    from remote_storage.varint import decode_uvarint
+
+    data_bytes = samples = file_bytes = 0
+    for meta in snapshot.glob("*/meta.json"):
+        samples += int(json.loads(meta.read_text())["stats"]["numSamples"])
+        for segment in sorted((meta.parent / "chunks").iterdir()):
+            buf = segment.read_bytes()
+            file_bytes += len(buf)
+            pos = 8
+            while pos < len(buf):
+                length, pos = decode_uvarint(buf, pos)
+                data_bytes += length
+                pos += 1 + length + 4
+    return data_bytes, samples, file_bytes
 
 
 def bench_victoria(work: Path, args: argparse.Namespace) -> Result:
@@ -229,24 +266,30 @@ def bench_service(target: str, url: str, work: Path, args: argparse.Namespace) -
     with server(argv, f"{base}/-/ready", work / f"{target}.log", env) as pid:
         result = measure(target, pid, f"{base}/api/v1/write", args)
         if target == "memory":  # held in memory: the service reports the bytes of its sample data
-            result.disk_bytes = sample_bytes(f"{base}/metrics")
+            figures = service_figures(f"{base}/metrics")
+            result.disk_bytes = figures.get("remote_storage_sample_bytes")
+            result.sealed_bytes = figures.get("remote_storage_sealed_chunk_bytes")
+            result.sealed_samples = figures.get("remote_storage_sealed_samples")
     if target != "memory":
-        result.disk_bytes, chunk_bytes = asyncio.run(compact_and_size(url, work))
-        result.notes.append(f"chunk data {chunk_bytes / max(result.samples, 1):.2f} B/sample")
+        result.disk_bytes, result.sealed_bytes, result.sealed_samples = asyncio.run(
+            compact_and_size(url, work)
+        )
     return result
 
 
-def sample_bytes(url: str) -> int | None:
-    """``remote_storage_sample_bytes`` from the service's ``/metrics`` page."""
+def service_figures(url: str) -> dict[str, int]:
+    """The service's unlabelled ``remote_storage_*`` gauges from its ``/metrics`` page."""
+    figures: dict[str, int] = {}
     with urllib.request.urlopen(url, timeout=60) as response:
         for line in response.read().decode().splitlines():
-            if line.startswith("remote_storage_sample_bytes "):
-                return int(float(line.split()[1]))
-    return None
+            name, _, value = line.partition(" ")
+            if name.startswith("remote_storage_") and value:
+                figures[name] = int(float(value))
+    return figures
 
 
-async def compact_and_size(url: str, work: Path) -> tuple[int, int]:
-    """Compact everything into chunks, then (table bytes, chunk data bytes)."""
+async def compact_and_size(url: str, work: Path) -> tuple[int, int, int]:
+    """Compact everything into chunks, then (table bytes, chunk data bytes, samples in chunks)."""
     from remote_storage.backends.sql import SQLStorage
 
     storage = SQLStorage.from_url(url)
@@ -263,8 +306,10 @@ async def compact_and_size(url: str, work: Path) -> tuple[int, int]:
                 conn.execute("PRAGMA page_count").fetchone()[0]
                 * conn.execute("PRAGMA page_size").fetchone()[0]
             )
-            chunk = conn.execute("SELECT coalesce(sum(length(data)), 0) FROM rs_chunks").fetchone()[0]
-        return int(pages), int(chunk)
+            chunk, count = conn.execute(
+                "SELECT coalesce(sum(length(data)), 0), coalesce(sum(count), 0) FROM rs_chunks"
+            ).fetchone()
+        return int(pages), int(chunk), int(count)
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
@@ -273,8 +318,14 @@ async def compact_and_size(url: str, work: Path) -> tuple[int, int]:
             "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c "
             "WHERE c.relname LIKE 'rs\\_%' AND c.relkind = 'r'"
         ).fetchone()[0]
-        chunk = conn.execute("SELECT coalesce(sum(length(data)), 0) FROM rs_chunks").fetchone()[0]
-    return int(total), int(chunk)
+        chunk, count = conn.execute(
+            "SELECT coalesce(sum(length(data)), 0), coalesce(sum(count), 0) FROM rs_chunks"
+        ).fetchone()
+    return int(total), int(chunk), int(count)
+
+
+def fmt(value: float | None) -> str:
+    return f"{value:.2f}" if value is not None else "-"
 
 
 def ratio(value: float | None, base: float | None) -> str:
@@ -303,8 +354,10 @@ def print_table(best: dict[str, Result], args: argparse.Namespace) -> None:
             f"{r.rate:>12,.0f}{ratio(r.rate, base.rate if base else None):>10}"
             f"{r.cpu_per_million:>14.2f}{ratio(r.cpu_per_million, base_cpu):>10}"
             f"{r.peak_rss / 2**20:>10.0f}{ratio(r.peak_rss, base.peak_rss if base else None):>10}"
-            f"{(f'{bps:.2f}' if bps is not None else '-'):>10}"
+            f"{fmt(bps):>10}"
             f"{ratio(bps, base.bytes_per_sample if base else None):>10}"
+            + f"{fmt(r.sealed_per_sample):>10}"
+            + f"{ratio(r.sealed_per_sample, base.sealed_per_sample if base else None):>10}"
             + (f"   {'; '.join(r.notes)}" if r.notes else "")
             + (f"   ERRORS: {r.errors}" if r.errors else "")
         )

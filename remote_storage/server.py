@@ -377,6 +377,10 @@ async def handle_metrics(request: web.Request) -> web.Response:
         state.metrics.stored_series.set(stats.series)
     if stats.sample_bytes is not None:
         state.metrics.sample_bytes.set(stats.sample_bytes)
+    if stats.sealed_chunk_bytes is not None:
+        state.metrics.sealed_chunk_bytes.set(stats.sealed_chunk_bytes)
+    if stats.sealed_samples is not None:
+        state.metrics.sealed_samples.set(stats.sealed_samples)
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
     body = encoder(state.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": content_type})

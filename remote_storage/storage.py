@@ -492,6 +492,10 @@ class StorageStats:
     series: int | None = None
     #: bytes held for float samples (in memory or on disk), all tenants together
     sample_bytes: int | None = None
+    #: bytes of sealed XOR chunk data (encoded samples only, no records around them)
+    sealed_chunk_bytes: int | None = None
+    #: float samples inside those sealed chunks
+    sealed_samples: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,5 +106,15 @@ class ServiceMetrics:
             "Bytes the storage backend holds for float samples, where it can tell cheaply.",
             registry=registry,
         )
+        self.sealed_chunk_bytes = Gauge(
+            "remote_storage_sealed_chunk_bytes",
+            "Bytes of sealed XOR chunk data the storage backend holds, where it can tell cheaply.",
+            registry=registry,
+        )
+        self.sealed_samples = Gauge(
+            "remote_storage_sealed_samples",
+            "Float samples inside the storage backend's sealed XOR chunks, where it can tell cheaply.",
+            registry=registry,
+        )
         self.backend_write_duration = backend.labels("write")
         self.backend_read_duration = backend.labels("read")

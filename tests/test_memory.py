@@ -442,6 +442,9 @@ def test_long_series_is_sealed_in_chunks_and_reads_back_bit_exactly() -> None:
         assert storage.sample_count() == 1000
         assert storage.chunk_bytes() == sum(len(c.data) for c in streamed.chunks)
         assert storage.memory_bytes() > storage.chunk_bytes()
+        assert storage.sealed_sample_count() == 960
+        stats = await storage.stats()
+        assert (stats.sealed_chunk_bytes, stats.sealed_samples) == (storage.chunk_bytes(), 960)
 
     run(body)
 

@@ -351,6 +351,7 @@ def test_health_readiness_and_metrics() -> None:
         assert values["remote_storage_read_queries_total", ()] == 1
         assert values["remote_storage_series", ()] == 2
         assert values["remote_storage_sample_bytes", ()] > 0
+        assert values["remote_storage_sealed_samples", ()] == 0  # two samples: nothing sealed yet
         assert values["remote_storage_http_requests_total", (("code", "204"), ("handler", "write"))] == 1
         assert values["remote_storage_http_request_duration_seconds_count", (("handler", "write"),)] == 2
 
