@@ -7,9 +7,9 @@ from collections import defaultdict
 
 import pytest
 
-from remote_storage.loadgen.catalog import LABEL_NAMES
+from remote_storage.loadgen.catalog import LABEL_NAMES, Metric
 from remote_storage.loadgen.encoding import Protocol
-from remote_storage.loadgen.values import ValueMode
+from remote_storage.loadgen.values import RealisticValues, SeriesRef, ValueMode
 from remote_storage.loadgen.workload import Workload, WorkloadError, WorkloadSpec
 from remote_storage.protocol import snappy
 from remote_storage.protocol.write import decode_v1, decode_v2, encode_v1, encode_v2
@@ -105,20 +105,42 @@ def test_series_of_one_target_share_timestamps_and_targets_are_spread() -> None:
     assert len(offsets) > 1 and all(0 <= offset < 15_000 for offset in offsets)
 
 
-def test_realistic_counters_never_decrease_and_gauges_wander() -> None:
+def test_realistic_counters_never_decrease_and_gauges_wander_or_hold() -> None:
     workload = Workload(spec(samples_per_series=2))
-    counters = gauges = 0
+    model = RealisticValues(workload.spec.seed, 300)
+    counters = moving_counters = wandering = moved = holding = 0
     for labels, entries in by_labels(workload, 6).items():
         values = [v for entry in entries for v in entry.values]
         index = next(i for i in range(1_000) if Labels(workload.catalog.labels(i, 0)) == labels)
-        if workload.catalog.metric(index).type is MetricType.COUNTER:
+        ref = SeriesRef(index, 0, workload.catalog.metric(index))
+        if ref.metric.type is MetricType.COUNTER:
             counters += 1
-            assert all(a < b for a, b in itertools.pairwise(values)), labels
+            assert all(a <= b for a, b in itertools.pairwise(values)), labels
+            moving_counters += values[-1] > values[0]
+        elif model.is_constant(ref):
+            holding += 1
+            assert len(set(values)) == 1, labels
         else:
-            gauges += 1
-            assert min(values) > 0 and len(set(values)) > 1, labels
+            wandering += 1
+            moved += len(set(values)) > 1  # whole numbers near a small level may stay a while
+            assert min(values) > 0, labels
             assert max(values) / min(values) < 2, labels  # wanders around a level
-    assert counters > 100 and gauges > 100
+        m = model.parameters(ref)[3]
+        assert all(round(v * m) / m == v for v in values), labels  # at the family's resolution
+    assert counters > 100 and moving_counters > 0.8 * counters
+    assert wandering > 100 and moved > 0.7 * wandering and holding > 50
+
+
+def test_realistic_values_are_whole_numbers_pages_or_hundredths_as_exporters_give_them() -> None:
+    model = RealisticValues(1, 10)
+    ref = SeriesRef(7, 0, Metric("node_memory_Active_bytes", MetricType.GAUGE, ""))
+    assert model.parameters(ref)[3] == 1 / 4096
+    assert all(model.value(0, 0, ref, n) % 4096 == 0 for n in range(50))
+    ref = SeriesRef(7, 0, Metric("node_cpu_seconds_total", MetricType.COUNTER, ""))
+    texts = [repr(model.value(0, 0, ref, n)) for n in range(50)]
+    assert all(len(text.partition(".")[2]) <= 2 for text in texts), texts  # prints as hundredths
+    ref = SeriesRef(7, 0, Metric("kube_pod_info", MetricType.GAUGE, ""))
+    assert model.is_constant(ref) and len({model.value(0, 0, ref, n) for n in range(50)}) == 1
 
 
 def test_random_values_change_every_scrape() -> None:
