@@ -271,9 +271,9 @@ def bench_service(target: str, url: str, work: Path, args: argparse.Namespace) -
             result.sealed_bytes = figures.get("remote_storage_sealed_chunk_bytes")
             result.sealed_samples = figures.get("remote_storage_sealed_samples")
     if target != "memory":
-        result.disk_bytes, result.sealed_bytes, result.sealed_samples = asyncio.run(
-            compact_and_size(url, work)
-        )
+        sizes = asyncio.run(compact_and_size(url, work))
+        result.disk_bytes, result.sealed_bytes, result.sealed_samples, table = sizes
+        result.notes.append(f"chunk table {table / max(result.sealed_samples, 1):.2f} B/sample")
     return result
 
 
@@ -288,8 +288,9 @@ def service_figures(url: str) -> dict[str, int]:
     return figures
 
 
-async def compact_and_size(url: str, work: Path) -> tuple[int, int, int]:
-    """Compact everything into chunks, then (table bytes, chunk data bytes, samples in chunks)."""
+async def compact_and_size(url: str, work: Path) -> tuple[int, int, int, int]:
+    """Compact everything into chunks, then (database bytes, chunk data bytes, samples in chunks,
+    bytes of the chunk table with its key and pages)."""
     from remote_storage.backends.sql import SQLStorage
 
     storage = SQLStorage.from_url(url)
@@ -309,7 +310,8 @@ async def compact_and_size(url: str, work: Path) -> tuple[int, int, int]:
             chunk, count = conn.execute(
                 "SELECT coalesce(sum(length(data)), 0), coalesce(sum(count), 0) FROM rs_chunks"
             ).fetchone()
-        return int(pages), int(chunk), int(count)
+            (table,) = conn.execute("SELECT sum(pgsize) FROM dbstat WHERE name = 'rs_chunks'").fetchone()
+        return int(pages), int(chunk), int(count), int(table)
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
@@ -321,7 +323,8 @@ async def compact_and_size(url: str, work: Path) -> tuple[int, int, int]:
         chunk, count = conn.execute(
             "SELECT coalesce(sum(length(data)), 0), coalesce(sum(count), 0) FROM rs_chunks"
         ).fetchone()
-    return int(total), int(chunk), int(count)
+        (table,) = conn.execute("SELECT pg_total_relation_size('rs_chunks')").fetchone()
+    return int(total), int(chunk), int(count), int(table)
 
 
 def fmt(value: float | None) -> str:
@@ -344,6 +347,7 @@ def print_table(best: dict[str, Result], args: argparse.Namespace) -> None:
     )
     header = (
         f"{'target':<18}{'samples/s':>22}{'CPU s / M samples':>24}{'peak RSS MiB':>20}{'stored B/sample':>20}"
+        f"{'sealed B/sample':>20}"
     )
     print(header)
     print("-" * len(header))
