@@ -84,7 +84,7 @@ from .sql_compaction import (
     drop_stored_in_chunks,
     read_watermark,
 )
-from .sql_query import MAX_IN, fetch, select_series
+from .sql_query import MAX_IN, Fetched, fetch, select_series
 
 __all__ = ["DatabaseMismatch", "SQLStorage"]
 
@@ -129,6 +129,7 @@ class _Job:
 
 
 _T = TypeVar("_T")
+_Batch = tuple[list[int], list[Labels], dict[int, Fetched]]  # ids, their labels, their data
 _Ids = dict[str, dict[Hashable, int]]  # tenant -> encoding key or label set -> series id
 
 
@@ -230,6 +231,7 @@ class SQLStorage(RemoteStorage):
         self.compact_interval = compact_interval
         self.maintenance = True  # compaction and retention run here (in one worker of several)
         self._engine: Engine | None = None
+        self._read_engine: Engine | None = None  # the same as _engine on PostgreSQL
         self._dialect: _Dialect | None = None
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
@@ -292,12 +294,23 @@ class SQLStorage(RemoteStorage):
         retention = f", retention {self.retention:g}s" if self.retention else ""
         return f"sql ({dialect}{retention})"
 
-    def _create_engine(self) -> Engine:
+    def _create_engine(self, reader: bool = False) -> Engine:
+        """The writer's engine, or (``reader``) the engine of the read pool.
+
+        PostgreSQL uses one pooled engine for both. SQLite gets two: the
+        writer's connections start their transactions with ``BEGIN
+        IMMEDIATE``; readers keep ``pool_size`` connections open (with their
+        page caches) and start plain deferred transactions, which read a
+        snapshot of the WAL and never wait for the writer nor hold it up.
+        """
         if self.url.startswith("sqlite"):
             path = make_url(self.url).database
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(self.url, poolclass=NullPool)
+            if reader:
+                engine = create_engine(self.url, pool_size=self.pool_size, max_overflow=self.pool_size)
+            else:
+                engine = create_engine(self.url, poolclass=NullPool)
             synchronous = self.synchronous.upper()
 
             @event.listens_for(engine, "connect")
@@ -311,14 +324,18 @@ class SQLStorage(RemoteStorage):
                 cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
                 cursor.execute(f"PRAGMA synchronous={synchronous}")  # FULL: commit is fsynced
                 cursor.execute("PRAGMA busy_timeout=30000")  # other processes' writes: wait
-                cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache per connection
+                # Page cache: 64 MiB for the writer; 16 MiB per reader, whose large scans
+                # would only churn a bigger one (the kernel caches the file as well).
+                cursor.execute(f"PRAGMA cache_size={-16384 if reader else -65536}")
                 cursor.execute("PRAGMA temp_store=MEMORY")
+                if reader:
+                    cursor.execute("PRAGMA query_only=1")
                 cursor.close()
 
             @event.listens_for(engine, "begin")
             def begin(connection: Connection) -> None:
-                # IMMEDIATE takes the write lock at once instead of failing on upgrade.
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                # Writer: IMMEDIATE takes the write lock at once instead of failing on upgrade.
+                connection.exec_driver_sql("BEGIN" if reader else "BEGIN IMMEDIATE")
 
             return engine
         return create_engine(self.url, pool_size=self.pool_size + 1, max_overflow=2, pool_pre_ping=True)
@@ -401,6 +418,10 @@ class SQLStorage(RemoteStorage):
         engine = await loop.run_in_executor(None, self._create_engine)
         await loop.run_in_executor(None, self._open_schema, engine)
         self._engine = engine
+        if engine.dialect.name == "sqlite":
+            self._read_engine = await loop.run_in_executor(None, self._create_engine, True)
+        else:
+            self._read_engine = engine
         self._dialect = _Dialect(engine.dialect.name)
         self._readers = concurrent.futures.ThreadPoolExecutor(self.pool_size, thread_name_prefix="sql-read")
         self._writer = threading.Thread(target=self._write_loop, name="sql-writer", daemon=True)
@@ -418,6 +439,8 @@ class SQLStorage(RemoteStorage):
             await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
         if self._readers is not None:
             self._readers.shutdown(wait=True)
+        if self._read_engine is not None and self._read_engine is not self._engine:
+            self._read_engine.dispose()
         if self._engine is not None:
             self._engine.dispose()
 
@@ -732,20 +755,41 @@ class SQLStorage(RemoteStorage):
         candidates = await loop.run_in_executor(
             self._readers, self._read, select_series, ctx.tenant, query.matchers
         )
-        for start in range(0, len(candidates), READ_BATCH):
+        # Label pairs decoded for this query, shared by its series (one batch is read at a time).
+        pairs: dict[tuple[bytes, bytes], tuple[str, str]] = {}
+
+        def read_batch(conn: Connection, batch: list[tuple[int, bytes]]) -> _Batch:
+            labels = [schema.decode_labels(blob, pairs) for _, blob in batch]
+            ids = [series_id for series_id, _ in batch]
+            return ids, labels, fetch(conn, ids, query.start_ms, query.end_ms, query.accept_chunks)
+
+        def submit(start: int) -> asyncio.Future[_Batch]:
             batch = candidates[start : start + READ_BATCH]
-            found = await loop.run_in_executor(
-                self._readers, self._read, fetch, batch, query.start_ms, query.end_ms, query.accept_chunks
-            )
-            for series_id, labels in batch:
-                data = found.get(series_id)
-                if data is not None:
-                    yield TimeSeries(labels, data[0], data[1], data[2], chunks=data[3])
+            return loop.run_in_executor(self._readers, self._read, read_batch, batch)
+
+        # One batch is read ahead while the caller consumes the current one: the database and
+        # the encoding of the answer overlap, and at most two batches are held.
+        pending = submit(0) if candidates else None
+        start = 0
+        try:
+            while pending is not None:
+                ids, labels, found = await pending
+                start += READ_BATCH
+                pending = submit(start) if start < len(candidates) else None
+                for series_id, series_labels in zip(ids, labels, strict=True):
+                    data = found.get(series_id)
+                    if data is not None:
+                        yield TimeSeries(series_labels, data[0], data[1], data[2], chunks=data[3])
+        finally:
+            if pending is not None:  # the caller stopped early: drop the batch read ahead
+                pending.cancel()
 
     def _read(self, function: Callable[..., _T], *args: Any) -> _T:
         """Run ``function(connection, *args)`` on a pooled connection (in a reader thread)."""
-        assert self._engine is not None
-        with self._engine.connect() as conn:
+        assert self._read_engine is not None
+        with self._read_engine.connect() as conn:
+            if conn.dialect.name == "postgresql":  # one snapshot for all statements (SQLite: always)
+                conn.execution_options(isolation_level="REPEATABLE READ")
             return function(conn, *args)
 
     # -- metadata and statistics --------------------------------------------
@@ -754,9 +798,9 @@ class SQLStorage(RemoteStorage):
         tenant = ctx.tenant
 
         def load() -> dict[str, MetricMetadata]:
-            assert self._engine is not None
+            assert self._read_engine is not None
             m = schema.metric_metadata
-            with self._engine.connect() as conn:
+            with self._read_engine.connect() as conn:
                 rows = conn.execute(
                     select(m.c.family, m.c.type, m.c.help, m.c.unit).where(m.c.tenant == tenant)
                 )
@@ -766,9 +810,9 @@ class SQLStorage(RemoteStorage):
 
     async def exemplars(self, tenant: str, series_labels: Labels) -> list[Exemplar]:
         def load() -> list[Exemplar]:
-            assert self._engine is not None
+            assert self._read_engine is not None
             e, s = schema.exemplars, schema.series
-            with self._engine.connect() as conn:
+            with self._read_engine.connect() as conn:
                 rows = conn.execute(
                     select(e.c.ts, e.c.value, e.c.labels)
                     .join(s, s.c.id == e.c.series_id)
@@ -787,8 +831,8 @@ class SQLStorage(RemoteStorage):
 
     async def _series_count(self) -> int:
         def count() -> int:
-            assert self._engine is not None
-            with self._engine.connect() as conn:
+            assert self._read_engine is not None
+            with self._read_engine.connect() as conn:
                 return int(conn.execute(select(func.count()).select_from(schema.series)).scalar_one())
 
         return await asyncio.get_running_loop().run_in_executor(self._readers, count)

@@ -72,17 +72,15 @@ def _decoded(data: bytes) -> tuple[array[int], array[int]]:
 
 def chunk_rows(conn: Connection, ids: Sequence[int], start: int, end: int) -> list[Any]:
     """(series_id, min_ts, max_ts, data) of the chunks of ``ids`` overlapping ``[start, end]``."""
-    c = schema.chunks
     rows: list[Any] = []
     for first in range(0, len(ids), MAX_IN):
-        part = ids[first : first + MAX_IN]
-        rows.extend(
-            conn.execute(
-                select(c.c.series_id, c.c.min_ts, c.c.max_ts, c.c.data)
-                .where(c.c.series_id.in_(part), c.c.max_ts >= start, c.c.min_ts <= end)
-                .order_by(c.c.series_id, c.c.min_ts)
-            )
+        part = list(ids[first : first + MAX_IN])
+        sql = (
+            f"SELECT series_id, min_ts, max_ts, data FROM {schema.chunks.name} "
+            f"WHERE series_id IN ({schema.placeholders(len(part))}) AND max_ts >= ? AND min_ts <= ? "
+            "ORDER BY series_id, min_ts"
         )
+        rows.extend(schema.driver_rows(conn, sql, [*part, start, end]))
     return rows
 
 

@@ -12,26 +12,34 @@ SQL only has to narrow, never to be exact.
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
+from operator import itemgetter
 
 from sqlalchemy import Connection, select
 
 from remote_storage.matchers import Matcher, MatchType
-from remote_storage.storage import EncodedChunk, Histogram, Labels
+from remote_storage.storage import EncodedChunk, Histogram
 
 from . import sql_schema as schema
 from .sql_compaction import chunk_rows, load_chunks
 
-__all__ = ["MAX_IN", "fetch", "label_values", "select_series"]
+__all__ = ["MAX_IN", "Fetched", "fetch", "label_values", "select_series", "sort_by_labels"]
 
 #: Values listed in one IN (...) clause.
 MAX_IN = 900
 
 
-def select_series(conn: Connection, tenant: str, matchers: Sequence[Matcher]) -> list[tuple[int, Labels]]:
-    """(id, labels) of the tenant's series matching every matcher, sorted by labels."""
+def select_series(conn: Connection, tenant: str, matchers: Sequence[Matcher]) -> list[tuple[int, bytes]]:
+    """(id, encoded labels) of the tenant's series matching every matcher, sorted by labels.
+
+    Label sets stay encoded (:func:`~.sql_schema.encode_labels`): a query may
+    select every series, and the caller decodes them a batch at a time. They
+    are decoded here only for matchers the SQL could not apply exactly.
+    """
     s, p = schema.series, schema.postings
     conditions = [s.c.tenant == tenant]
+    exact = True  # whether the SQL conditions select exactly the matching series
     for m in matchers:
         postings = select(p.c.series_id).where(p.c.tenant == tenant, p.c.name == m.name)
         if m.type is MatchType.EQ and not m.value:  # the label is absent
@@ -46,22 +54,44 @@ def select_series(conn: Connection, tenant: str, matchers: Sequence[Matcher]) ->
             existing = label_values(conn, tenant, m.name)
             if m.matches_empty:  # absent, or present with a matching value
                 rejected = [v for v in existing if not m.matches(v)]
-                if rejected and len(rejected) <= MAX_IN:
+                if len(rejected) > MAX_IN:
+                    exact = False
+                elif rejected:
                     conditions.append(s.c.id.not_in(postings.where(p.c.value.in_(rejected))))
             else:
                 matching = [v for v in existing if m.matches(v)]
-                if len(matching) <= MAX_IN:
+                if len(matching) > MAX_IN:
+                    exact = False
+                else:
                     conditions.append(s.c.id.in_(postings.where(p.c.value.in_(matching))))
             # longer lists are left to the Python check below
-    rows = conn.execute(select(s.c.id, s.c.labels).where(*conditions)).all()
-    result = []
-    for series_id, blob in rows:
-        labels = schema.decode_labels(bytes(blob))
-        values = dict(labels)
-        if all(m.matches(values.get(m.name, "")) for m in matchers):
-            result.append((series_id, labels))
-    result.sort(key=lambda item: item[1])
-    return result
+    rows = [
+        (series_id, bytes(blob))
+        for series_id, blob in conn.execute(select(s.c.id, s.c.labels).where(*conditions))
+    ]
+    if not exact:
+        pairs: dict[tuple[bytes, bytes], tuple[str, str]] = {}
+        kept = []
+        for row in rows:
+            values = dict(schema.decode_labels(row[1], pairs))
+            if all(m.matches(values.get(m.name, "")) for m in matchers):
+                kept.append(row)
+        rows = kept
+    return sort_by_labels(rows)
+
+
+def sort_by_labels(rows: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+    """``(id, encoded labels)`` rows in the order of their decoded label sets.
+
+    With 0xFF (the separator) turned into 0x00, the bytes compare as the
+    label sets do: pair by pair, name then value, a prefix first. That holds
+    while no name or value contains a 0x00 byte; otherwise the sets are
+    decoded and compared.
+    """
+    if any(b"\x00" in blob for _, blob in rows):
+        pairs: dict[tuple[bytes, bytes], tuple[str, str]] = {}
+        return sorted(rows, key=lambda row: schema.decode_labels(row[1], pairs))
+    return sorted(rows, key=lambda row: row[1].replace(b"\xff", b"\x00"))
 
 
 def label_values(conn: Connection, tenant: str, name: str) -> list[str]:
@@ -73,37 +103,61 @@ def label_values(conn: Connection, tenant: str, name: str) -> list[str]:
 Fetched = tuple["array[int]", "array[float]", list[Histogram], list[EncodedChunk]]
 
 
+def _columns_by_series(
+    rows: Sequence[tuple[int, int, int]], ids: Sequence[int]
+) -> dict[int, tuple[array[int], array[int]]]:
+    """(series_id, ts, bits) rows sorted by series and time -> series id: (timestamps, bits).
+
+    The rows are cut into columns once and each series' run is found by
+    bisection, so the work per row is done in C.
+    """
+    found: dict[int, tuple[array[int], array[int]]] = {}
+    if not rows:
+        return found
+    series_ids = list(map(itemgetter(0), rows))
+    timestamps = list(map(itemgetter(1), rows))
+    bits = list(map(itemgetter(2), rows))
+    lo = 0
+    for series_id in sorted(set(ids)):
+        lo = bisect_left(series_ids, series_id, lo)
+        hi = bisect_right(series_ids, series_id, lo)
+        if hi > lo:
+            found[series_id] = (array("q", timestamps[lo:hi]), array("q", bits[lo:hi]))
+        lo = hi
+    return found
+
+
 def fetch(
-    conn: Connection, batch: Sequence[tuple[int, Labels]], start: int, end: int, raw_chunks: bool = False
+    conn: Connection, ids: Sequence[int], start: int, end: int, raw_chunks: bool = False
 ) -> dict[int, Fetched]:
     """Samples, histograms and (with ``raw_chunks``) undecoded chunks in [start, end], by series id.
 
     Without ``raw_chunks`` chunked samples are decoded, trimmed to the range
     and merged with the row samples; with it, the chunks overlapping the range
-    are returned as they are stored.
+    are returned as they are stored. Every table is read in the one
+    transaction of ``conn`` (begun by the first statement), so a compaction
+    that moves rows into chunks meanwhile is seen wholly or not at all.
     """
-    ids = [series_id for series_id, _ in batch]
     raw: dict[int, tuple[array[int], array[int]]] = {}
     hists: dict[int, list[Histogram]] = {}
-    t, h = schema.samples, schema.histograms
     generations = schema.generations_in(conn, start, end)
     for first in range(0, len(ids), MAX_IN):
         part = ids[first : first + MAX_IN]
-        rows = conn.execute(
-            select(t.c.series_id, t.c.ts, t.c.value)
-            .where(t.c.generation.in_(generations), t.c.series_id.in_(part), t.c.ts.between(start, end))
-            .order_by(t.c.series_id, t.c.ts)
-        )
-        for series_id, ts, value in rows:
-            entry = raw.get(series_id)
-            if entry is None:
-                entry = raw[series_id] = (array("q"), array("q"))
-            entry[0].append(ts)
-            entry[1].append(value)
-        rows = conn.execute(
-            select(h.c.series_id, h.c.ts, h.c.data)
-            .where(h.c.series_id.in_(part), h.c.ts.between(start, end))
-            .order_by(h.c.series_id, h.c.ts)
+        in_part = schema.placeholders(len(part))
+        if generations:
+            rows = schema.driver_rows(
+                conn,
+                f"SELECT series_id, ts, value FROM {schema.samples.name} "
+                f"WHERE generation IN ({schema.placeholders(len(generations))}) "
+                f"AND series_id IN ({in_part}) AND ts BETWEEN ? AND ? ORDER BY series_id, ts",
+                [*generations, *part, start, end],
+            )
+            raw.update(_columns_by_series(rows, part))
+        rows = schema.driver_rows(
+            conn,
+            f"SELECT series_id, ts, data FROM {schema.histograms.name} "
+            f"WHERE series_id IN ({in_part}) AND ts BETWEEN ? AND ? ORDER BY series_id, ts",
+            [*part, start, end],
         )
         for series_id, ts, data in rows:
             hists.setdefault(series_id, []).append(schema.decode_histogram(ts, bytes(data)))
@@ -123,11 +177,12 @@ def fetch(
             merged = sorted(zip([*chunk_ts, *head[0]], [*chunk_bits, *head[1]], strict=True))
             raw[series_id] = (array("q", [t for t, _ in merged]), array("q", [b for _, b in merged]))
     found: dict[int, Fetched] = {}
+    no_samples = (array("q"), array("q"))
     for series_id in raw.keys() | hists.keys() | chunks.keys():
-        timestamps, bits = raw.get(series_id, (array("q"), array("q")))
+        timestamps, bits = raw.get(series_id, no_samples)
         found[series_id] = (
             timestamps,
-            schema.bits_to_floats(bits),
+            schema.bits_to_floats(bits) if bits else array("d"),
             hists.get(series_id, []),
             chunks.get(series_id, []),
         )

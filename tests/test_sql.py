@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from remote_storage.backends import InvalidStorageURL, open_storage
 from remote_storage.backends.sql import DatabaseMismatch, SQLStorage
@@ -124,6 +126,83 @@ def test_wal_mode_and_full_synchronous(tmp_path: Path) -> None:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
         await storage.close()
+
+    run(body)
+
+
+def test_reads_take_a_snapshot_and_never_hold_up_the_writer(tmp_path: Path) -> None:
+    async def body() -> None:
+        storage = SQLStorage.from_url(f"sqlite:///{tmp_path}/d.db")
+        await storage.start()
+        try:
+            await storage.write(Context(), WriteRequest([make_series({"__name__": "a"}, [(1, 1.0)])]))
+            assert storage._read_engine is not None and storage._read_engine is not storage._engine
+            with storage._read_engine.connect() as reader:
+                assert reader.exec_driver_sql("PRAGMA query_only").scalar() == 1
+                count = "SELECT count(*) FROM rs_samples"
+                assert reader.exec_driver_sql(count).scalar() == 1  # the read transaction is open
+                # The writer commits while it is open (a reader holding the write lock would make
+                # this wait for the 30 s busy timeout), and the reader keeps its snapshot.
+                request = WriteRequest([make_series({"__name__": "a"}, [(2, 2.0)])])
+                await asyncio.wait_for(storage.write(Context(), request), timeout=10)
+                assert reader.exec_driver_sql(count).scalar() == 1
+            (found,) = await run_query(storage, Matcher.parse("__name__", "=", "a"))
+            assert list(found.timestamps) == [1, 2]
+        finally:
+            await storage.close()
+
+    run(body)
+
+
+def test_label_sets_decoded_with_a_pair_cache_are_the_same_and_share_pairs() -> None:
+    from remote_storage.backends.sql_schema import decode_labels, encode_labels
+    from remote_storage.storage import Labels
+
+    sets = [
+        Labels([("__name__", "up"), ("instance", f"host-{i % 3}"), ("job", "node"), ("zone", "é\u00e9")])
+        for i in range(10)
+    ] + [Labels(), Labels([("", "")])]
+    pairs: dict[tuple[bytes, bytes], tuple[str, str]] = {}
+    decoded = [decode_labels(encode_labels(labels), pairs) for labels in sets]
+    assert decoded == [decode_labels(encode_labels(labels)) for labels in sets] == sets
+    assert decoded[0][2] is decoded[9][2]  # ("job", "node"), decoded once
+    assert len(pairs) == 3 + 3 + 1  # shared pairs, three instances, the empty pair
+
+
+_LABEL_TEXT = st.text(alphabet=st.sampled_from(["a", "b", "é", "\u4e2d", "_", "\x00", " "]), max_size=4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.dictionaries(_LABEL_TEXT, _LABEL_TEXT, max_size=4), max_size=30))
+def test_encoded_label_sets_sort_as_the_label_sets_do(mappings: list[dict[str, str]]) -> None:
+    from remote_storage.backends.sql_query import sort_by_labels
+    from remote_storage.backends.sql_schema import encode_labels
+    from remote_storage.storage import Labels
+
+    sets = [Labels(sorted(m.items())) for m in mappings]
+    rows = [(index, encode_labels(labels)) for index, labels in enumerate(sets)]
+    assert [sets[index] for index, _ in sort_by_labels(rows)] == sorted(sets)
+
+
+def test_regex_with_more_matching_values_than_one_in_list_holds(tmp_path: Path) -> None:
+    async def body() -> None:
+        storage = SQLStorage.from_url(f"sqlite:///{tmp_path}/d.db")
+        await storage.start()
+        try:
+            series = [make_series({"__name__": "m", "i": f"{i:04}"}, [(1, float(i))]) for i in range(1200)]
+            await storage.write(Context(), WriteRequest(series))
+            found = await run_query(storage, Matcher.parse("i", "=~", "0.*[13579]"))  # 500 values: an IN list
+            assert [s.labels.get("i") for s in found] == [f"{i:04}" for i in range(1, 1000, 2)]
+            found = await run_query(storage, Matcher.parse("i", "=~", ".*[0-8]"))  # 1080: checked in Python
+            assert [s.labels.get("i") for s in found] == [f"{i:04}" for i in range(1200) if i % 10 != 9]
+            found = await run_query(storage, Matcher.parse("i", "!~", "0.*[0-8]"))  # 900 rejected: NOT IN
+            assert [s.labels.get("i") for s in found] == [
+                f"{i:04}" for i in range(1200) if i >= 1000 or i % 10 == 9
+            ]
+            found = await run_query(storage, Matcher.parse("i", "!~", ".*[0-8]"))  # 1080 rejected: Python
+            assert [s.labels.get("i") for s in found] == [f"{i:04}" for i in range(1200) if i % 10 == 9]
+        finally:
+            await storage.close()
 
     run(body)
 
