@@ -22,8 +22,10 @@ example ``--series 20000 --requests 2400`` (240 samples per series).
 
 Targets: ``prometheus`` (Debian package ``prometheus``, with
 ``--web.enable-remote-write-receiver``), ``victoria-metrics`` (Debian package
-``victoria-metrics``), ``memory``, ``sqlite`` and
-``postgresql`` (a private PostgreSQL server, Debian package ``postgresql``).
+``victoria-metrics``), ``memory``, ``sqlite``,
+``postgresql`` (a private PostgreSQL server, Debian package ``postgresql``),
+and ``null``: a receiver that only reads the bodies, which shows the rate
+the load generator itself offers.
 """
 
 from __future__ import annotations
@@ -230,6 +232,15 @@ def bench_victoria(work: Path, args: argparse.Namespace) -> Result:
     return result
 
 
+def bench_null(work: Path, args: argparse.Namespace) -> Result:
+    """The load generator against a receiver that only reads bodies: what it can offer."""
+    port = free_port()
+    argv = [sys.executable, "-m", "remote_storage.loadgen.null_server", "--listen", f"127.0.0.1:{port}"]
+    base = f"http://127.0.0.1:{port}"
+    with server(argv, f"{base}/-/ready", work / "null.log") as pid:
+        return measure("null", pid, f"{base}/api/v1/write", args)
+
+
 def service_argv(port: int, url: str, *extra: str) -> list[str]:
     """``remote-storage serve`` on a loopback port, as this interpreter runs it."""
     return [
@@ -369,7 +380,7 @@ def print_table(best: dict[str, Result], args: argparse.Namespace) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--targets", default="prometheus,victoria-metrics,memory,sqlite,postgresql")
+    parser.add_argument("--targets", default="prometheus,victoria-metrics,memory,sqlite,postgresql,null")
     parser.add_argument("--series", type=int, default=100_000)
     parser.add_argument("--series-per-request", type=int, default=2_000)
     parser.add_argument("--requests", type=int, default=4_000)
@@ -410,6 +421,8 @@ def run_target(target: str, work: Path, args: argparse.Namespace, pg: Callable[[
         return bench_prometheus(work, args)
     if target == "victoria-metrics":
         return bench_victoria(work, args)
+    if target == "null":
+        return bench_null(work, args)
     if target == "memory":
         return bench_service("memory", "memory://", work, args)
     if target == "sqlite":
