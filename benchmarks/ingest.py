@@ -338,14 +338,14 @@ async def compact_and_size(url: str, work: Path) -> tuple[int, int, int, int]:
     return int(total), int(chunk), int(count), int(table)
 
 
-def fmt(value: float | None) -> str:
-    return f"{value:.2f}" if value is not None else "-"
+def fmt(value: float | None, digits: int = 2) -> str:
+    return f"{value:.{digits}f}" if value is not None else "-"
 
 
-def ratio(value: float | None, base: float | None) -> str:
+def ratio(value: float | None, base: float | None, digits: int = 2) -> str:
     if value is None or not base:
         return ""
-    return f" ({value / base:.2f}x)"
+    return f" ({value / base:.{digits}f}x)"
 
 
 def print_table(best: dict[str, Result], args: argparse.Namespace) -> None:
@@ -371,8 +371,8 @@ def print_table(best: dict[str, Result], args: argparse.Namespace) -> None:
             f"{r.peak_rss / 2**20:>10.0f}{ratio(r.peak_rss, base.peak_rss if base else None):>10}"
             f"{fmt(bps):>10}"
             f"{ratio(bps, base.bytes_per_sample if base else None):>10}"
-            + f"{fmt(r.sealed_per_sample):>10}"
-            + f"{ratio(r.sealed_per_sample, base.sealed_per_sample if base else None):>10}"
+            + f"{fmt(r.sealed_per_sample, 3):>10}"  # same encoding everywhere: differences are small
+            + f"{ratio(r.sealed_per_sample, base.sealed_per_sample if base else None, 3):>11}"
             + (f"   {'; '.join(r.notes)}" if r.notes else "")
             + (f"   ERRORS: {r.errors}" if r.errors else "")
         )
