@@ -27,6 +27,8 @@ from remote_storage.chunks import (
     split_into_chunks,
 )
 from remote_storage.testing import MAX_TIME, MIN_TIME, SPECIAL_VALUES, STALE_NAN_BITS, bits, float_from_bits
+from tests.support import chunk_data
+from tests.support.chunk_data import floats
 from tests.support.xor_reference import ReferenceDecodeError, reference_decode
 
 # PROTOCOL.md 5.6 and 4.5, and Prometheus' read-handler test chunk.
@@ -42,13 +44,6 @@ FRAME_EXAMPLE = bytes.fromhex(
 def value_bits(values: Sequence[float]) -> list[int]:
     """Bit patterns of decoded values, taken from the array's memory (no float ever touched)."""
     return memoryview(array("d", values)).cast("B").cast("Q").tolist()
-
-
-def floats(patterns: Sequence[int]) -> array[float]:
-    """Floats with exactly these bit patterns, in an ``array('d')``."""
-    values = array("d")
-    values.frombytes(memoryview(array("Q", patterns)).cast("B"))
-    return values
 
 
 def decoded(data: bytes | bytearray | memoryview) -> tuple[list[int], list[int]]:
@@ -225,13 +220,8 @@ SCRAPE_TIMESTAMPS = st.tuples(
 ).map(lambda start_deltas: [start_deltas[0] + sum(start_deltas[1][:i]) for i in range(len(start_deltas[1]))])
 
 
-@st.composite
-def series(draw: st.DrawFn) -> tuple[list[int], list[int]]:
-    timestamps = draw(st.one_of(ANY_TIMESTAMPS, SCRAPE_TIMESTAMPS))
-    pool = draw(st.lists(PATTERNS, min_size=1, max_size=4))
-    size = len(timestamps)
-    patterns = draw(st.lists(st.one_of(PATTERNS, st.sampled_from(pool)), min_size=size, max_size=size))
-    return timestamps, patterns
+def series() -> st.SearchStrategy[tuple[list[int], list[int]]]:
+    return chunk_data.series(st.one_of(ANY_TIMESTAMPS, SCRAPE_TIMESTAMPS), PATTERNS)
 
 
 @given(series())

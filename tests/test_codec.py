@@ -40,6 +40,8 @@ from remote_storage.protocol import histograms, read, streamed
 from remote_storage.protocol.pb import remote_pb2, types_pb2
 from remote_storage.storage import EncodedChunk, Histogram, Labels, QueryResult, ResetHint, TimeSeries
 from remote_storage.testing import MAX_TIME, MIN_TIME, SPECIAL_VALUES, float_from_bits
+from tests.support import chunk_data
+from tests.support.chunk_data import floats
 
 needs_c = pytest.mark.skipif(
     c_codec is None,
@@ -62,13 +64,6 @@ def c_encode(timestamps: Any, values: Any) -> bytes:
 def c_decode(data: Any) -> tuple[array[int], array[float]]:
     assert _c_decode_chunk is not None
     return _c_decode_chunk(data)
-
-
-def floats(patterns: Sequence[int]) -> array[float]:
-    """Floats with exactly these bit patterns (never touched as floats)."""
-    values = array("d")
-    values.frombytes(array("Q", patterns).tobytes())
-    return values
 
 
 def patterns_of(values: array[float]) -> list[int]:
@@ -108,14 +103,8 @@ def _stepped(first: int, deltas: list[int]) -> list[int]:
     return timestamps
 
 
-@st.composite
-def samples(draw: st.DrawFn) -> tuple[list[int], list[int]]:
-    """Ordered timestamps and value bit patterns, values often repeated so XOR windows get reused."""
-    timestamps = draw(st.one_of(ANY_TIMESTAMPS, STEPPED_TIMESTAMPS))
-    pool = draw(st.lists(PATTERNS, min_size=1, max_size=4))
-    size = len(timestamps)
-    patterns = draw(st.lists(st.one_of(PATTERNS, st.sampled_from(pool)), min_size=size, max_size=size))
-    return timestamps, patterns
+def samples() -> st.SearchStrategy[tuple[list[int], list[int]]]:
+    return chunk_data.series(st.one_of(ANY_TIMESTAMPS, STEPPED_TIMESTAMPS), PATTERNS)
 
 
 def random_samples(n: int, seed: int) -> tuple[list[int], list[int]]:
