@@ -35,7 +35,7 @@ from itertools import islice, pairwise
 from operator import itemgetter, lt
 from typing import TypeVar, cast
 
-from remote_storage.chunks import SAMPLES_PER_CHUNK, decode_chunk, encode_chunk
+from remote_storage.chunks import SAMPLES_PER_CHUNK, chunk_samples, decode_chunk, encode_chunk
 from remote_storage.storage import EncodedChunk, Histogram, Labels, TimeSeries
 
 __all__ = ["Conflict", "Planned", "Series", "plan"]
@@ -371,8 +371,8 @@ class Series:
         return sum(map(len, self.chunks))
 
     def sealed_samples(self) -> int:
-        """Samples inside the sealed chunks (each chunk starts with its count, big-endian 16 bits)."""
-        return sum((c[0] << 8) | c[1] for c in self.chunks)
+        """Samples inside the sealed chunks."""
+        return sum(map(chunk_samples, self.chunks))
 
     def memory_bytes(self) -> int:
         """Approximate bytes held by float samples: chunk objects, their records and the head."""
