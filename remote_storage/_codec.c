@@ -5,6 +5,8 @@
  *   encode_samples(timestamps, values) -> bytes
  *   encode_labels(labels) -> bytes
  *   encode_chunk_records(chunks) -> bytes
+ *   encode_series_frames(query_index, label_records, chunks, max_frame_bytes) -> (bytes, int)
+ *   encode_joined_labels(data) -> bytes or None
  *
  * Each has a pure-Python twin with the same results for every input
  * (chunks.py, protocol/read.py, protocol/streamed.py); tests/test_codec.py
@@ -860,6 +862,37 @@ chunk_fields_get(codec_state *state, PyObject *chunk, chunk_fields *fields)
     return 0;
 }
 
+/* The whole Chunk record: tag, length and body. */
+static inline Py_ssize_t
+chunk_record_size(const chunk_fields *f)
+{
+    return 1 + uvarint_size((uint64_t)f->body_size) + f->body_size;
+}
+
+static unsigned char *
+put_chunk_record(unsigned char *out, const chunk_fields *f)
+{
+    *out++ = TAG_CHUNKS;
+    out = put_uvarint(out, (uint64_t)f->body_size);
+    if (f->min_time) {
+        *out++ = TAG_CHUNK_MIN_TIME;
+        out = put_uvarint(out, f->min_time);
+    }
+    if (f->max_time) {
+        *out++ = TAG_CHUNK_MAX_TIME;
+        out = put_uvarint(out, f->max_time);
+    }
+    *out++ = TAG_CHUNK_TYPE;
+    *out++ = CHUNK_TYPE_XOR;
+    if (f->data.len) {
+        *out++ = TAG_CHUNK_DATA;
+        out = put_uvarint(out, (uint64_t)f->data.len);
+        memcpy(out, f->data.buf, (size_t)f->data.len);
+        out += f->data.len;
+    }
+    return out;
+}
+
 PyDoc_STRVAR(encode_chunk_records_doc,
 "encode_chunk_records(chunks, /)\n"
 "--\n"
@@ -891,7 +924,7 @@ encode_chunk_records(PyObject *module, PyObject *arg)
         if (chunk_fields_get(state, PyTuple_GET_ITEM(chunks, held), &fields[held]) < 0) {
             goto done;
         }
-        size += 1 + uvarint_size((uint64_t)fields[held].body_size) + fields[held].body_size;
+        size += chunk_record_size(&fields[held]);
     }
     result = PyBytes_FromStringAndSize(NULL, size);
     if (result == NULL) {
@@ -899,25 +932,7 @@ encode_chunk_records(PyObject *module, PyObject *arg)
     }
     unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
     for (Py_ssize_t i = 0; i < n; i++) {
-        const chunk_fields *f = &fields[i];
-        *out++ = TAG_CHUNKS;
-        out = put_uvarint(out, (uint64_t)f->body_size);
-        if (f->min_time) {
-            *out++ = TAG_CHUNK_MIN_TIME;
-            out = put_uvarint(out, f->min_time);
-        }
-        if (f->max_time) {
-            *out++ = TAG_CHUNK_MAX_TIME;
-            out = put_uvarint(out, f->max_time);
-        }
-        *out++ = TAG_CHUNK_TYPE;
-        *out++ = CHUNK_TYPE_XOR;
-        if (f->data.len) {
-            *out++ = TAG_CHUNK_DATA;
-            out = put_uvarint(out, (uint64_t)f->data.len);
-            memcpy(out, f->data.buf, (size_t)f->data.len);
-            out += f->data.len;
-        }
+        out = put_chunk_record(out, &fields[i]);
     }
 done:
     for (Py_ssize_t i = 0; i < held; i++) {
@@ -930,6 +945,237 @@ done:
     return result;
 }
 
+/* -- stream frames ------------------------------------------------------------------ */
+
+/* CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), eight bytes a step. The
+ * tables are filled once, when the module is first executed. */
+static uint32_t crc32c_table[8][256];
+
+static void
+crc32c_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t crc = i;
+        for (int k = 0; k < 8; k++) {
+            crc = crc & 1 ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
+        }
+        crc32c_table[0][i] = crc;
+    }
+    for (uint32_t i = 0; i < 256; i++) {
+        for (int t = 1; t < 8; t++) {
+            const uint32_t prev = crc32c_table[t - 1][i];
+            crc32c_table[t][i] = (prev >> 8) ^ crc32c_table[0][prev & 0xFF];
+        }
+    }
+}
+
+static uint32_t
+crc32c(const unsigned char *data, size_t len)
+{
+    uint32_t crc = 0xFFFFFFFFu;
+    while (len >= 8) {
+        const uint32_t low = crc ^ ((uint32_t)data[0] | (uint32_t)data[1] << 8 | (uint32_t)data[2] << 16 |
+                                    (uint32_t)data[3] << 24);
+        crc = crc32c_table[7][low & 0xFF] ^ crc32c_table[6][(low >> 8) & 0xFF] ^
+              crc32c_table[5][(low >> 16) & 0xFF] ^ crc32c_table[4][low >> 24] ^
+              crc32c_table[3][data[4]] ^ crc32c_table[2][data[5]] ^ crc32c_table[1][data[6]] ^
+              crc32c_table[0][data[7]];
+        data += 8;
+        len -= 8;
+    }
+    while (len--) {
+        crc = (crc >> 8) ^ crc32c_table[0][(crc ^ *data++) & 0xFF];
+    }
+    return crc ^ 0xFFFFFFFFu;
+}
+
+/* What a chunk is taken to add to a frame while filling it (streamed.py's _CHUNK_OVERHEAD). */
+#define CHUNK_FRAME_OVERHEAD 32
+/* ChunkedReadResponse.chunked_series and .query_index */
+#define TAG_CHUNKED_SERIES 0x0A
+#define TAG_QUERY_INDEX 0x10
+
+PyDoc_STRVAR(encode_series_frames_doc,
+"encode_series_frames(query_index, label_records, chunks, max_frame_bytes, /)\n"
+"--\n"
+"\n"
+"The frames of one series of a STREAMED_XOR_CHUNKS answer, joined, and the\n"
+"number of samples its chunks hold: (bytes, int). label_records are the\n"
+"series' Label records (encode_labels), chunks a sequence of EncodedChunk.\n"
+"Frames are cut as remote_storage.protocol.streamed.series_frames cuts them.");
+
+static PyObject *
+encode_series_frames(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "encode_series_frames() takes 4 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    const uint64_t query_index = PyLong_AsUnsignedLongLongMask(args[0]); /* & (2**64 - 1), as protobuf */
+    if (query_index == (uint64_t)-1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    const Py_ssize_t max_frame_bytes = PyLong_AsSsize_t(args[3]);
+    if (max_frame_bytes == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_buffer labels;
+    if (PyObject_GetBuffer(args[1], &labels, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    codec_state *state = PyModule_GetState(module);
+    PyObject *chunks = PySequence_Tuple(args[2]);
+    if (chunks == NULL) {
+        PyBuffer_Release(&labels);
+        return NULL;
+    }
+    PyObject *result = NULL, *data = NULL;
+    const Py_ssize_t n = PyTuple_GET_SIZE(chunks);
+    chunk_fields small[8];
+    chunk_fields *fields = n <= 8 ? small : PyMem_Malloc((size_t)n * sizeof *fields);
+    Py_ssize_t held = 0;
+    if (fields == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    long samples = 0;
+    for (; held < n; held++) {
+        if (chunk_fields_get(state, PyTuple_GET_ITEM(chunks, held), &fields[held]) < 0) {
+            goto done;
+        }
+        const unsigned char *bytes = (const unsigned char *)fields[held].data.buf;
+        const Py_ssize_t len = fields[held].data.len;
+        samples += len >= 2 ? bytes[0] << 8 | bytes[1] : len == 1 ? bytes[0] : 0; /* the chunk's count */
+    }
+    const Py_ssize_t tail = query_index ? 1 + uvarint_size(query_index) : 0;
+    const Py_ssize_t budget = max_frame_bytes - labels.len;
+    /* First pass: the size of everything; the second writes the frames where the first cut them. */
+    Py_ssize_t size = 0;
+    for (Py_ssize_t start = 0, stop; start < n; start = stop) {
+        Py_ssize_t used = 0, records = 0;
+        for (stop = start; stop < n && (used < budget || used == 0); stop++) {
+            used += fields[stop].data.len + CHUNK_FRAME_OVERHEAD;
+            records += chunk_record_size(&fields[stop]);
+        }
+        const Py_ssize_t body = labels.len + records;
+        const Py_ssize_t message = 1 + uvarint_size((uint64_t)body) + body + tail;
+        size += uvarint_size((uint64_t)message) + 4 + message;
+    }
+    data = PyBytes_FromStringAndSize(NULL, size);
+    if (data == NULL) {
+        goto done;
+    }
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(data);
+    for (Py_ssize_t start = 0, stop; start < n; start = stop) {
+        Py_ssize_t used = 0, records = 0;
+        for (stop = start; stop < n && (used < budget || used == 0); stop++) {
+            used += fields[stop].data.len + CHUNK_FRAME_OVERHEAD;
+            records += chunk_record_size(&fields[stop]);
+        }
+        const Py_ssize_t body = labels.len + records;
+        const Py_ssize_t message_size = 1 + uvarint_size((uint64_t)body) + body + tail;
+        out = put_uvarint(out, (uint64_t)message_size);
+        unsigned char *checksum = out;
+        unsigned char *message = out + 4;
+        out = message;
+        *out++ = TAG_CHUNKED_SERIES;
+        out = put_uvarint(out, (uint64_t)body);
+        memcpy(out, labels.buf, (size_t)labels.len);
+        out += labels.len;
+        for (Py_ssize_t i = start; i < stop; i++) {
+            out = put_chunk_record(out, &fields[i]);
+        }
+        if (query_index) {
+            *out++ = TAG_QUERY_INDEX;
+            out = put_uvarint(out, query_index);
+        }
+        const uint32_t crc = crc32c(message, (size_t)(out - message));
+        checksum[0] = (unsigned char)(crc >> 24);
+        checksum[1] = (unsigned char)(crc >> 16);
+        checksum[2] = (unsigned char)(crc >> 8);
+        checksum[3] = (unsigned char)crc;
+    }
+    result = Py_BuildValue("(Ol)", data, samples);
+done:
+    for (Py_ssize_t i = 0; i < held; i++) {
+        PyBuffer_Release(&fields[i].data);
+    }
+    if (fields != small) {
+        PyMem_Free(fields);
+    }
+    Py_XDECREF(data);
+    Py_DECREF(chunks);
+    PyBuffer_Release(&labels);
+    return result;
+}
+
+PyDoc_STRVAR(encode_joined_labels_doc,
+"encode_joined_labels(data, /)\n"
+"--\n"
+"\n"
+"The Label records of a label set given as its UTF-8 names and values joined\n"
+"by 0xFF bytes (name 0xFF value 0xFF name ...; empty: no labels), as\n"
+"encode_labels writes them. None when the parts do not pair up.");
+
+static PyObject *
+encode_joined_labels(PyObject *Py_UNUSED(module), PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    const unsigned char *data = (const unsigned char *)view.buf;
+    const unsigned char *end = data + view.len;
+    PyObject *result = NULL;
+    /* First pass: check that the parts pair up and size the records. */
+    Py_ssize_t size = 0;
+    if (view.len) {
+        for (const unsigned char *p = data;;) {
+            const unsigned char *name_end = memchr(p, 0xFF, (size_t)(end - p));
+            if (name_end == NULL) {
+                result = Py_NewRef(Py_None); /* a name without its value */
+                goto done;
+            }
+            const unsigned char *value = name_end + 1;
+            const unsigned char *value_end = memchr(value, 0xFF, (size_t)(end - value));
+            if (value_end == NULL) {
+                value_end = end;
+            }
+            const Py_ssize_t body = string_field_size(name_end - p) + string_field_size(value_end - value);
+            size += 1 + uvarint_size((uint64_t)body) + body;
+            if (value_end == end) {
+                break;
+            }
+            p = value_end + 1;
+        }
+    }
+    result = PyBytes_FromStringAndSize(NULL, size);
+    if (result == NULL || !view.len) {
+        goto done;
+    }
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
+    for (const unsigned char *p = data;;) {
+        const unsigned char *name_end = memchr(p, 0xFF, (size_t)(end - p));
+        const unsigned char *value = name_end + 1;
+        const unsigned char *value_end = memchr(value, 0xFF, (size_t)(end - value));
+        if (value_end == NULL) {
+            value_end = end;
+        }
+        const Py_ssize_t name_len = name_end - p, value_len = value_end - value;
+        *out++ = TAG_LABELS;
+        out = put_uvarint(out, (uint64_t)(string_field_size(name_len) + string_field_size(value_len)));
+        out = put_string_field(out, TAG_LABEL_NAME, (const char *)p, name_len);
+        out = put_string_field(out, TAG_LABEL_VALUE, (const char *)value, value_len);
+        if (value_end == end) {
+            break;
+        }
+        p = value_end + 1;
+    }
+done:
+    PyBuffer_Release(&view);
+    return result;
+}
+
 /* -- module ------------------------------------------------------------------------- */
 
 static PyMethodDef codec_methods[] = {
@@ -938,6 +1184,9 @@ static PyMethodDef codec_methods[] = {
     {"encode_samples", (PyCFunction)(void (*)(void))encode_samples, METH_FASTCALL, encode_samples_doc},
     {"encode_labels", encode_labels, METH_O, encode_labels_doc},
     {"encode_chunk_records", encode_chunk_records, METH_O, encode_chunk_records_doc},
+    {"encode_series_frames", (PyCFunction)(void (*)(void))encode_series_frames, METH_FASTCALL,
+     encode_series_frames_doc},
+    {"encode_joined_labels", encode_joined_labels, METH_O, encode_joined_labels_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -945,6 +1194,7 @@ static int
 codec_exec(PyObject *module)
 {
     codec_state *state = PyModule_GetState(module);
+    crc32c_init();
     PyObject *array_module = PyImport_ImportModule("array");
     if (array_module == NULL) {
         return -1;

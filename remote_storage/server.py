@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from remote_storage.chunks import chunk_samples
 from remote_storage.config import Settings
 from remote_storage.errors import BodyTooLarge, ReadTimeout, RemoteStorageError, SampleLimitExceeded
 from remote_storage.instrument import Registry, choose_encoder
@@ -38,7 +37,7 @@ from remote_storage.protocol.negotiation import (
     choose_response_type,
     write_version,
 )
-from remote_storage.protocol.read import decode_read_request, encode_read_response
+from remote_storage.protocol.read import decode_read_request, encode_labels, encode_read_response
 from remote_storage.protocol.validation import LabelValidator
 from remote_storage.protocol.write import decode_v1, decode_v2
 from remote_storage.storage import (
@@ -308,12 +307,14 @@ class _Frames:
         chunks = streamed.chunks_of(series, query.start_ms, query.end_ms)
         if not chunks:
             return  # histogram-only series: not representable here
+        records = series.label_records
+        if records is None:
+            records = encode_labels(series.labels)
+        data, samples = streamed.series_frames(index, records, chunks, max_frame_bytes)
         self.series += 1
-        for chunk in chunks:
-            self.samples += chunk_samples(chunk.data)
-        for data in streamed.encode_series_frames(index, series.labels, chunks, max_frame_bytes):
-            self.pending.append(data)
-            self.size += len(data)
+        self.samples += samples
+        self.pending.append(data)
+        self.size += len(data)
 
     async def flush(self) -> None:
         """Count what was encoded, then write the pending frames in one piece."""

@@ -243,9 +243,27 @@ class TimeSeries:
     a known series up by ``key`` without decoding. Equal keys always mean equal
     label sets, across requests and protocol versions (backends cache them);
     equal label sets may still arrive under different keys.
+
+    A backend that keeps label sets in protobuf's wire form may also hand
+    them over as such in ``label_records``: the repeated ``Label`` records
+    (field 1) of ``prometheus.TimeSeries``, exactly as protobuf serializes
+    the labels (see :func:`remote_storage.protocol.read.encode_labels`). The
+    server then writes them as they are, and ``labels`` need not be decoded
+    (pair them with :meth:`lazy`). None (the default) means "encode
+    ``labels``".
     """
 
-    __slots__ = ("_decode", "_labels", "chunks", "exemplars", "histograms", "key", "timestamps", "values")
+    __slots__ = (
+        "_decode",
+        "_labels",
+        "chunks",
+        "exemplars",
+        "histograms",
+        "key",
+        "label_records",
+        "timestamps",
+        "values",
+    )
 
     def __init__(
         self,
@@ -257,6 +275,7 @@ class TimeSeries:
         *,
         key: Hashable = None,
         chunks: Sequence[EncodedChunk] = (),
+        label_records: bytes | None = None,
     ) -> None:
         if len(timestamps) != len(values):
             raise ValueError(f"{len(timestamps)} timestamps but {len(values)} values")
@@ -268,6 +287,7 @@ class TimeSeries:
         self.histograms = histograms
         self.exemplars = exemplars
         self.chunks = chunks
+        self.label_records = label_records
 
     @classmethod
     def lazy(
@@ -278,6 +298,9 @@ class TimeSeries:
         values: Sequence[float] = (),
         histograms: Sequence[Histogram] = (),
         exemplars: Sequence[Exemplar] = (),
+        *,
+        chunks: Sequence[EncodedChunk] = (),
+        label_records: bytes | None = None,
     ) -> TimeSeries:
         """A series whose labels are decoded by ``decode()`` on first access."""
         series = cls.__new__(cls)  # skips __init__'s checks: this is the decoders' hot path
@@ -288,7 +311,8 @@ class TimeSeries:
         series.values = values
         series.histograms = histograms
         series.exemplars = exemplars
-        series.chunks = ()
+        series.chunks = chunks
+        series.label_records = label_records
         return series
 
     @property

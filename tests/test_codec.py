@@ -287,6 +287,10 @@ def records(request: pytest.FixtureRequest) -> Iterator[str]:
         patch.setattr(streamed, "encode_labels", read.encode_labels)
         chunk_records = streamed._py_encode_chunk_records if python else streamed._c_encode_chunk_records
         patch.setattr(streamed, "encode_chunk_records", chunk_records)
+        joined = read._py_encode_joined_labels if python else read._c_encode_joined_labels
+        patch.setattr(read, "encode_joined_labels", joined)
+        frames = streamed._py_series_frames if python else codec().encode_series_frames
+        patch.setattr(streamed, "series_frames", frames)
         yield request.param
 
 
@@ -328,6 +332,83 @@ def test_chunk_records_are_protobufs(records: str, fields: list[tuple[int, int, 
     encoded = [EncodedChunk(*f) for f in fields]
     assert streamed.encode_chunk_records(encoded) == message.SerializeToString()
     assert streamed.encode_chunk_records(tuple(encoded)) == message.SerializeToString()
+
+
+def joined(pairs: Sequence[tuple[str, str]]) -> bytes:
+    """A label set as the SQL backend stores it: UTF-8 names and values joined by 0xFF."""
+    return b"\xff".join(part.encode() for pair in pairs for part in pair)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(TEXT, TEXT), max_size=12))
+def test_joined_label_sets_become_label_records(records: str, pairs: list[tuple[str, str]]) -> None:
+    message = types_pb2.TimeSeries()
+    for name, value in pairs:
+        message.labels.add(name=name, value=value)
+    assert read.encode_joined_labels(joined(pairs)) == message.SerializeToString()
+
+
+def test_joined_label_sets_must_pair_up(records: str) -> None:
+    for data in (b"name", b"a\xffb\xffc", b"a\xffb\xff", b"\xff\xff"):
+        with pytest.raises(ValueError, match="do not pair up"):
+            read.encode_joined_labels(data)
+    assert read.encode_joined_labels(b"") == b""
+    assert read.encode_joined_labels(b"\xff") == b"\x0a\x00"  # one label, name and value empty
+
+
+@needs_c
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=40) | st.lists(st.binary(max_size=6), max_size=8).map(b"\xff".join))
+def test_any_joined_bytes_encode_alike(data: bytes) -> None:
+    c = codec().encode_joined_labels(data)
+    try:
+        python = read._py_encode_joined_labels(data)
+    except ValueError:
+        assert c is None
+    else:
+        assert c == python
+
+
+CHUNKS = st.lists(st.builds(EncodedChunk, INT64, INT64, st.binary(max_size=200)), max_size=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(0, 2**64 - 1) | st.integers(0, 3),
+    st.lists(st.tuples(TEXT, TEXT), max_size=4),
+    CHUNKS,
+    st.integers(1, 800),
+)
+def test_series_frames_are_the_frames_joined(
+    records: str, query_index: int, pairs: list[tuple[str, str]], stored: list[EncodedChunk], max_bytes: int
+) -> None:
+    labels = Labels(pairs)
+    data, samples = streamed.series_frames(query_index, read.encode_labels(labels), stored, max_bytes)
+    assert data == b"".join(streamed.encode_series_frames(query_index, labels, stored, max_bytes))
+    assert samples == sum(chunks.chunk_samples(chunk.data) for chunk in stored)
+    assert len(streamed.decode_frames(data)) == len(
+        list(streamed.encode_series_frames(0, labels, stored, max_bytes))
+    )
+
+
+@needs_c
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**64 - 1), st.binary(max_size=100), CHUNKS, st.integers(-10, 2_000))
+def test_c_series_frames_are_the_python_ones(
+    query_index: int, label_records: bytes, stored: list[EncodedChunk], max_bytes: int
+) -> None:
+    c = codec().encode_series_frames(query_index, label_records, stored, max_bytes)
+    assert c == streamed._py_series_frames(query_index, label_records, stored, max_bytes)
+
+
+def test_label_records_of_a_series_are_written_as_handed_over(records: str) -> None:
+    labels = Labels((("__name__", "up"), ("job", "ünï")))
+    handed = TimeSeries.lazy(
+        b"k", lambda: labels, [5], [1.0], label_records=read.encode_joined_labels(joined(labels))
+    )
+    assert read.encode_read_response([QueryResult([handed])]) == protobuf_read_response(
+        [QueryResult([TimeSeries(labels, [5], [1.0])])]
+    )
 
 
 def protobuf_read_response(results: Sequence[QueryResult]) -> bytes:
@@ -449,6 +530,9 @@ def test_c_codec_keeps_no_references_and_leaks_nothing() -> None:
         c.encode_samples(ts, vs)
         c.encode_labels(labels)
         c.encode_chunk_records(encoded)
+        c.encode_series_frames(7, bytes(data[:30]), encoded, 100)
+        c.encode_joined_labels(b"__name__\xffup\xffjob\xff\xc3\xbcn")
+        c.encode_joined_labels(b"odd")  # refused
         for bad in (lambda: c.encode_chunk(ts, ts), lambda: c.encode_labels((("a", 1),))):  # type: ignore[arg-type]
             with pytest.raises(TypeError):
                 bad()

@@ -42,6 +42,7 @@ from remote_storage.varint import encode_uvarint
 __all__ = [
     "decode_read_request",
     "decode_read_response",
+    "encode_joined_labels",
     "encode_labels",
     "encode_read_request",
     "encode_read_response",
@@ -51,6 +52,7 @@ __all__ = [
 # Tags (field number << 3 | wire type) of ReadResponse.results and QueryResult.timeseries.
 _RESULT = b"\x0a"
 _SERIES = b"\x0a"
+_LABEL = b"\x0a"  # TimeSeries.labels
 
 
 def _query_from_proto(index: int, message: remote_pb2.Query) -> Query:
@@ -127,6 +129,47 @@ def _py_encode_samples(timestamps: Sequence[int], values: Sequence[float]) -> by
     return data
 
 
+def _string_field(tag: bytes, data: bytes) -> bytes:
+    return tag + encode_uvarint(len(data)) + data if data else b""  # proto3: "" is left out
+
+
+def _py_encode_joined_labels(data: bytes) -> bytes:
+    """Label records of ``name 0xFF value 0xFF name ...`` (UTF-8 names and values; empty: none).
+
+    The bytes are those of :func:`encode_labels` for the decoded pairs; the
+    parts are copied as they are, without being decoded.
+    """
+    if not data:
+        return b""
+    parts = bytes(data).split(b"\xff")
+    if len(parts) % 2:
+        raise ValueError(f"{len(parts)} parts in a joined label set: names and values do not pair up")
+    records: list[bytes] = []
+    for index in range(0, len(parts), 2):
+        body = _string_field(b"\x0a", parts[index]) + _string_field(b"\x12", parts[index + 1])
+        records += (_LABEL, encode_uvarint(len(body)), body)
+    return b"".join(records)
+
+
+def _c_encode_joined_labels(data: bytes) -> bytes:
+    assert chunks.c_codec is not None
+    records = chunks.c_codec.encode_joined_labels(data)
+    return _py_encode_joined_labels(data) if records is None else records  # None: Python says why
+
+
+encode_joined_labels: Callable[[bytes], bytes]
+"""``encode_joined_labels(data)``: the ``Label`` records of a label set kept as ``name 0xFF value ...``.
+
+For backends that store label sets in that form (UTF-8 never holds the
+byte 0xFF): the wire form without decoding the strings. Raises ValueError
+when names and values do not pair up.
+"""
+if chunks.IMPLEMENTATION == "c" and chunks.c_codec is not None:
+    encode_joined_labels = _c_encode_joined_labels
+else:
+    encode_joined_labels = _py_encode_joined_labels
+
+
 _EncodeLabels = Callable[[Labels], bytes]
 _EncodeSamples = Callable[[Sequence[int], Sequence[float]], bytes]
 
@@ -151,7 +194,7 @@ else:
 
 def _series_record(series: TimeSeries) -> list[bytes]:
     """One ``TimeSeries`` record (tag and length included) as pieces to join."""
-    body = [encode_labels(series.labels)]
+    body = [encode_labels(series.labels) if series.label_records is None else series.label_records]
     if series.timestamps:
         body.append(encode_samples(series.timestamps, series.values))
     if series.histograms:  # rare enough for message objects: the records of field 4

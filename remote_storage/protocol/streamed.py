@@ -28,7 +28,13 @@ from collections.abc import Callable, Iterator, Sequence
 import crc32c
 
 from remote_storage import chunks as _chunks
-from remote_storage.chunks import SAMPLES_PER_CHUNK, decode_chunk, encode_chunk, split_into_chunks
+from remote_storage.chunks import (
+    SAMPLES_PER_CHUNK,
+    chunk_samples,
+    decode_chunk,
+    encode_chunk,
+    split_into_chunks,
+)
 from remote_storage.protocol.messages import parse
 from remote_storage.protocol.pb import remote_pb2, types_pb2
 from remote_storage.protocol.read import encode_labels
@@ -43,6 +49,7 @@ __all__ = [
     "encode_chunk_records",
     "encode_series_frames",
     "frame",
+    "series_frames",
 ]
 
 CONTENT_TYPE = "application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse"
@@ -123,14 +130,9 @@ else:
     encode_chunk_records = _py_encode_chunk_records
 
 
-def encode_series_frames(
-    query_index: int,
-    labels: Labels,
-    chunks: Sequence[EncodedChunk],
-    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+def _frames(
+    query_index: int, label_records: bytes, chunks: Sequence[EncodedChunk], max_frame_bytes: int
 ) -> Iterator[bytes]:
-    """Frames for one series: chunks appended until the budget is used (may exceed it by one chunk)."""
-    label_records = encode_labels(labels)
     budget = max_frame_bytes - len(label_records)
     tail = _QUERY_INDEX + encode_uvarint(query_index & _UINT64_MASK) if query_index else b""
     start = 0
@@ -144,6 +146,37 @@ def encode_series_frames(
         size = encode_uvarint(len(label_records) + len(records))
         yield frame(b"".join((_SERIES, size, label_records, records, tail)))
         start = stop
+
+
+def encode_series_frames(
+    query_index: int,
+    labels: Labels,
+    chunks: Sequence[EncodedChunk],
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+) -> Iterator[bytes]:
+    """Frames for one series: chunks appended until the budget is used (may exceed it by one chunk)."""
+    return _frames(query_index, encode_labels(labels), chunks, max_frame_bytes)
+
+
+def _py_series_frames(
+    query_index: int, label_records: bytes, chunks: Sequence[EncodedChunk], max_frame_bytes: int
+) -> tuple[bytes, int]:
+    frames = b"".join(_frames(query_index, label_records, chunks, max_frame_bytes))
+    return frames, sum(chunk_samples(chunk.data) for chunk in chunks)
+
+
+_SeriesFrames = Callable[[int, bytes, Sequence[EncodedChunk], int], tuple[bytes, int]]
+series_frames: _SeriesFrames
+"""``series_frames(query_index, label_records, chunks, max_frame_bytes)``: a series' frames, joined.
+
+The frames :func:`encode_series_frames` writes for the series whose
+``Label`` records are ``label_records``, in one piece, and the number of
+samples in ``chunks``: what the server writes and counts for each series.
+"""
+if _chunks.IMPLEMENTATION == "c" and _chunks.c_codec is not None:
+    series_frames = _chunks.c_codec.encode_series_frames
+else:
+    series_frames = _py_series_frames
 
 
 def decode_frames(body: bytes) -> list[remote_pb2.ChunkedReadResponse]:
