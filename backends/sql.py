@@ -60,6 +60,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from remote_storage.errors import SampleConflict, StorageUnavailable
+from remote_storage.protocol.read import encode_joined_labels
 from remote_storage.storage import (
     Context,
     Exemplar,
@@ -84,7 +85,7 @@ from .sql_compaction import (
     drop_stored_in_chunks,
     read_watermark,
 )
-from .sql_query import MAX_IN, Fetched, fetch, select_series
+from .sql_query import MAX_IN, fetch, select_series
 
 __all__ = ["DatabaseMismatch", "SQLStorage"]
 
@@ -129,7 +130,6 @@ class _Job:
 
 
 _T = TypeVar("_T")
-_Batch = tuple[list[int], list[Labels], dict[int, Fetched]]  # ids, their labels, their data
 _Ids = dict[str, dict[Hashable, int]]  # tenant -> encoding key or label set -> series id
 
 
@@ -755,31 +755,39 @@ class SQLStorage(RemoteStorage):
         candidates = await loop.run_in_executor(
             self._readers, self._read, select_series, ctx.tenant, query.matchers
         )
-        # Label pairs decoded for this query, shared by its series (one batch is read at a time).
+        # Label pairs decoded for this query, shared by its series (labels are decoded only when
+        # asked for: the answer is written from their wire form, made straight from the stored bytes).
         pairs: dict[tuple[bytes, bytes], tuple[str, str]] = {}
 
-        def read_batch(conn: Connection, batch: list[tuple[int, bytes]]) -> _Batch:
-            labels = [schema.decode_labels(blob, pairs) for _, blob in batch]
-            ids = [series_id for series_id, _ in batch]
-            return ids, labels, fetch(conn, ids, query.start_ms, query.end_ms, query.accept_chunks)
+        def read_batch(conn: Connection, batch: list[tuple[int, bytes]]) -> list[TimeSeries]:
+            found = fetch(conn, [series_id for series_id, _ in batch], query.start_ms, query.end_ms, chunked)
+            series = []
+            for series_id, blob in batch:
+                data = found.get(series_id)
+                if data is not None:
+                    decode = functools.partial(schema.decode_labels, blob, pairs)
+                    records = encode_joined_labels(blob)
+                    series.append(
+                        TimeSeries.lazy(blob, decode, *data[:3], chunks=data[3], label_records=records)
+                    )
+            return series
 
-        def submit(start: int) -> asyncio.Future[_Batch]:
+        def submit(start: int) -> asyncio.Future[list[TimeSeries]]:
             batch = candidates[start : start + READ_BATCH]
             return loop.run_in_executor(self._readers, self._read, read_batch, batch)
 
         # One batch is read ahead while the caller consumes the current one: the database and
         # the encoding of the answer overlap, and at most two batches are held.
+        chunked = query.accept_chunks
         pending = submit(0) if candidates else None
         start = 0
         try:
             while pending is not None:
-                ids, labels, found = await pending
+                series = await pending
                 start += READ_BATCH
                 pending = submit(start) if start < len(candidates) else None
-                for series_id, series_labels in zip(ids, labels, strict=True):
-                    data = found.get(series_id)
-                    if data is not None:
-                        yield TimeSeries(series_labels, data[0], data[1], data[2], chunks=data[3])
+                for one in series:
+                    yield one
         finally:
             if pending is not None:  # the caller stopped early: drop the batch read ahead
                 pending.cancel()

@@ -65,10 +65,9 @@ def select_series(conn: Connection, tenant: str, matchers: Sequence[Matcher]) ->
                 else:
                     conditions.append(s.c.id.in_(postings.where(p.c.value.in_(matching))))
             # longer lists are left to the Python check below
-    rows = [
-        (series_id, bytes(blob))
-        for series_id, blob in conn.execute(select(s.c.id, s.c.labels).where(*conditions))
-    ]
+    rows = schema.statement_rows(conn, select(s.c.id, s.c.labels).where(*conditions))
+    if rows and not isinstance(rows[0][1], bytes):  # a driver that returns memoryviews
+        rows = [(series_id, bytes(blob)) for series_id, blob in rows]
     if not exact:
         pairs: dict[tuple[bytes, bytes], tuple[str, str]] = {}
         kept = []
@@ -88,7 +87,7 @@ def sort_by_labels(rows: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
     while no name or value contains a 0x00 byte; otherwise the sets are
     decoded and compared.
     """
-    if any(b"\x00" in blob for _, blob in rows):
+    if b"\x00" in b"".join([blob for _, blob in rows]):
         pairs: dict[tuple[bytes, bytes], tuple[str, str]] = {}
         return sorted(rows, key=lambda row: schema.decode_labels(row[1], pairs))
     return sorted(rows, key=lambda row: row[1].replace(b"\xff", b"\x00"))
@@ -100,7 +99,9 @@ def label_values(conn: Connection, tenant: str, name: str) -> list[str]:
     return [value for (value,) in rows]
 
 
-Fetched = tuple["array[int]", "array[float]", list[Histogram], list[EncodedChunk]]
+#: timestamps, values, histograms and chunks of a series (empty ones as empty tuples)
+Fetched = tuple[Sequence[int], Sequence[float], Sequence[Histogram], Sequence[EncodedChunk]]
+_NO_SAMPLES: tuple[Sequence[int], Sequence[int]] = ((), ())
 
 
 def _columns_by_series(
@@ -163,27 +164,33 @@ def fetch(
             hists.setdefault(series_id, []).append(schema.decode_histogram(ts, bytes(data)))
     chunks: dict[int, list[EncodedChunk]] = {}
     if raw_chunks:
-        for series_id, min_ts, max_ts, data in chunk_rows(conn, ids, start, end):
-            chunks.setdefault(series_id, []).append(EncodedChunk(min_ts, max_ts, bytes(data)))
-    for series_id, (chunk_ts, chunk_bits) in () if raw_chunks else load_chunks(conn, ids, start, end).items():
-        head = raw.get(series_id)
-        if head is None or not head[0]:
-            raw[series_id] = (chunk_ts, chunk_bits)
-        elif chunk_ts[-1] < head[0][0]:  # the usual case: chunks hold the older samples
-            chunk_ts.extend(head[0])
-            chunk_bits.extend(head[1])
-            raw[series_id] = (chunk_ts, chunk_bits)
-        else:  # late samples not compacted yet: interleave (keys never repeat)
-            merged = sorted(zip([*chunk_ts, *head[0]], [*chunk_bits, *head[1]], strict=True))
-            raw[series_id] = (array("q", [t for t, _ in merged]), array("q", [b for _, b in merged]))
+        current = None
+        for series_id, min_ts, max_ts, data in chunk_rows(conn, ids, start, end):  # by series, in time
+            if series_id != current:
+                current = series_id
+                series_chunks = chunks[series_id] = []
+            series_chunks.append(EncodedChunk(min_ts, max_ts, bytes(data)))
+    else:
+        for series_id, (chunk_ts, chunk_bits) in load_chunks(conn, ids, start, end).items():
+            head = raw.get(series_id)
+            if head is None or not head[0]:
+                raw[series_id] = (chunk_ts, chunk_bits)
+            elif chunk_ts[-1] < head[0][0]:  # the usual case: chunks hold the older samples
+                chunk_ts.extend(head[0])
+                chunk_bits.extend(head[1])
+                raw[series_id] = (chunk_ts, chunk_bits)
+            else:  # late samples not compacted yet: interleave (keys never repeat)
+                merged = sorted(zip([*chunk_ts, *head[0]], [*chunk_bits, *head[1]], strict=True))
+                raw[series_id] = (array("q", [t for t, _ in merged]), array("q", [b for _, b in merged]))
+    if not raw and not hists:  # chunks only: what a streamed read of compacted data finds
+        return {series_id: ((), (), (), found) for series_id, found in chunks.items()}
     found: dict[int, Fetched] = {}
-    no_samples = (array("q"), array("q"))
     for series_id in raw.keys() | hists.keys() | chunks.keys():
-        timestamps, bits = raw.get(series_id, no_samples)
+        timestamps, bits = raw.get(series_id, _NO_SAMPLES)
         found[series_id] = (
             timestamps,
-            schema.bits_to_floats(bits) if bits else array("d"),
-            hists.get(series_id, []),
-            chunks.get(series_id, []),
+            schema.bits_to_floats(bits) if bits else (),
+            hists.get(series_id, ()),
+            chunks.get(series_id, ()),
         )
     return found

@@ -47,7 +47,6 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    select,
 )
 from sqlalchemy.engine import Connection
 
@@ -87,6 +86,7 @@ GENERATION_MS = 60_000
 def generation(timestamp: int) -> int:
     """The generation of ``rs_samples`` a timestamp belongs to (floor division: negatives too)."""
     return timestamp // GENERATION_MS
+
 
 metadata = MetaData()
 
@@ -289,6 +289,25 @@ def driver_rows(conn: Connection, sql: str, parameters: Sequence[Any]) -> list[A
         cursor.close()
 
 
+def statement_rows(conn: Connection, statement: Any) -> list[Any]:
+    """Rows of a Core statement as the driver's own cursor returns them (see :func:`driver_rows`).
+
+    For statements whose columns need no result processing (integers, text,
+    bytes) and whose parameters need no bind processing.
+    """
+    compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    parameters: Any = compiled.params
+    if compiled.positiontup is not None:  # SQLite's qmark style: parameters in order
+        parameters = [parameters[name] for name in compiled.positiontup]
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(str(compiled), parameters)
+        rows: list[Any] = cursor.fetchall()
+        return rows
+    finally:
+        cursor.close()
+
+
 def placeholders(count: int) -> str:
     """``?, ?, ...`` for an IN list of ``count`` values."""
     return ", ".join("?" * count)
@@ -296,6 +315,9 @@ def placeholders(count: int) -> str:
 
 def generations_in(conn: Connection, start: int, end: int) -> list[int]:
     """The generations that may hold rows of ``rs_samples`` with timestamps in ``[start, end]``."""
-    g = generations.c.generation
-    rows = conn.execute(select(g).where(g.between(generation(start), generation(end))).order_by(g))
+    rows = driver_rows(
+        conn,
+        f"SELECT generation FROM {generations.name} WHERE generation BETWEEN ? AND ? ORDER BY generation",
+        [generation(start), generation(end)],
+    )
     return [value for (value,) in rows]
