@@ -138,9 +138,17 @@ def drop_stored_in_chunks(
 
 
 def compact_slice(
-    conn: Connection, insert: Callable[[Any], Any], low: int, high: int, cutoff: int
+    conn: Connection,
+    insert: Callable[[Any], Any],
+    low: int,
+    high: int,
+    cutoff: int,
+    chunk_samples: int = SAMPLES_PER_CHUNK,
 ) -> tuple[int, int]:
     """Compact the samples older than ``cutoff`` of series ids in ``[low, high)``.
+
+    Chunks hold at most ``chunk_samples`` samples; a series' last chunk with
+    fewer takes the next samples in (it is written again).
 
     Returns (samples moved, chunks written). ``insert`` is the dialect's insert
     construct (for the watermark upsert).
@@ -166,24 +174,25 @@ def compact_slice(
         return 0, 0
     earliest = min(entry[0][0] for entry in new.values())
     # Chunks to merge: those reaching into the new samples' time, and partial last chunks.
-    existing: dict[int, list[tuple[int, int, bytes]]] = {}
-    for series_id, min_ts, max_ts, count, data in conn.execute(
-        select(c.c.series_id, c.c.min_ts, c.c.max_ts, c.c.count, c.c.data)
-        .where(
-            c.c.series_id >= low,
-            c.c.series_id < high,
-            (c.c.max_ts >= earliest) | (c.c.count < SAMPLES_PER_CHUNK),
-        )
+    existing: dict[int, list[tuple[int, bytes]]] = {}
+    later = c.alias("later")
+    is_last = ~exists().where(later.c.series_id == c.c.series_id, later.c.min_ts > c.c.min_ts)
+    partial_last = (c.c.count < chunk_samples) & is_last
+    for series_id, min_ts, max_ts, merge_into, data in conn.execute(
+        select(c.c.series_id, c.c.min_ts, c.c.max_ts, partial_last, c.c.data)
+        .where(c.c.series_id >= low, c.c.series_id < high, (c.c.max_ts >= earliest) | partial_last)
         .order_by(c.c.series_id, c.c.min_ts)
     ):
-        if series_id in new and (max_ts >= new[series_id][0][0] or count < SAMPLES_PER_CHUNK):
-            existing.setdefault(series_id, []).append((min_ts, count, bytes(data)))
+        # Only the last chunk of a series may take later samples in: the new chunks made of an
+        # earlier one would overlap the chunks after it.
+        if series_id in new and (max_ts >= new[series_id][0][0] or merge_into):
+            existing.setdefault(series_id, []).append((min_ts, bytes(data)))
     chunk_rows = []
     replaced = []
     moved = 0
     for series_id, (timestamps, bits) in new.items():
         merged: dict[int, int] = {}
-        for min_ts, _, data in existing.get(series_id, ()):
+        for min_ts, data in existing.get(series_id, ()):
             replaced.append((series_id, min_ts))
             merged.update(zip(*_decoded(data), strict=True))
         for t, b in zip(timestamps, bits, strict=True):
@@ -192,7 +201,7 @@ def compact_slice(
         order = sorted(merged)
         values = array("d")
         values.frombytes(array("q", [merged[t] for t in order]).tobytes())
-        for chunk in split_into_chunks(order, values):
+        for chunk in split_into_chunks(order, values, chunk_samples):
             chunk_rows.append(
                 {
                     "series_id": series_id,

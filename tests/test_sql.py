@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -36,6 +37,13 @@ class CompactingStorage(SQLStorage):
 class TestSQLiteCompactedConformance(BackendConformance):
     def make_storage(self) -> SQLStorage:
         return CompactingStorage.from_url(f"sqlite:///{self.tmp_path}/data.db")
+
+
+class TestSQLiteSmallChunksConformance(BackendConformance):
+    """Chunks of 3 samples: every write lands in a refilled last chunk or in new ones after it."""
+
+    def make_storage(self) -> SQLStorage:
+        return CompactingStorage.from_url(f"sqlite:///{self.tmp_path}/data.db?chunk_samples=3")
 
 
 @pytest.mark.postgres
@@ -225,6 +233,8 @@ def test_retention_deletes_old_samples_only(tmp_path: Path) -> None:
 def test_url_options() -> None:
     storage = SQLStorage.from_url("sqlite:///x.db?retention=15d&synchronous=normal&pool_size=2")
     assert storage.retention == 15 * 86400
+    assert storage.chunk_samples == 480
+    assert SQLStorage.from_url("sqlite:///x.db?chunk_samples=120").chunk_samples == 120
     assert storage.synchronous == "normal"
     assert storage.pool_size == 2
     assert "retention" not in storage.url
@@ -234,6 +244,8 @@ def test_url_options() -> None:
         "sqlite:///x.db?synchronous=off",
         "sqlite:///x.db?retention=soon",
         "sqlite:///x.db?pool_size=0",
+        "sqlite:///x.db?chunk_samples=0",
+        "sqlite:///x.db?chunk_samples=65536",
     ):
         with pytest.raises(InvalidStorageURL):
             SQLStorage.from_url(bad)
@@ -254,7 +266,7 @@ def test_compaction_moves_old_samples_into_chunks_and_reads_stay_the_same(tmp_pa
     query = Matcher.parse("job", "=", "x")
 
     async def body() -> None:
-        storage = SQLStorage.from_url(f"sqlite:///{path}")
+        storage = SQLStorage.from_url(f"sqlite:///{path}?chunk_samples=120")
         await storage.start()
         await storage.write(Context(), WriteRequest([series]))
         before = snapshot(await run_query(storage, query))
@@ -287,6 +299,35 @@ def test_compaction_moves_old_samples_into_chunks_and_reads_stay_the_same(tmp_pa
     assert count_rows(path, "rs_chunks") == 3
 
 
+def test_only_the_last_partial_chunk_of_a_series_takes_later_samples(tmp_path: Path) -> None:
+    """Chunks cut at 120 then compacted at 480: the full ones stay, the last one grows; none overlap."""
+    path = tmp_path / "d.db"
+    samples = [(t * 15_000, float(t)) for t in range(600)]
+    query = Matcher.parse("__name__", "=", "g")
+
+    async def compact(chunk_samples: int, part: list[tuple[int, float]]) -> None:
+        storage = SQLStorage.from_url(f"sqlite:///{path}?chunk_samples={chunk_samples}")
+        await storage.start()
+        await storage.write(Context(), WriteRequest([make_series({"__name__": "g"}, part)]))
+        await storage.compact(2**62)
+        await storage.close()
+
+    async def body() -> None:
+        await compact(120, samples[:300])
+        await compact(480, samples[300:])
+        storage = SQLStorage.from_url(f"sqlite:///{path}")
+        await storage.start()
+        expected = snapshot([make_series({"__name__": "g"}, samples)])
+        assert snapshot(await run_query(storage, query)) == expected
+        await storage.close()
+
+    run(body)
+    with sqlite3.connect(path) as conn:
+        chunks = conn.execute("SELECT min_ts, max_ts, count FROM rs_chunks ORDER BY min_ts").fetchall()
+    assert [count for _, _, count in chunks] == [120, 120, 360]
+    assert all(earlier[1] < later[0] for earlier, later in itertools.pairwise(chunks))
+
+
 def test_chunks_are_compact(tmp_path: Path) -> None:
     path = tmp_path / "d.db"
     counter = make_series({"__name__": "requests_total"}, [(t * 15_000, float(t * 3)) for t in range(1200)])
@@ -308,7 +349,7 @@ def test_retention_deletes_whole_old_chunks(tmp_path: Path) -> None:
     series = make_series({"__name__": "m"}, [(t, 1.0) for t in range(0, 240_000, 1000)])
 
     async def body() -> None:
-        storage = SQLStorage.from_url(f"sqlite:///{tmp_path}/d.db")
+        storage = SQLStorage.from_url(f"sqlite:///{tmp_path}/d.db?chunk_samples=120")
         await storage.start()
         await storage.write(Context(), WriteRequest([series]))
         await storage.compact(2**62)
