@@ -214,6 +214,7 @@ def test_key_cache_is_bounded_and_starts_over_when_full() -> None:
         assert [d.calls for d in decoders] == [2, 2, 1]
         assert storage.series_count() == 3
         assert storage.sample_count() == 7
+
     run(body)
 
 
