@@ -1,14 +1,16 @@
 """Compaction: older samples move from ``rs_samples`` rows into XOR chunks in ``rs_chunks``.
 
-A row per sample costs tens of bytes; an XOR chunk of 120 samples of a
+A row per sample costs tens of bytes; an XOR chunk of hundreds of samples of a
 regularly scraped series costs one to a few bytes per sample. The writer
 thread compacts in slices of series ids, each slice one short transaction
 queued behind the writes:
 
 1. read the slice's samples older than the cutoff, in (series, time) order;
 2. merge each series' samples with its chunks they overlap, and with its last
-   chunk when that one is not full;
-3. write the merged samples as chunks of at most 120 samples, delete the
+   chunk when that one is not full (only the last: a refilled earlier one
+   would overlap the chunks after it);
+3. write the merged samples as chunks of at most ``chunk_samples`` (the
+   backend's ``?chunk_samples=``, 480 by default), delete the
    chunks they replace and the moved rows.
 
 ``rs_meta.compacted_before`` records the highest cutoff used. A sample written

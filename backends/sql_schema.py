@@ -17,7 +17,7 @@ database with others):
 * ``rs_generations``: the generations that may hold rows of ``rs_samples``,
   so a read seeks each (generation, series) pair instead of scanning.
 * ``rs_chunks``: older samples, compacted from ``rs_samples`` into XOR
-  chunks of up to 120 samples (Prometheus' own chunk encoding, bit-exact for
+  chunks of up to 480 samples (Prometheus' own chunk encoding, bit-exact for
   every value), keyed by (series id, first timestamp). A series' chunks never
   overlap each other; the ``compacted_before`` entry of ``rs_meta`` says up
   to which timestamp samples may live in chunks.
