@@ -805,12 +805,19 @@ class SQLStorage(RemoteStorage):
                 pending.cancel()
 
     def _read(self, function: Callable[..., _T], *args: Any) -> _T:
-        """Run ``function(connection, *args)`` on a pooled connection (in a reader thread)."""
+        """Run ``function(connection, *args)`` on a pooled connection (in a reader thread).
+
+        Its statements all run in one transaction, begun here, so they see one
+        snapshot of the database: a compaction that moves rows into chunks
+        meanwhile is seen wholly or not at all (statements through the driver's
+        own cursor would otherwise each run in a transaction of their own).
+        """
         assert self._read_engine is not None
         with self._read_engine.connect() as conn:
-            if conn.dialect.name == "postgresql":  # one snapshot for all statements (SQLite: always)
+            if conn.dialect.name == "postgresql":
                 conn.execution_options(isolation_level="REPEATABLE READ")
-            return function(conn, *args)
+            with conn.begin():
+                return function(conn, *args)
 
     # -- metadata and statistics --------------------------------------------
 

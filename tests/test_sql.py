@@ -162,6 +162,39 @@ def test_reads_take_a_snapshot_and_never_hold_up_the_writer(tmp_path: Path) -> N
     run(body)
 
 
+def test_a_read_sees_one_snapshot_while_compaction_moves_rows_into_chunks(sql_storage_url: str) -> None:
+    """Every statement of one read, driver cursor included, sees the database as at its first one."""
+    from remote_storage.backends.sql_schema import driver_rows
+
+    def counts(conn: Any) -> list[int]:
+        return [
+            driver_rows(conn, f"SELECT count(*) FROM {table}", [])[0][0]
+            for table in ("rs_samples", "rs_chunks")
+        ]
+
+    async def body() -> None:
+        storage = SQLStorage.from_url(sql_storage_url)
+        await storage.start()
+        try:
+            samples = [(t * 15_000, float(t)) for t in range(10)]
+            await storage.write(Context(), WriteRequest([make_series({"__name__": "s"}, samples)]))
+            loop = asyncio.get_running_loop()
+
+            def compact_between(conn: Any) -> tuple[list[int], int, list[int]]:
+                before = counts(conn)
+                moved = asyncio.run_coroutine_threadsafe(storage.compact(2**62), loop).result(timeout=60)
+                return before, moved, counts(conn)
+
+            before, moved, after = await loop.run_in_executor(None, storage._read, compact_between)
+            assert moved == 10
+            assert before == after == [10, 0]
+            assert await loop.run_in_executor(None, storage._read, counts) == [0, 1]
+        finally:
+            await storage.close()
+
+    run(body)
+
+
 def test_label_sets_decoded_with_a_pair_cache_are_the_same_and_share_pairs() -> None:
     from remote_storage.backends.sql_schema import decode_labels, encode_labels
     from remote_storage.storage import Labels
