@@ -179,9 +179,13 @@ def fetch(
                 chunk_ts.extend(head[0])
                 chunk_bits.extend(head[1])
                 raw[series_id] = (chunk_ts, chunk_bits)
-            else:  # late samples not compacted yet: interleave (keys never repeat)
-                merged = sorted(zip([*chunk_ts, *head[0]], [*chunk_bits, *head[1]], strict=True))
-                raw[series_id] = (array("q", [t for t, _ in merged]), array("q", [b for _, b in merged]))
+            else:  # late samples not compacted yet: interleave
+                # A sample sent again while it was being compacted by another process can be in
+                # both tables (with the same value): it is returned once.
+                merged = dict(zip(head[0], head[1], strict=True))
+                merged.update(zip(chunk_ts, chunk_bits, strict=True))
+                order = sorted(merged)
+                raw[series_id] = (array("q", order), array("q", map(merged.__getitem__, order)))
     if not raw and not hists:  # chunks only: what a streamed read of compacted data finds
         return {series_id: ((), (), (), found) for series_id, found in chunks.items()}
     found: dict[int, Fetched] = {}

@@ -499,3 +499,39 @@ def test_generations_are_forgotten_when_emptied_and_found_again_for_late_samples
             await storage.close()
 
     run(body)
+
+
+def test_a_sample_both_in_a_row_and_in_a_chunk_is_read_once(tmp_path: Path) -> None:
+    """What a retry landing on another process while its sample is compacted leaves: one sample."""
+    from remote_storage.backends import sql_schema
+
+    path = tmp_path / "d.db"
+    samples = [(t * 15_000, float(t)) for t in range(8)]
+    query = Matcher.parse("__name__", "=", "m")
+
+    async def write_and_compact() -> None:
+        storage = SQLStorage.from_url(f"sqlite:///{path}")
+        await storage.start()
+        await storage.write(Context(), WriteRequest([make_series({"__name__": "m"}, samples)]))
+        await storage.compact(2**62)
+        await storage.close()
+
+    run(write_and_compact)
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT OR IGNORE INTO rs_generations VALUES (?)", (sql_schema.generation(45_000),))
+        conn.execute(
+            "INSERT INTO rs_samples (generation, series_id, ts, value) SELECT ?, id, ?, ? FROM rs_series",
+            (sql_schema.generation(45_000), 45_000, sql_schema.signed_bits(3.0)),
+        )
+
+    async def read() -> None:
+        storage = SQLStorage.from_url(f"sqlite:///{path}")
+        await storage.start()
+        expected = snapshot([make_series({"__name__": "m"}, samples)])
+        assert snapshot(await run_query(storage, query)) == expected
+        await storage.compact(2**62)
+        assert snapshot(await run_query(storage, query)) == expected
+        await storage.close()
+
+    run(read)
+    assert count_rows(path, "rs_samples") == 0

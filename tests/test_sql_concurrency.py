@@ -2,7 +2,8 @@
 
 Eight writers send distinct samples (two series every writer writes, each
 writer its own timestamps, and two series of its own) while four readers
-query throughout. Every request must succeed, every read must be well formed
+query throughout, and the backend compacts rows into chunks every 200 ms
+(late samples of the shared series included). Every request must succeed, every read must be well formed
 (series sorted and unique, timestamps strictly increasing, values bit-exact),
 and at the end every acknowledged sample must be stored exactly once.
 """
@@ -39,7 +40,10 @@ JOIN_TIMEOUT = 60.0
 
 def test_concurrent_writes_and_reads(sql_storage_url: str, adapter: Callable[..., Adapter]) -> None:
     deadline = Deadline(TEST_TIMEOUT)
-    served = adapter(sql_storage_url)
+    # Compact all but the newest millisecond, five times a second: reads meet rows, chunks and
+    # compactions in progress.
+    separator = "&" if "?" in sql_storage_url else "?"
+    served = adapter(f"{sql_storage_url}{separator}head=1ms&compact_interval=200ms")
     plan = WritePlan("concurrency_test", writers=WRITERS)
     stop = threading.Event()
     until = time.monotonic() + LOAD_SECONDS
