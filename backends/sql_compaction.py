@@ -218,9 +218,34 @@ def compact_slice(
         conn.execute(c.delete().where(tuple_in(c.c.series_id, c.c.min_ts, part)))
     if chunk_rows:
         conn.execute(c.insert(), chunk_rows)
-    conn.execute(s.delete().where(*in_slice))
+    _delete_moved(conn, new, in_slice)
     _raise_watermark(conn, insert, cutoff)
     return moved, len(chunk_rows)
+
+
+def _delete_moved(conn: Connection, moved: dict[int, tuple[array[int], array[int]]], in_slice: Any) -> None:
+    """Delete the sample rows just moved into chunks.
+
+    SQLite: by the range they were read with; the write lock held since then
+    kept every other writer out. PostgreSQL: by their keys, because at READ
+    COMMITTED the range would also take rows another process (``serve
+    --workers``, a replica) committed since the read, which are in no chunk.
+    """
+    if conn.dialect.name != "postgresql":
+        conn.execute(schema.samples.delete().where(*in_slice))
+        return
+    generations: list[int] = []
+    series_ids: list[int] = []
+    timestamps: list[int] = []
+    for series_id, (stamps, _) in moved.items():
+        generations.extend(map(schema.generation, stamps))
+        series_ids.extend([series_id] * len(stamps))
+        timestamps.extend(stamps)
+    conn.exec_driver_sql(
+        f"DELETE FROM {schema.samples.name} WHERE (generation, series_id, ts) IN "
+        "(SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]))",
+        (generations, series_ids, timestamps),
+    )
 
 
 def drop_empty_generations(conn: Connection, below: int) -> int:

@@ -501,6 +501,61 @@ def test_generations_are_forgotten_when_emptied_and_found_again_for_late_samples
     run(body)
 
 
+@pytest.mark.postgres
+def test_compaction_keeps_rows_another_process_commits_meanwhile(postgres_url: str) -> None:
+    """At READ COMMITTED a row committed between compaction's read and its delete stays a row."""
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.dialects.postgresql import insert
+
+    from remote_storage.backends import sql_schema
+    from remote_storage.backends.sql_compaction import compact_slice
+
+    labels = {"__name__": "m"}
+    query = Matcher.parse("__name__", "=", "m")
+
+    async def write() -> None:
+        storage = SQLStorage.from_url(postgres_url)
+        await storage.start()
+        await storage.write(Context(), WriteRequest([make_series(labels, [(0, 1.0), (60_000, 2.0)])]))
+        await storage.close()
+
+    run(write)
+    engine = create_engine(SQLStorage.from_url(postgres_url).url)
+    committed: list[str] = []
+    try:
+        with engine.connect() as compacting, engine.connect() as writer:
+            (series_id,) = writer.exec_driver_sql("SELECT id FROM rs_series").scalars()
+            writer.rollback()
+
+            def late_write(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+                if statement.startswith("INSERT INTO rs_chunks") and not committed:
+                    with writer.begin():  # another process's write, committed meanwhile
+                        writer.exec_driver_sql(
+                            "INSERT INTO rs_samples (generation, series_id, ts, value) "
+                            "VALUES (%s, %s, %s, %s)",
+                            (sql_schema.generation(30_000), series_id, 30_000, sql_schema.signed_bits(1.5)),
+                        )
+                    committed.append(statement)
+
+            event.listen(compacting, "before_cursor_execute", late_write)
+            with compacting.begin():
+                assert compact_slice(compacting, insert, 0, series_id + 1, 2**62) == (2, 1)
+    finally:
+        engine.dispose()
+    assert committed
+
+    async def read_back() -> None:
+        storage = SQLStorage.from_url(postgres_url)
+        await storage.start()
+        expected = snapshot([make_series(labels, [(0, 1.0), (30_000, 1.5), (60_000, 2.0)])])
+        assert snapshot(await run_query(storage, query)) == expected
+        assert await storage.compact(2**62) == 1
+        assert snapshot(await run_query(storage, query)) == expected
+        await storage.close()
+
+    run(read_back)
+
+
 def test_a_sample_both_in_a_row_and_in_a_chunk_is_read_once(tmp_path: Path) -> None:
     """What a retry landing on another process while its sample is compacted leaves: one sample."""
     from remote_storage.backends import sql_schema
