@@ -4,8 +4,9 @@ Each frame is ``uvarint(len) | CRC-32C(message), big-endian | message`` and
 holds exactly one series of one query (Prometheus' client reads only the
 first series of a frame). A series whose chunks do not fit the frame budget
 (``max_frame_bytes`` minus its labels) continues in further frames with the
-same labels. Float samples travel as XOR chunks of at most 120 samples;
-native histograms are not sent in this mode (their chunk encodings are not
+same labels. Float samples travel as XOR chunks: those a backend hands over
+are passed on (any size up to the format's 65,535 samples), others are cut at
+120 samples; native histograms are not sent in this mode (their chunk encodings are not
 implemented), so readers that need them should ask for ``SAMPLES``.
 
 Frames are written straight in the wire format, without protobuf message
