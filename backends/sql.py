@@ -126,8 +126,9 @@ class _Job:
     keys: Sequence[Hashable] = ()
     #: ``labels(i)`` is the label set of ``keys[i]`` (decoding may be lazy)
     labels: Callable[[int], Labels] = field(default=lambda index: Labels())
-    #: series ids of ``keys``, in the same order, filled in by the writer before ``apply``
-    ids: list[int] = field(default_factory=list)
+    #: series ids of ``keys``, in the same order: those already known (None for the others) when
+    #: submitted, all of them once the writer has resolved them, before ``apply``
+    ids: list[Any] = field(default_factory=list)
     future: concurrent.futures.Future[None] = field(default_factory=concurrent.futures.Future)
 
     def labels_of(self, series_id: int) -> Labels:
@@ -154,6 +155,7 @@ class _Dialect:
         module: Any = sqlite_dialect if name == "sqlite" else pg_dialect
         self.insert = module.insert
         self.insert_ignore_rows = self._sqlite_rows if name == "sqlite" else self._postgresql_rows
+        self.insert_ignore_columns = self._sqlite_columns if name == "sqlite" else self._postgresql_columns
 
     def insert_ignore(self, table: Any) -> Any:
         return self.insert(table).on_conflict_do_nothing()
@@ -192,6 +194,43 @@ class _Dialect:
             return inserted
         finally:
             cursor.close()
+
+    @staticmethod
+    def _sqlite_columns(
+        conn: Connection, table: str, names: Sequence[str], columns: Sequence[Sequence[Any]]
+    ) -> int:
+        """:meth:`_sqlite_rows` for rows given as columns of equal length: no tuple per row.
+
+        Each statement's parameters are laid out by slice assignments, one per
+        column, which the interpreter does in C.
+        """
+        driver = conn.connection.driver_connection
+        width = len(names)
+        variables = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)  # type: ignore[union-attr]
+        most = min(SQLITE_ROWS_PER_STATEMENT, variables // width)
+        size = 1 << (max(most, 1).bit_length() - 1)
+        cursor = driver.cursor()  # type: ignore[union-attr]
+        inserted = 0
+        try:
+            start, count = 0, len(columns[0])
+            while start < count:
+                while size > count - start:
+                    size //= 2
+                parameters: list[Any] = [None] * (size * width)
+                for offset, column in enumerate(columns):
+                    parameters[offset::width] = column[start : start + size]
+                cursor.execute(_values_statement(table, tuple(names), size), parameters)
+                inserted += cursor.rowcount
+                start += size
+            return inserted
+        finally:
+            cursor.close()
+
+    @classmethod
+    def _postgresql_columns(
+        cls, conn: Connection, table: str, names: Sequence[str], columns: Sequence[Sequence[Any]]
+    ) -> int:
+        return cls._postgresql_rows(conn, table, names, list(zip(*columns, strict=True)))
 
     @staticmethod
     def _postgresql_rows(
@@ -530,7 +569,9 @@ class SQLStorage(RemoteStorage):
         cache = self._ids.get(job.tenant, {})
         pending = new_ids.setdefault(job.tenant, {})
         keys = job.keys
-        ids: list[Any] = list(map(cache.get, keys))
+        # Looked up by write() on the event loop while this thread was in the database; the
+        # series it did not find may have been created since.
+        ids: list[Any] = job.ids if len(job.ids) == len(keys) else list(map(cache.get, keys))
         if None not in ids:
             job.ids = ids
             return
@@ -539,7 +580,7 @@ class SQLStorage(RemoteStorage):
             if series_id is not None:
                 continue
             key = keys[index]
-            series_id = pending.get(key)
+            series_id = cache.get(key) or pending.get(key)
             if series_id is None:
                 labels = job.labels(index)
                 series_id = cache.get(labels) or pending.get(labels)
@@ -624,6 +665,9 @@ class SQLStorage(RemoteStorage):
                 self._write_metadata(conn, job, metadata)
 
             job = _Job(apply, ctx.tenant, [s.key for s in series], lambda index: series[index].labels)
+        # Series ids this process knows, found here rather than in the writer thread, the one
+        # that all writes wait for. The cache only grows between clears and ids never change.
+        job.ids = list(map(self._ids.get(ctx.tenant, {}).get, job.keys))
         await asyncio.wrap_future(self._submit(job))
 
     def _apply_write(self, conn: Connection, job: _Job, series: Sequence[TimeSeries]) -> None:
@@ -692,29 +736,39 @@ class SQLStorage(RemoteStorage):
     def _insert_samples(
         self, conn: Connection, job: _Job, ids: Sequence[int], timestamps: Sequence[int], bits: Sequence[int]
     ) -> None:
-        rows = list(zip(ids, timestamps, bits, strict=True))
+        assert self._dialect is not None
+        if len(ids) != len(timestamps) or len(ids) != len(bits):
+            raise ValueError(f"{len(ids)} series ids for {len(timestamps)} timestamps and {len(bits)} values")
         newest = max(timestamps)
         if self._max_ts is None or newest > self._max_ts:
             self._max_ts = newest
-
-        def conflict(series_id: int, ts: int, stored: int, sent: int) -> Exception:
-            return _conflict(job.labels_of(series_id), ts, stored, sent)
-
-        kept = drop_stored_in_chunks(conn, rows, self._watermark, conflict)
-        if kept is rows:  # the usual case: every row goes in, generations straight from the columns
+        if min(timestamps) >= self._watermark:
+            # The usual case: every sample newer than the chunks, so none can be stored in one.
+            # Rows go from the columns to the statements without a tuple each.
             generations = list(map(schema.GENERATION_MS.__rfloordiv__, timestamps))
-            keyed = list(zip(generations, ids, timestamps, bits, strict=True))
+            count = len(generations)
+            columns: tuple[Sequence[int], ...] = (generations, ids, timestamps, bits)
+            rows: Sequence[tuple[int, int, int]] = ()
         else:
-            rows = kept
-            keyed = [(schema.generation(ts), series_id, ts, value) for series_id, ts, value in rows]
-            generations = [row[0] for row in keyed]
-        assert self._dialect is not None
+
+            def conflict(series_id: int, ts: int, stored: int, sent: int) -> Exception:
+                return _conflict(job.labels_of(series_id), ts, stored, sent)
+
+            given = list(zip(ids, timestamps, bits, strict=True))
+            rows = drop_stored_in_chunks(conn, given, self._watermark, conflict)
+            generations = [schema.generation(ts) for _, ts, _ in rows]
+            count = len(rows)
+            columns = (generations, *map(list, zip(*rows, strict=True))) if rows else ()
+        if not count:
+            return
         self._dialect.insert_ignore_rows(
             conn, schema.generations.name, ("generation",), [(g,) for g in sorted(set(generations))]
         )
-        inserted = self._dialect.insert_ignore_rows(conn, schema.samples.name, _SAMPLE_COLUMNS, keyed)
-        if inserted == len(rows):
+        inserted = self._dialect.insert_ignore_columns(conn, schema.samples.name, _SAMPLE_COLUMNS, columns)
+        if inserted == count:
             return
+        if not rows:
+            rows = list(zip(ids, timestamps, bits, strict=True))
         # Some samples were stored already (or sent twice): compare them bit for bit.
         wanted: dict[tuple[int, int], int] = {}
         for series_id, ts, value in rows:

@@ -414,6 +414,34 @@ def test_sqlite_bulk_insert_covers_every_row_once(tmp_path: Path, count: int) ->
     assert [tuple(row) for row in stored] == [*rows, (0, count + 5, 1)]
 
 
+@pytest.mark.parametrize("count", [1, 2, 3, 511, 512, 513, 1000, 2001])
+def test_sqlite_bulk_insert_from_columns_covers_every_row_once(tmp_path: Path, count: int) -> None:
+    """The same rows given as columns (lists, arrays, memoryviews) insert as given as rows."""
+    from array import array
+
+    from sqlalchemy import create_engine
+
+    from remote_storage.backends.sql import _Dialect
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'columns.db'}")
+    rows = [(n % 7, n, n * 3) for n in range(count)]
+    columns = (
+        [a for a, _, _ in rows],
+        array("q", [b for _, b, _ in rows]),
+        memoryview(array("q", [c for *_, c in rows])),
+    )
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (a INTEGER, b INTEGER PRIMARY KEY, c INTEGER)")
+        dialect = _Dialect("sqlite")
+        assert dialect.insert_ignore_columns(conn, "t", ("a", "b", "c"), columns) == count
+        assert (
+            dialect.insert_ignore_columns(conn, "t", ("a", "b", "c"), ([0, 0], [0, count + 5], [0, 1])) == 1
+        )
+        stored = conn.exec_driver_sql("SELECT a, b, c FROM t ORDER BY b").fetchall()
+    engine.dispose()
+    assert [tuple(row) for row in stored] == [*rows, (0, count + 5, 1)]
+
+
 def test_schema_1_databases_are_upgraded_in_place(sql_storage_url: str) -> None:
     """A database of schema 1 (rows keyed by series and time) opens as schema 2 with every sample."""
     from sqlalchemy import create_engine
