@@ -515,7 +515,12 @@ class SQLStorage(RemoteStorage):
                         self._jobs.put(None)  # finish this group, then stop
                         break
                     group.append(more)
-                conn = self._run_group(conn, group)
+                # A job whose caller gave up while it waited (its future cancelled: the request
+                # was cancelled) is left out; the others can no longer be cancelled, so each is
+                # answered once it committed or failed.
+                group = [job for job in group if job.future.set_running_or_notify_cancel()]
+                if group:
+                    conn = self._run_group(conn, group)
         finally:
             conn.close()
 

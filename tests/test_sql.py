@@ -618,3 +618,41 @@ def test_a_sample_both_in_a_row_and_in_a_chunk_is_read_once(tmp_path: Path) -> N
 
     run(read)
     assert count_rows(path, "rs_samples") == 0
+
+
+def test_a_write_cancelled_while_queued_is_left_out_and_the_writer_goes_on(tmp_path: Path) -> None:
+    import threading
+
+    from remote_storage.backends.sql import _Job
+
+    async def body() -> None:
+        storage = SQLStorage.from_url(f"sqlite:///{tmp_path}/d.db")
+        await storage.start()
+        try:
+            started, release = threading.Event(), threading.Event()
+
+            def hold(conn: Any, job: Any) -> None:
+                started.set()
+                release.wait(30)
+
+            # Hold the writer thread so that the next write waits in the queue.
+            blocker = storage._submit(_Job(hold))
+            assert await asyncio.to_thread(started.wait, 30)
+            cancelled = asyncio.create_task(
+                storage.write(Context(), WriteRequest([make_series({"__name__": "gone"}, [(1, 1.0)])]))
+            )
+            await asyncio.sleep(0.05)
+            cancelled.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await cancelled
+            release.set()
+            await asyncio.wrap_future(blocker)
+            kept = make_series({"__name__": "kept"}, [(2, 2.0)])
+            await asyncio.wait_for(storage.write(Context(), WriteRequest([kept])), timeout=30)
+            everything = Matcher.parse("__name__", "=~", ".+")
+            assert snapshot(await run_query(storage, everything)) == snapshot([kept])
+            assert storage._writer is not None and storage._writer.is_alive()
+        finally:
+            await storage.close()
+
+    run(body)
