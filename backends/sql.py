@@ -103,6 +103,10 @@ MAX_CACHED_IDS = 4_000_000
 #: 480 samples against 0.2 at Prometheus' 120, and larger chunks compress a little better. Any
 #: count up to 65,535 is a valid XOR chunk for every reader of streamed remote read.
 CHUNK_SAMPLES = 480
+#: Transactions a group of writes gets when PostgreSQL aborts it for a deadlock or a serialization
+#: conflict with another process (SQLSTATE 40P01, 40001).
+GROUP_ATTEMPTS = 4
+_RETRIED_STATES = frozenset({"40P01", "40001"})
 #: Series fetched per read query round trip.
 READ_BATCH = 500
 #: PostgreSQL advisory lock key held while the schema is checked or created.
@@ -525,36 +529,38 @@ class SQLStorage(RemoteStorage):
             conn.close()
 
     def _run_group(self, conn: Connection, group: list[_Job]) -> Connection:
-        """Apply a group of jobs in one transaction; return the connection to use next."""
-        outcomes: list[BaseException | None] = [None] * len(group)
-        new_ids: _Ids = {}
-        try:
-            with conn.begin():
-                self._watermark = read_watermark(conn)
-                for job in group:
-                    if job.keys:
-                        self._resolve_series(conn, job, new_ids)
-                for index, job in enumerate(group):
-                    savepoint = conn.begin_nested()
-                    try:
-                        job.apply(conn, job)
-                    except SampleConflict as exc:
-                        savepoint.rollback()
-                        outcomes[index] = exc
-                    else:
-                        savepoint.commit()
-        except Exception as exc:
-            log.error("write transaction failed: %s", exc)
-            error = _unavailable(exc)
-            for job in group:
-                job.future.set_exception(error)
-            # Start the next group on a fresh connection: this one may be broken.
-            assert self._engine is not None
+        """Apply a group of jobs in one transaction; return the connection to use next.
+
+        A transaction PostgreSQL aborted to break a deadlock or a serialization
+        conflict with another process (``serve --workers``, replicas: two
+        writers adding the same new series or generation in another order) is
+        run again, up to ``GROUP_ATTEMPTS`` times, before its writes fail.
+        """
+        hints = [list(job.ids) for job in group]
+        for attempt in range(1, GROUP_ATTEMPTS + 1):
             try:
-                conn.close()
-            except Exception:
-                log.debug("closing the failed connection", exc_info=True)
-            return self._engine.connect()
+                outcomes, new_ids = self._attempt_group(conn, group)
+                break
+            except Exception as exc:
+                retry = attempt < GROUP_ATTEMPTS and _sqlstate(exc) in _RETRIED_STATES
+                if retry:
+                    log.warning("write transaction aborted (%s); running it again", _first_line(exc))
+                else:
+                    log.error("write transaction failed: %s", exc)
+                # Start again on a fresh connection: this one may be broken.
+                assert self._engine is not None
+                try:
+                    conn.close()
+                except Exception:
+                    log.debug("closing the failed connection", exc_info=True)
+                conn = self._engine.connect()
+                if not retry:
+                    error = _unavailable(exc)
+                    for job in group:
+                        job.future.set_exception(error)
+                    return conn
+                for job, hint in zip(group, hints, strict=True):  # ids made by the aborted transaction
+                    job.ids = list(hint)  # went with it
         added = sum(map(len, new_ids.values()))
         if self._cached + added > MAX_CACHED_IDS:
             self._ids.clear()  # start over rather than grow without bound; ids are re-read on demand
@@ -568,6 +574,26 @@ class SQLStorage(RemoteStorage):
             else:
                 job.future.set_exception(outcome)
         return conn
+
+    def _attempt_group(self, conn: Connection, group: list[_Job]) -> tuple[list[BaseException | None], _Ids]:
+        """One transaction of a group: (each job's sample conflict or None, series ids it created)."""
+        outcomes: list[BaseException | None] = [None] * len(group)
+        new_ids: _Ids = {}
+        with conn.begin():
+            self._watermark = read_watermark(conn)
+            for job in group:
+                if job.keys:
+                    self._resolve_series(conn, job, new_ids)
+            for index, job in enumerate(group):
+                savepoint = conn.begin_nested()
+                try:
+                    job.apply(conn, job)
+                except SampleConflict as exc:
+                    savepoint.rollback()
+                    outcomes[index] = exc
+                else:
+                    savepoint.commit()
+        return outcomes, new_ids
 
     def _resolve_series(self, conn: Connection, job: _Job, new_ids: _Ids) -> None:
         """Fill ``job.ids``: look each series up by encoding key, then label set; create the missing."""
@@ -950,7 +976,7 @@ class SQLStorage(RemoteStorage):
             counts: list[int] = []
 
             def job(conn: Connection, _job: _Job, low: int = low, counts: list[int] = counts) -> None:
-                counts.append(work(conn, low, low + slice_size))
+                counts[:] = [work(conn, low, low + slice_size)]  # once, even when the group runs again
 
             await asyncio.wrap_future(self._submit(_Job(job)))
             total += sum(counts)
@@ -1018,6 +1044,18 @@ def _newest_row(conn: Connection) -> int | None:
     newest = select(func.max(s.c.ts)).where(s.c.generation == newest_generation)
     value = conn.execute(newest).scalar_one_or_none()
     return None if value is None else int(value)
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error (PostgreSQL), else None."""
+    orig = getattr(exc, "orig", None)
+    state = getattr(orig, "sqlstate", None)
+    return state if isinstance(state, str) else None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _unavailable(exc: Exception) -> StorageUnavailable:

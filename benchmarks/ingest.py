@@ -411,6 +411,13 @@ def main() -> int:
                 )
                 if target not in best or result.rate > best[target].rate:
                     best[target] = result
+                if result.errors:  # what the server said about them, before its log goes
+                    for log in sorted(work.glob("*.log")):
+                        lines = log.read_text(errors="replace").splitlines()
+                        said = [line for line in lines if "ERROR" in line or "WARNING" in line]
+                        print(f"{log.name}: {len(said)} warnings and errors, the last ones:", file=sys.stderr)
+                        for line in said[-20:]:
+                            print(f"  {line[:300]}", file=sys.stderr)
                 shutil.rmtree(work, ignore_errors=True)
     print_table(best, args)
     return 0

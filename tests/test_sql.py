@@ -656,3 +656,52 @@ def test_a_write_cancelled_while_queued_is_left_out_and_the_writer_goes_on(tmp_p
             await storage.close()
 
     run(body)
+
+
+@pytest.mark.postgres
+def test_a_group_postgresql_aborts_for_a_deadlock_runs_again(postgres_url: str) -> None:
+    """Writes grouped with a transaction PostgreSQL aborted (SQLSTATE 40P01) are stored, not failed."""
+    import threading
+
+    from remote_storage.backends.sql import _Job
+
+    attempts: list[int] = []
+
+    def deadlocked_once(conn: Any, job: Any) -> None:
+        attempts.append(1)
+        if len(attempts) == 1:  # what PostgreSQL raises in the transaction it picks to break a deadlock
+            conn.exec_driver_sql("DO $$ BEGIN RAISE EXCEPTION 'deadlock' USING ERRCODE = '40P01'; END $$")
+
+    async def body() -> None:
+        storage = SQLStorage.from_url(postgres_url)
+        await storage.start()
+        try:
+            started, release = threading.Event(), threading.Event()
+
+            def hold(conn: Any, job: Any) -> None:
+                started.set()
+                release.wait(30)
+
+            blocker = storage._submit(_Job(hold))
+            assert await asyncio.to_thread(started.wait, 30)
+            # Queued behind the blocker, so that both run in the next group.
+            new_series = make_series({"__name__": "new", "n": "1"}, [(5, 0.5)])
+            write = asyncio.create_task(storage.write(Context(), WriteRequest([new_series])))
+            await asyncio.sleep(0.05)
+            failing = storage._submit(_Job(deadlocked_once))
+            release.set()
+            await asyncio.wrap_future(blocker)
+            await asyncio.wait_for(asyncio.wrap_future(failing), timeout=30)
+            await asyncio.wait_for(write, timeout=30)
+            assert len(attempts) == 2
+            found = await run_query(storage, Matcher.parse("__name__", "=", "new"))
+            assert snapshot(found) == snapshot([new_series])
+            # The series id made by the aborted transaction is forgotten: the next write finds the stored one.
+            again = make_series({"__name__": "new", "n": "1"}, [(6, 0.75)])
+            await storage.write(Context(), WriteRequest([again]))
+            (series,) = await run_query(storage, Matcher.parse("__name__", "=", "new"))
+            assert list(series.timestamps) == [5, 6]
+        finally:
+            await storage.close()
+
+    run(body)
