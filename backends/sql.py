@@ -48,7 +48,6 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -164,11 +163,21 @@ class _Dialect:
     def insert_ignore(self, table: Any) -> Any:
         return self.insert(table).on_conflict_do_nothing()
 
-    @staticmethod
+    @classmethod
     def _sqlite_rows(
-        conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+        cls, conn: Connection, table: str, names: Sequence[str], rows: Sequence[Sequence[Any]]
     ) -> int:
-        """Bulk "insert or ignore" as multi-row ``VALUES`` statements through the driver; new row count.
+        """:meth:`_sqlite_columns` for rows given as tuples."""
+        if not rows:
+            return 0
+        return cls._sqlite_columns(conn, table, names, list(zip(*rows, strict=True)))
+
+    @staticmethod
+    def _sqlite_columns(
+        conn: Connection, table: str, names: Sequence[str], columns: Sequence[Sequence[Any]]
+    ) -> int:
+        """Bulk "insert or ignore" of rows given as columns of equal length, through the driver, as
+        multi-row ``VALUES`` statements; returns the count of new rows.
 
         Not ``executemany``: it hands the interpreter lock back and forth once
         per row, and while the event loop thread decodes the next request the
@@ -177,37 +186,13 @@ class _Dialect:
         statements to 27%). A statement of N rows binds them all and then runs
         with the lock released. Statements have power-of-two row counts, so a
         handful of texts covers every size and the driver's statement cache
-        keeps them compiled.
+        keeps them compiled. Each statement's parameters are laid out by slice
+        assignments, one per column, which the interpreter does in C: no tuple
+        per row.
         """
-        driver = conn.connection.driver_connection
-        width = len(columns)
-        variables = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)  # type: ignore[union-attr]
-        most = min(SQLITE_ROWS_PER_STATEMENT, variables // width)
-        size = 1 << (max(most, 1).bit_length() - 1)
-        cursor = driver.cursor()  # type: ignore[union-attr]
-        inserted = 0
-        try:
-            start, count = 0, len(rows)
-            while start < count:
-                while size > count - start:
-                    size //= 2
-                parameters = list(chain.from_iterable(rows[start : start + size]))
-                cursor.execute(_values_statement(table, tuple(columns), size), parameters)
-                inserted += cursor.rowcount
-                start += size
-            return inserted
-        finally:
-            cursor.close()
-
-    @staticmethod
-    def _sqlite_columns(
-        conn: Connection, table: str, names: Sequence[str], columns: Sequence[Sequence[Any]]
-    ) -> int:
-        """:meth:`_sqlite_rows` for rows given as columns of equal length: no tuple per row.
-
-        Each statement's parameters are laid out by slice assignments, one per
-        column, which the interpreter does in C.
-        """
+        count = len(columns[0]) if columns else 0
+        if not count:
+            return 0
         driver = conn.connection.driver_connection
         width = len(names)
         variables = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)  # type: ignore[union-attr]
@@ -216,7 +201,7 @@ class _Dialect:
         cursor = driver.cursor()  # type: ignore[union-attr]
         inserted = 0
         try:
-            start, count = 0, len(columns[0])
+            start = 0
             while start < count:
                 while size > count - start:
                     size //= 2
