@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import sqlite3
-from collections.abc import Callable, Coroutine
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -620,33 +622,40 @@ def test_a_sample_both_in_a_row_and_in_a_chunk_is_read_once(tmp_path: Path) -> N
     assert count_rows(path, "rs_samples") == 0
 
 
-def test_a_write_cancelled_while_queued_is_left_out_and_the_writer_goes_on(tmp_path: Path) -> None:
-    import threading
-
+@contextlib.asynccontextmanager
+async def writer_held(storage: SQLStorage) -> AsyncIterator[None]:
+    """Keep the writer thread busy inside the block: writes submitted meanwhile wait in its queue,
+    and are taken as one group when the block ends."""
     from remote_storage.backends.sql import _Job
 
+    started, release = threading.Event(), threading.Event()
+
+    def hold(conn: Any, job: Any) -> None:
+        started.set()
+        release.wait(30)
+
+    blocker = storage._submit(_Job(hold))
+    try:
+        assert await asyncio.to_thread(started.wait, 30)
+        yield
+    finally:
+        release.set()
+        await asyncio.wrap_future(blocker)
+
+
+def test_a_write_cancelled_while_queued_is_left_out_and_the_writer_goes_on(tmp_path: Path) -> None:
     async def body() -> None:
         storage = SQLStorage.from_url(f"sqlite:///{tmp_path}/d.db")
         await storage.start()
         try:
-            started, release = threading.Event(), threading.Event()
-
-            def hold(conn: Any, job: Any) -> None:
-                started.set()
-                release.wait(30)
-
-            # Hold the writer thread so that the next write waits in the queue.
-            blocker = storage._submit(_Job(hold))
-            assert await asyncio.to_thread(started.wait, 30)
-            cancelled = asyncio.create_task(
-                storage.write(Context(), WriteRequest([make_series({"__name__": "gone"}, [(1, 1.0)])]))
-            )
-            await asyncio.sleep(0.05)
-            cancelled.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await cancelled
-            release.set()
-            await asyncio.wrap_future(blocker)
+            async with writer_held(storage):
+                cancelled = asyncio.create_task(
+                    storage.write(Context(), WriteRequest([make_series({"__name__": "gone"}, [(1, 1.0)])]))
+                )
+                await asyncio.sleep(0.05)
+                cancelled.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await cancelled
             kept = make_series({"__name__": "kept"}, [(2, 2.0)])
             await asyncio.wait_for(storage.write(Context(), WriteRequest([kept])), timeout=30)
             everything = Matcher.parse("__name__", "=~", ".+")
@@ -661,8 +670,6 @@ def test_a_write_cancelled_while_queued_is_left_out_and_the_writer_goes_on(tmp_p
 @pytest.mark.postgres
 def test_a_group_postgresql_aborts_for_a_deadlock_runs_again(postgres_url: str) -> None:
     """Writes grouped with a transaction PostgreSQL aborted (SQLSTATE 40P01) are stored, not failed."""
-    import threading
-
     from remote_storage.backends.sql import _Job
 
     attempts: list[int] = []
@@ -676,21 +683,11 @@ def test_a_group_postgresql_aborts_for_a_deadlock_runs_again(postgres_url: str) 
         storage = SQLStorage.from_url(postgres_url)
         await storage.start()
         try:
-            started, release = threading.Event(), threading.Event()
-
-            def hold(conn: Any, job: Any) -> None:
-                started.set()
-                release.wait(30)
-
-            blocker = storage._submit(_Job(hold))
-            assert await asyncio.to_thread(started.wait, 30)
-            # Queued behind the blocker, so that both run in the next group.
             new_series = make_series({"__name__": "new", "n": "1"}, [(5, 0.5)])
-            write = asyncio.create_task(storage.write(Context(), WriteRequest([new_series])))
-            await asyncio.sleep(0.05)
-            failing = storage._submit(_Job(deadlocked_once))
-            release.set()
-            await asyncio.wrap_future(blocker)
+            async with writer_held(storage):  # both queued: they run in one group
+                write = asyncio.create_task(storage.write(Context(), WriteRequest([new_series])))
+                await asyncio.sleep(0.05)
+                failing = storage._submit(_Job(deadlocked_once))
             await asyncio.wait_for(asyncio.wrap_future(failing), timeout=30)
             await asyncio.wait_for(write, timeout=30)
             assert len(attempts) == 2
