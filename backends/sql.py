@@ -753,8 +753,6 @@ class SQLStorage(RemoteStorage):
         self, conn: Connection, job: _Job, ids: Sequence[int], timestamps: Sequence[int], bits: Sequence[int]
     ) -> None:
         assert self._dialect is not None
-        if len(ids) != len(timestamps) or len(ids) != len(bits):
-            raise ValueError(f"{len(ids)} series ids for {len(timestamps)} timestamps and {len(bits)} values")
         newest = max(timestamps)
         if self._max_ts is None or newest > self._max_ts:
             self._max_ts = newest
