@@ -1,6 +1,7 @@
 /* The XOR chunk codec of chunks.py and the protobuf records of remote read, in C.
  *
  *   encode_chunk(timestamps, values) -> bytes or None
+ *   pack_chunk(timestamps, values) -> bytes or None
  *   decode_chunk(data) -> (array('q'), array('d')) or None
  *   encode_samples(timestamps, values) -> bytes
  *   encode_labels(labels) -> bytes
@@ -298,8 +299,13 @@ typedef struct {
     int trailing;
 } xor_window;
 
+/* A forced window of the plan (pack_chunk): the value starts a window with these
+ * leading and trailing zero counts instead of the greedy choice. 0: no force. */
+#define FORCED 0x8000
+#define forced_window(leading, trailing) ((uint16_t)(FORCED | ((leading) << 6) | (trailing)))
+
 static inline void
-put_value(bit_writer *w, xor_window *window, uint64_t x)
+put_value(bit_writer *w, xor_window *window, uint64_t x, uint16_t forced)
 {
     if (x == 0) {
         put_bits(w, 0, 1);
@@ -309,11 +315,15 @@ put_value(bit_writer *w, xor_window *window, uint64_t x)
     if (lz > 31) {
         lz = 31; /* the field has 5 bits; the extra zeros travel in the payload */
     }
-    const int tz = count_trailing_zeros(x);
-    if (lz >= window->leading && tz >= window->trailing) {
+    int tz = count_trailing_zeros(x);
+    if (!forced && lz >= window->leading && tz >= window->trailing) {
         put_bits(w, 0x2, 2);
         put_bits(w, x >> window->trailing, 64 - window->leading - window->trailing);
         return;
+    }
+    if (forced) {
+        lz = (forced >> 6) & 0x1F;
+        tz = forced & 0x3F;
     }
     window->leading = lz;
     window->trailing = tz;
@@ -322,10 +332,86 @@ put_value(bit_writer *w, xor_window *window, uint64_t x)
     put_bits(w, x >> tz, sig);
 }
 
+/* How far back the plan looks for the start of a window, in values that are
+ * not equal to the one before them. Longer windows save at most 11 bits per
+ * this many values; the search costs this many steps per value. */
+#define PLAN_LOOKBACK 32
+
+/* The window plan of pack_chunk for the n >= 2 values of vs: plan[i] is the
+ * window that value i starts (forced_window) or 0 where it keeps the current one.
+ *
+ * Each value that differs from the one before costs 2 bits plus the window's
+ * width when it keeps the window, and 13 bits plus the width when it starts
+ * one; a window must cover every value it carries. So the cheapest stream is
+ * the cheapest cut of those values into runs, each run written with the
+ * narrowest window covering it: dynamic programming over where the last run
+ * starts. cost[j] is the fewest bits for the first j values, run[j] the start
+ * of the last run in that answer. Ties go to the latest start, as in the
+ * Python twin. -1 without memory. */
+static int
+plan_windows(const column *vs, Py_ssize_t n, uint16_t *plan)
+{
+    Py_ssize_t m = 0; /* values that differ from the one before */
+    int32_t *where = PyMem_Malloc((size_t)n * sizeof *where);
+    unsigned char *zeros = PyMem_Malloc((size_t)n * 2);
+    int64_t *cost = PyMem_Malloc((size_t)n * sizeof *cost);
+    int32_t *run = PyMem_Malloc((size_t)n * sizeof *run);
+    uint16_t *window = PyMem_Malloc((size_t)n * sizeof *window);
+    int ok = where != NULL && zeros != NULL && cost != NULL && run != NULL && window != NULL;
+    if (ok) {
+        uint64_t v = column_item(vs, 0);
+        for (Py_ssize_t i = 1; i < n; i++) {
+            const uint64_t vn = column_item(vs, i);
+            const uint64_t x = vn ^ v;
+            v = vn;
+            plan[i] = 0;
+            if (x != 0) {
+                const int lz = count_leading_zeros(x);
+                where[m] = (int32_t)i;
+                zeros[2 * m] = (unsigned char)(lz > 31 ? 31 : lz);
+                zeros[2 * m + 1] = (unsigned char)count_trailing_zeros(x);
+                m++;
+            }
+        }
+        plan[0] = 0;
+        cost[0] = 0;
+        for (Py_ssize_t j = 1; j <= m; j++) {
+            int leading = 31, trailing = 63;
+            int64_t best = INT64_MAX;
+            const Py_ssize_t stop = j > PLAN_LOOKBACK ? j - PLAN_LOOKBACK : 0;
+            for (Py_ssize_t i = j - 1; i >= stop; i--) {
+                if (zeros[2 * i] < leading) {
+                    leading = zeros[2 * i];
+                }
+                if (zeros[2 * i + 1] < trailing) {
+                    trailing = zeros[2 * i + 1];
+                }
+                const int64_t bits = cost[i] + 11 + (int64_t)(j - i) * (66 - leading - trailing);
+                if (bits < best) {
+                    best = bits;
+                    run[j] = (int32_t)i;
+                    window[j] = forced_window(leading, trailing);
+                }
+            }
+            cost[j] = best;
+        }
+        for (Py_ssize_t j = m; j > 0; j = run[j]) {
+            plan[where[run[j]]] = window[j];
+        }
+    }
+    PyMem_Free(where);
+    PyMem_Free(zeros);
+    PyMem_Free(cost);
+    PyMem_Free(run);
+    PyMem_Free(window);
+    return ok ? 0 : -1;
+}
+
 /* Encode n >= 1 samples into out (chunk_bound(n) bytes); the chunk's size, or -1
- * when the timestamps are not strictly increasing. */
+ * when the timestamps are not strictly increasing. plan: NULL for Prometheus'
+ * greedy windows, else the windows of plan_windows. */
 static Py_ssize_t
-encode_xor(const column *ts, const column *vs, Py_ssize_t n, unsigned char *out)
+encode_xor(const column *ts, const column *vs, Py_ssize_t n, const uint16_t *plan, unsigned char *out)
 {
     bit_writer w = {out, 0, 0};
     put_bits(&w, (uint64_t)n, 16);
@@ -343,7 +429,7 @@ encode_xor(const column *ts, const column *vs, Py_ssize_t n, unsigned char *out)
         put_uvarint_bits(&w, delta);
         const uint64_t v1 = column_item(vs, 1);
         xor_window window = {WINDOW_UNSET, 0};
-        put_value(&w, &window, v1 ^ v);
+        put_value(&w, &window, v1 ^ v, plan ? plan[1] : 0);
         t = t1;
         v = v1;
         for (Py_ssize_t i = 2; i < n; i++) {
@@ -371,7 +457,7 @@ encode_xor(const column *ts, const column *vs, Py_ssize_t n, unsigned char *out)
                 put_bits(&w, field, 64);
             }
             const uint64_t vn = column_item(vs, i);
-            put_value(&w, &window, vn ^ v);
+            put_value(&w, &window, vn ^ v, plan ? plan[i] : 0);
             t = tn;
             delta = d;
             v = vn;
@@ -391,11 +477,12 @@ PyDoc_STRVAR(encode_chunk_doc,
 "cannot form a chunk (lengths differ, more than 65535 samples, timestamps not\n"
 "strictly increasing): the caller reports that.");
 
+/* encode_chunk and pack_chunk: plan_windows runs when pack is set. */
 static PyObject *
-encode_chunk(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+encode_columns(const char *function, PyObject *const *args, Py_ssize_t nargs, int pack)
 {
     column ts, vs;
-    if (columns_get("encode_chunk", args, nargs, &ts, &vs) < 0) {
+    if (columns_get(function, args, nargs, &ts, &vs) < 0) {
         return NULL;
     }
     PyObject *result = NULL;
@@ -410,19 +497,41 @@ encode_chunk(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
         unsigned char stack[STACK_CHUNK_BYTES];
         const size_t bound = chunk_bound(n);
         unsigned char *out = bound <= sizeof stack ? stack : PyMem_Malloc(bound);
-        if (out == NULL) {
+        uint16_t *plan = pack && n > 1 ? PyMem_Malloc((size_t)n * sizeof *plan) : NULL;
+        if (out == NULL || (pack && n > 1 && (plan == NULL || plan_windows(&vs, n, plan) < 0))) {
             PyErr_NoMemory();
         }
         else {
-            const Py_ssize_t size = encode_xor(&ts, &vs, n, out);
+            const Py_ssize_t size = encode_xor(&ts, &vs, n, plan, out);
             result = size < 0 ? Py_NewRef(Py_None) : PyBytes_FromStringAndSize((const char *)out, size);
-            if (out != stack) {
-                PyMem_Free(out);
-            }
         }
+        if (out != stack) {
+            PyMem_Free(out);
+        }
+        PyMem_Free(plan);
     }
     columns_release(&ts, &vs);
     return result;
+}
+
+static PyObject *
+encode_chunk(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    return encode_columns("encode_chunk", args, nargs, 0);
+}
+
+PyDoc_STRVAR(pack_chunk_doc,
+"pack_chunk(timestamps, values, /)\n"
+"--\n"
+"\n"
+"Encode samples as the smallest XOR chunk, as remote_storage.chunks.pack_chunk does.\n"
+"\n"
+"The arguments and None are those of encode_chunk.");
+
+static PyObject *
+pack_chunk(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    return encode_columns("pack_chunk", args, nargs, 1);
 }
 
 /* -- XOR chunk decoder -------------------------------------------------------------- */
@@ -1180,6 +1289,7 @@ done:
 
 static PyMethodDef codec_methods[] = {
     {"encode_chunk", (PyCFunction)(void (*)(void))encode_chunk, METH_FASTCALL, encode_chunk_doc},
+    {"pack_chunk", (PyCFunction)(void (*)(void))pack_chunk, METH_FASTCALL, pack_chunk_doc},
     {"decode_chunk", decode_chunk, METH_O, decode_chunk_doc},
     {"encode_samples", (PyCFunction)(void (*)(void))encode_samples, METH_FASTCALL, encode_samples_doc},
     {"encode_labels", encode_labels, METH_O, encode_labels_doc},

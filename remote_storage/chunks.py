@@ -22,8 +22,17 @@ are::
     >>> [(c.min_time, c.max_time, c.count) for c in split_into_chunks(range(0, 5000, 1000), [0.0] * 5, 2)]
     [(0, 1000, 2), (2000, 3000, 2), (4000, 4000, 1)]
 
-There are two implementations of :func:`encode_chunk` and :func:`decode_chunk`
-(and so of :func:`split_into_chunks`), with the same results for every input:
+The format leaves the encoder one choice: whether a value keeps the window
+of significant bits of the value before (when it fits) or starts a new one.
+:func:`encode_chunk` chooses as Prometheus does, keeping a window as long as
+the values fit, which is what the golden bytes of the protocol show.
+:func:`pack_chunk` chooses the windows that make the chunk smallest; any XOR
+decoder reads its chunks back, and counters and gauges take about a tenth
+fewer bytes.
+
+There are two implementations of :func:`encode_chunk`, :func:`pack_chunk`
+and :func:`decode_chunk` (and so of :func:`split_into_chunks`), with the
+same results for every input:
 the C extension ``remote_storage._codec``, which ``pip install`` builds when a
 C compiler is available, and the pure Python below, the reference. The choice
 is made once, at import, and :data:`IMPLEMENTATION` says which is in use
@@ -50,6 +59,7 @@ import struct
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import islice, repeat
 from operator import index
 from typing import Any, Protocol, TypeAlias, cast
 
@@ -58,6 +68,7 @@ from remote_storage.varint import encode_uvarint
 __all__ = [
     "IMPLEMENTATION",
     "MAX_SAMPLES",
+    "PACK_STORED_CHUNKS",
     "SAMPLES_PER_CHUNK",
     "Chunk",
     "ChunkDecodeError",
@@ -66,6 +77,7 @@ __all__ = [
     "chunk_samples",
     "decode_chunk",
     "encode_chunk",
+    "pack_chunk",
     "split_into_chunks",
 ]
 
@@ -269,8 +281,15 @@ class XORChunkEncoder:
         """Add samples in order; all are added or, on ValueError, none."""
         self._extend(*_samples(timestamps, values), 0)
 
-    def _extend(self, ts: Sequence[int], bits: Sequence[int], first_index: int) -> None:
-        """Encode samples given as int64 timestamps and value bit patterns (the hot path)."""
+    def _extend(
+        self, ts: Sequence[int], bits: Sequence[int], first_index: int, plan: Iterable[int] = repeat(0)
+    ) -> None:
+        """Encode samples given as int64 timestamps and value bit patterns (the hot path).
+
+        ``plan`` forces windows (:func:`_plan_windows`, for :func:`pack_chunk`):
+        one item per sample, ``_FORCED | (leading << 6) | trailing`` for a
+        value that starts that window, 0 where the greedy choice stands.
+        """
         n = len(ts)
         count = self._count
         if count + n > MAX_SAMPLES:
@@ -302,7 +321,11 @@ class XORChunkEncoder:
                 raise self._unordered_error(ts, first_index)
             out += encode_uvarint(delta)
             nacc = -1
-        for tn, vn in zip(ts[start:] if start else ts, bits[start:] if start else bits, strict=True):
+        rest_ts, rest_bits = (ts[start:], bits[start:]) if start else (ts, bits)
+        if start:
+            plan = islice(plan, start, None)
+        # ts and bits pair up (checked before); plan may be endless
+        for tn, vn, forced in zip(rest_ts, rest_bits, plan, strict=False):
             d = tn - t
             if d <= 0:
                 break
@@ -324,11 +347,13 @@ class XORChunkEncoder:
                 if lz > 31:
                     lz = 31
                 tz = (x & -x).bit_length() - 1
-                if lz >= leading and tz >= trailing:
+                if lz >= leading and tz >= trailing and not forced:
                     sig = 64 - leading - trailing
                     b = (((b << 2) | 2) << sig) | (x >> trailing)
                     nb += 2 + sig
                 else:
+                    if forced:
+                        lz, tz = (forced >> 6) & 31, forced & 63
                     leading = lz
                     trailing = tz
                     sig = 64 - lz - tz
@@ -375,26 +400,101 @@ def _py_encode_chunk(timestamps: Iterable[int], values: Iterable[float]) -> byte
     return encoder.bytes()
 
 
+#: How far back :func:`pack_chunk` looks for the start of a window, in values
+#: that differ from the one before them (``PLAN_LOOKBACK`` in ``_codec.c``).
+_PLAN_LOOKBACK = 32
+#: The flag of a forced window in a plan (a window may be all zeros: leading 0, trailing 0).
+_FORCED = 0x8000
+
+
+def _plan_windows(bits: Sequence[int]) -> list[int]:
+    """The windows :func:`pack_chunk` forces, one item per value (see ``XORChunkEncoder._extend``).
+
+    A value that differs from the one before costs 2 bits plus the window's
+    width when it keeps the current window, and 13 bits plus the width when it
+    starts a new one; a window must cover every value it carries. The fewest
+    bits are therefore the cheapest cut of those values into runs, each
+    written with the narrowest window that covers all of it. ``cost[j]`` is
+    the fewest bits for the first ``j`` such values, found over where the
+    last run starts (at most :data:`_PLAN_LOOKBACK` values back); ties go to
+    the latest start, as in the C twin.
+    """
+    plan = [0] * len(bits)
+    where: list[int] = []
+    zeros: list[tuple[int, int]] = []
+    for i in range(1, len(bits)):
+        x = bits[i] ^ bits[i - 1]
+        if x:
+            where.append(i)
+            zeros.append((min(64 - x.bit_length(), 31), (x & -x).bit_length() - 1))
+    cost = [0]
+    run = [0]
+    window = [0]
+    for j in range(1, len(zeros) + 1):
+        leading, trailing, best = 31, 63, -1
+        for i in range(j - 1, max(j - _PLAN_LOOKBACK, 0) - 1, -1):
+            lz, tz = zeros[i]
+            leading = min(leading, lz)
+            trailing = min(trailing, tz)
+            bits_used = cost[i] + 11 + (j - i) * (66 - leading - trailing)
+            if best < 0 or bits_used < best:
+                best, start, forced = bits_used, i, _FORCED | (leading << 6) | trailing
+        cost.append(best)
+        run.append(start)
+        window.append(forced)
+    j = len(zeros)
+    while j:
+        plan[where[run[j]]] = window[j]
+        j = run[j]
+    return plan
+
+
+def _py_pack_chunk(timestamps: Iterable[int], values: Iterable[float]) -> bytes:
+    """Encode samples as the smallest XOR chunk :func:`decode_chunk` (and Prometheus) reads back.
+
+    The same samples as :func:`encode_chunk` writes, and a valid chunk for
+    every XOR decoder, but each run of values is written with the narrowest
+    window that covers it, where Prometheus' encoder keeps a window as long as
+    the values fit it. The arguments and errors are those of
+    :func:`encode_chunk`; it costs more time, and saves about a tenth of the
+    bytes of counters and gauges.
+
+    >>> values = [0.0, 1.0, 2.0, 3.0, 1e300, 1e300 + 1e284, 1e300 + 2e284]
+    >>> len(pack_chunk(range(0, 7000, 1000), values)) < len(encode_chunk(range(0, 7000, 1000), values))
+    True
+    """
+    ts, bits = _samples(timestamps, values)
+    encoder = XORChunkEncoder()
+    encoder._extend(ts, bits, 0, _plan_windows(bits))
+    return encoder.bytes()
+
+
 def split_into_chunks(
-    timestamps: Iterable[int], values: Iterable[float], max_samples: int = SAMPLES_PER_CHUNK
+    timestamps: Iterable[int],
+    values: Iterable[float],
+    max_samples: int = SAMPLES_PER_CHUNK,
+    *,
+    pack: bool = False,
 ) -> list[Chunk]:
     """Cut a series into consecutive chunks of at most ``max_samples`` samples each.
 
     Timestamps must be strictly increasing across the whole series. The
     chunks' samples, concatenated, are the input; no samples gives no chunks.
+    ``pack``: write them with :func:`pack_chunk` instead of :func:`encode_chunk`.
     """
     if not 1 <= max_samples <= MAX_SAMPLES:
         raise ValueError(f"max_samples must be between 1 and {MAX_SAMPLES}, got {max_samples}")
     ts, vs = as_columns(timestamps, values)
     if len(ts) != len(vs):
         raise _unpaired(len(ts), len(vs))
+    encode = pack_chunk if pack else encode_chunk
     chunks = []
     for lo in range(0, len(ts), max_samples):
         hi = min(lo + max_samples, len(ts))
         if lo and ts[lo] <= ts[lo - 1]:
             raise _unordered(lo, ts[lo], ts[lo - 1])
         try:
-            data = encode_chunk(ts[lo:hi], vs[lo:hi])
+            data = encode(ts[lo:hi], vs[lo:hi])
         except ValueError:  # unordered inside the piece: say where in the whole series
             i = lo + _first_unordered(ts[lo:hi], None)
             raise _unordered(i, ts[i], ts[i - 1]) from None
@@ -542,6 +642,7 @@ class Codec(Protocol):
     """
 
     def encode_chunk(self, timestamps: Column, values: Column, /) -> bytes | None: ...
+    def pack_chunk(self, timestamps: Column, values: Column, /) -> bytes | None: ...
     def decode_chunk(self, data: BytesLike, /) -> tuple[array[int], array[float]] | None: ...
     def encode_samples(self, timestamps: Column, values: Column, /) -> bytes: ...
     def encode_labels(self, labels: tuple[tuple[str, str], ...], /) -> bytes: ...
@@ -563,33 +664,51 @@ _Encode: TypeAlias = Callable[[Iterable[int], Iterable[float]], bytes]
 _Decode: TypeAlias = "Callable[[BytesLike], tuple[array[int], array[float]]]"
 
 
-def _c_functions(codec: Codec) -> tuple[_Encode, _Decode]:
+def _c_functions(codec: Codec) -> tuple[_Encode, _Encode, _Decode]:
     def _c_encode_chunk(timestamps: Iterable[int], values: Iterable[float]) -> bytes:
         ts, vs = as_columns(timestamps, values)
         data = codec.encode_chunk(ts, vs)
         return _py_encode_chunk(ts, vs) if data is None else data
+
+    def _c_pack_chunk(timestamps: Iterable[int], values: Iterable[float]) -> bytes:
+        ts, vs = as_columns(timestamps, values)
+        data = codec.pack_chunk(ts, vs)
+        return _py_pack_chunk(ts, vs) if data is None else data
 
     def _c_decode_chunk(data: BytesLike) -> tuple[array[int], array[float]]:
         found = codec.decode_chunk(data)
         return _py_decode_chunk(data) if found is None else found
 
     _c_encode_chunk.__doc__ = _py_encode_chunk.__doc__
+    _c_pack_chunk.__doc__ = _py_pack_chunk.__doc__
     _c_decode_chunk.__doc__ = _py_decode_chunk.__doc__
-    return _c_encode_chunk, _c_decode_chunk
+    return _c_encode_chunk, _c_pack_chunk, _c_decode_chunk
 
 
 #: The C extension when it is built, whichever implementation is in use: the
 #: tests run both side by side, and :mod:`remote_storage.protocol.read` and
 #: :mod:`remote_storage.protocol.streamed` take their record encoders from it.
 c_codec = _load_c()
-_c_encode_chunk, _c_decode_chunk = _c_functions(c_codec) if c_codec is not None else (None, None)
+_c_encode_chunk, _c_pack_chunk, _c_decode_chunk = (
+    _c_functions(c_codec) if c_codec is not None else (None, None, None)
+)
 encode_chunk: _Encode
+pack_chunk: _Encode
 decode_chunk: _Decode
 if (
     _c_encode_chunk is not None
+    and _c_pack_chunk is not None
     and _c_decode_chunk is not None
     and os.environ.get("REMOTE_STORAGE_PURE_PYTHON") != "1"
 ):
-    encode_chunk, decode_chunk, IMPLEMENTATION = _c_encode_chunk, _c_decode_chunk, "c"
+    encode_chunk, pack_chunk, decode_chunk = _c_encode_chunk, _c_pack_chunk, _c_decode_chunk
+    IMPLEMENTATION = "c"
 else:
-    encode_chunk, decode_chunk, IMPLEMENTATION = _py_encode_chunk, _py_decode_chunk, "python"
+    encode_chunk, pack_chunk, decode_chunk = _py_encode_chunk, _py_pack_chunk, _py_decode_chunk
+    IMPLEMENTATION = "python"
+
+#: Whether the backends write the chunks they keep with :func:`pack_chunk`: with
+#: the C extension, where packing takes about 40 ns a sample (6 times what
+#: :func:`encode_chunk` takes); not in pure Python, where it takes 20 times
+#: what encoding does, about 10 µs a sample.
+PACK_STORED_CHUNKS = IMPLEMENTATION == "c"

@@ -11,6 +11,7 @@ import doctest
 import random
 from array import array
 from collections.abc import Sequence
+from itertools import pairwise
 
 import pytest
 from hypothesis import given, settings
@@ -24,12 +25,13 @@ from remote_storage.chunks import (
     XORChunkEncoder,
     decode_chunk,
     encode_chunk,
+    pack_chunk,
     split_into_chunks,
 )
 from remote_storage.testing import MAX_TIME, MIN_TIME, SPECIAL_VALUES, STALE_NAN_BITS, bits, float_from_bits
 from tests.support import chunk_data
 from tests.support.chunk_data import floats
-from tests.support.xor_reference import ReferenceDecodeError, reference_decode
+from tests.support.xor_reference import ReferenceDecodeError, reference_decode, reference_value_bits
 
 # PROTOCOL.md 5.6 and 4.5, and Prometheus' read-handler test chunk.
 GOLDEN_4 = bytes.fromhex("00 04 d0 0f 3f f0 00 00 00 00 00 00 e8 07 c2 5f ff 6c 07 00 0b 40")
@@ -316,6 +318,86 @@ def test_fast_decoder_agrees_with_the_reference_on_random_series() -> None:
             patterns.append(rng.choice((rng.getrandbits(64), bits(float(rng.randint(0, 9))), STALE_NAN_BITS)))
         data = encode_chunk(timestamps, floats(patterns))
         assert decoded(data) == reference_decode(data) == (timestamps, patterns)
+
+
+# --- packed chunks --------------------------------------------------------------
+
+
+def smallest_value_bits(patterns: Sequence[int]) -> int:
+    """The fewest bits any XOR stream can spend on the values after the first, every window tried.
+
+    The search follows each window a value could start (any leading count up
+    to its own, at most 31, and any trailing count up to its own) and keeps the
+    cheapest way to be in each window after each value.
+    """
+    costs: dict[tuple[int, int] | None, int] = {None: 0}  # None: no window yet
+    for before, after in pairwise(patterns):
+        x = before ^ after
+        if not x:
+            costs = {window: spent + 1 for window, spent in costs.items()}
+            continue
+        lz, tz = min(64 - x.bit_length(), 31), (x & -x).bit_length() - 1
+        start = min(costs.values()) + 13 + 64
+        kept = {
+            window: spent + 2 + 64 - window[0] - window[1]
+            for window, spent in costs.items()
+            if window is not None and lz >= window[0] and tz >= window[1]
+        }
+        costs = {(lead, trail): start - lead - trail for lead in range(lz + 1) for trail in range(tz + 1)}
+        for window, spent in kept.items():
+            costs[window] = min(costs[window], spent)
+    return min(costs.values())
+
+
+def metric_series(max_size: int = 40) -> st.SearchStrategy[tuple[list[int], list[int]]]:
+    timestamps = st.one_of(ANY_TIMESTAMPS, SCRAPE_TIMESTAMPS).map(lambda ts: ts[:max_size])
+    return chunk_data.metric_series(timestamps)
+
+
+@given(st.one_of(series(), metric_series()))
+@settings(deadline=None)
+def test_packed_chunk_round_trips_and_is_never_larger(samples: tuple[list[int], list[int]]) -> None:
+    timestamps, patterns = samples
+    packed = pack_chunk(timestamps, floats(patterns))
+    assert decoded(packed) == reference_decode(packed) == (timestamps, patterns)
+    greedy = encode_chunk(timestamps, floats(patterns))
+    assert reference_value_bits(packed) <= reference_value_bits(greedy)
+    assert len(packed) <= len(greedy)
+    assert packed[:2] == greedy[:2]  # the same count, and the timestamps are written alike
+
+
+@given(st.one_of(series(), metric_series()).filter(lambda s: len(s[0]) <= 33))
+@settings(deadline=None, max_examples=150)
+def test_packed_values_take_the_fewest_bits_any_encoder_can(samples: tuple[list[int], list[int]]) -> None:
+    # Up to 33 samples, every window the packer could keep is within its lookback.
+    timestamps, patterns = samples
+    packed = pack_chunk(timestamps, floats(patterns))
+    assert reference_value_bits(packed) == smallest_value_bits(patterns)
+
+
+def test_packing_shrinks_a_counter_that_prometheus_windows_waste_bits_on() -> None:
+    # A counter that starts at 0: its first steps need wide windows, which greedy keeps for
+    # every later step, each needing far fewer bits.
+    rng = random.Random(7)
+    values = [0.0]
+    for _ in range(479):
+        values.append(values[-1] + rng.randint(0, 40))
+    timestamps = list(range(0, 480 * 15_000, 15_000))
+    packed, greedy = pack_chunk(timestamps, values), encode_chunk(timestamps, values)
+    assert decoded(packed) == (timestamps, value_bits(values))
+    assert len(packed) < 0.95 * len(greedy)
+    assert reference_value_bits(packed) == smallest_value_bits(value_bits(values))
+
+
+@given(metric_series(), st.integers(1, 10))
+@settings(deadline=None)
+def test_split_into_packed_chunks(samples: tuple[list[int], list[int]], max_samples: int) -> None:
+    timestamps, patterns = samples
+    parts = split_into_chunks(timestamps, floats(patterns), max_samples, pack=True)
+    assert [chunk.data for chunk in parts] == [
+        pack_chunk(timestamps[lo : lo + max_samples], floats(patterns[lo : lo + max_samples]))
+        for lo in range(0, len(timestamps), max_samples)
+    ]
 
 
 # --- errors ---------------------------------------------------------------------

@@ -32,8 +32,10 @@ from remote_storage.chunks import (
     ChunkDecodeError,
     _c_decode_chunk,
     _c_encode_chunk,
+    _c_pack_chunk,
     _py_decode_chunk,
     _py_encode_chunk,
+    _py_pack_chunk,
     c_codec,
 )
 from remote_storage.protocol import histograms, read, streamed
@@ -59,6 +61,11 @@ def codec() -> chunks.Codec:
 def c_encode(timestamps: Any, values: Any) -> bytes:
     assert _c_encode_chunk is not None
     return _c_encode_chunk(timestamps, values)
+
+
+def c_pack(timestamps: Any, values: Any) -> bytes:
+    assert _c_pack_chunk is not None
+    return _c_pack_chunk(timestamps, values)
 
 
 def c_decode(data: Any) -> tuple[array[int], array[float]]:
@@ -144,6 +151,33 @@ def test_c_encoder_at_the_sizes_that_matter(n: int) -> None:
 
 
 @needs_c
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(samples(), chunk_data.metric_series(st.one_of(ANY_TIMESTAMPS, STEPPED_TIMESTAMPS))))
+def test_c_packer_writes_the_python_packers_bytes(drawn: tuple[list[int], list[int]]) -> None:
+    timestamps, patterns = drawn
+    expected = _py_pack_chunk(timestamps, floats(patterns))
+    assert codec().pack_chunk(array("q", timestamps), floats(patterns)) == expected
+    assert c_pack(timestamps, floats(patterns)) == expected
+
+
+@needs_c
+@pytest.mark.parametrize("n", [0, 1, 2, 120, 480, MAX_SAMPLES])
+def test_c_packer_at_the_sizes_that_matter(n: int) -> None:
+    # A gauge that wanders in small steps, now and then a random value: windows of every width.
+    rng = random.Random(n)
+    timestamps = random_samples(n, seed=n)[0]
+    values, value = [], 1000.0
+    for _ in range(n):
+        value = rng.getrandbits(64) if rng.random() < 0.01 else value + rng.choice((0.0, 0.5, rng.random()))
+        values.append(float_from_bits(value) if isinstance(value, int) else value)
+        value = values[-1] if value == value else 0.0  # a random NaN pattern restarts at 0
+    data = c_pack(array("q", timestamps), array("d", values))
+    assert data == _py_pack_chunk(timestamps, array("d", values))
+    assert int.from_bytes(data[:2], "big") == n
+    assert outcome(c_decode, data) == (timestamps, patterns_of(array("d", values)))
+
+
+@needs_c
 def test_c_encoder_takes_any_int64_and_float64_buffer() -> None:
     timestamps, patterns = random_samples(300, seed=1)
     ts, vs = array("q", timestamps), floats(patterns)
@@ -177,12 +211,17 @@ def test_c_encoder_takes_any_int64_and_float64_buffer() -> None:
 def test_encoding_errors_are_the_same_in_both(timestamps: list[int], values: list[float]) -> None:
     with pytest.raises(ValueError) as python:
         _py_encode_chunk(timestamps, values)
+    with pytest.raises(ValueError) as python_packed:
+        _py_pack_chunk(timestamps, values)
+    assert str(python_packed.value) == str(python.value)
     if c_codec is not None:
-        with pytest.raises(ValueError) as c:
-            c_encode(timestamps, values)
-        assert str(c.value) == str(python.value)
+        for encode in (c_encode, c_pack):
+            with pytest.raises(ValueError) as c:
+                encode(timestamps, values)
+            assert str(c.value) == str(python.value)
         if len(timestamps) == len(values) and MAX_TIME + 1 not in timestamps:
             assert codec().encode_chunk(array("q", timestamps), array("d", values)) is None  # left to Python
+            assert codec().pack_chunk(array("q", timestamps), array("d", values)) is None
 
 
 # -- chunk decoding -----------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ReferenceDecodeError", "int64", "reference_decode"]
+__all__ = ["ReferenceDecodeError", "int64", "reference_decode", "reference_value_bits"]
 
 
 class ReferenceDecodeError(Exception):
@@ -15,6 +15,16 @@ def int64(x: int) -> int:
 
 def reference_decode(data: bytes) -> tuple[list[int], list[int]]:
     """PROTOCOL.md section 5 read literally: one bit at a time, Go's uint64/int64 wrapping."""
+    timestamps, values, _ = _decode(data)
+    return timestamps, values
+
+
+def reference_value_bits(data: bytes) -> int:
+    """Bits the chunk spends on the values after the first: control bits, windows and payloads."""
+    return _decode(data)[2]
+
+
+def _decode(data: bytes) -> tuple[list[int], list[int], int]:
     position = 0
 
     def bit() -> int:
@@ -45,7 +55,7 @@ def reference_decode(data: bytes) -> tuple[list[int], list[int]]:
     count = read(16)
     timestamps: list[int] = []
     values: list[int] = []
-    t = delta = v = leading = trailing = 0
+    t = delta = v = leading = trailing = value_bits = 0
     for i in range(count):
         if i == 0:
             zigzag = uvarint()
@@ -68,6 +78,7 @@ def reference_decode(data: bytes) -> tuple[list[int], list[int]]:
                     dod = field
                 delta = (delta + dod) % 2**64
             t = int64(t + delta)
+            before = position
             if bit() == 1:
                 if bit() == 1:
                     leading = read(5)
@@ -76,6 +87,7 @@ def reference_decode(data: bytes) -> tuple[list[int], list[int]]:
                     if trailing < 0:
                         raise ReferenceDecodeError("window wider than 64 bits")
                 v ^= read(64 - leading - trailing) << trailing
+            value_bits += position - before
         timestamps.append(t)
         values.append(v)
-    return timestamps, values
+    return timestamps, values, value_bits
