@@ -18,9 +18,10 @@ database with others):
   so a read seeks each (generation, series) pair instead of scanning.
 * ``rs_chunks``: older samples, compacted from ``rs_samples`` into XOR
   chunks of up to 480 samples (Prometheus' own chunk encoding, bit-exact for
-  every value), keyed by (series id, first timestamp). A series' chunks never
-  overlap each other; the ``compacted_before`` entry of ``rs_meta`` says up
-  to which timestamp samples may live in chunks.
+  every value, packed by :func:`~remote_storage.chunks.pack_chunk`), keyed
+  by (series id, first timestamp). A series' chunks never overlap each other;
+  the ``compacted_before`` entry of ``rs_meta`` says up to which timestamp
+  samples may live in chunks.
 * ``rs_histograms``, ``rs_exemplars``, ``rs_metadata``: native histograms,
   exemplars and metric metadata.
 
