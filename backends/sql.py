@@ -109,6 +109,12 @@ CHUNK_SAMPLES = 480
 #: conflict with another process (SQLSTATE 40P01, 40001).
 GROUP_ATTEMPTS = 4
 _RETRIED_STATES = frozenset({"40P01", "40001"})
+#: Sample rows a compaction job aims at: a job holds the writes up while it runs (SQLite, 2,000
+#: series x 7,200 rows in the head: 0.21 s on average, 0.37 s at most) and holds its rows in
+#: memory. Whole series go into a job, one at least.
+COMPACT_ROWS = 100_000
+#: Series in the first compaction job, before the rows per series are known.
+_FIRST_COMPACT_SERIES = 16
 #: Series fetched per read query round trip.
 READ_BATCH = 500
 #: PostgreSQL advisory lock key held while the schema is checked or created.
@@ -949,8 +955,14 @@ class SQLStorage(RemoteStorage):
             except Exception:
                 log.exception("maintenance failed; will try again in %gs", self.compact_interval)
 
-    async def _in_slices(self, work: Callable[[Connection, int, int], int], slice_size: int) -> int:
-        """Run ``work(conn, low, high)`` over the series ids in slices, each a job behind the writes."""
+    async def _in_slices(
+        self, work: Callable[[Connection, int, int], tuple[int, int]], slice_size: int
+    ) -> int:
+        """Run ``work(conn, low, high)`` over the series ids in slices, each a job behind the writes.
+
+        ``work`` returns what it counted and where it stopped (``high``, or
+        before it: the next slice starts there).
+        """
         loop = asyncio.get_running_loop()
 
         def max_id(conn: Connection) -> int:
@@ -958,23 +970,38 @@ class SQLStorage(RemoteStorage):
 
         highest = await loop.run_in_executor(self._readers, self._read, max_id)
         total = 0
-        for low in range(0, highest + 1, slice_size):
-            counts: list[int] = []
+        low = 0
+        while low <= highest:
+            done: list[tuple[int, int]] = []
 
-            def job(conn: Connection, _job: _Job, low: int = low, counts: list[int] = counts) -> None:
-                counts[:] = [work(conn, low, low + slice_size)]  # once, even when the group runs again
+            def job(conn: Connection, _job: _Job, low: int = low, done: list[tuple[int, int]] = done) -> None:
+                done[:] = [work(conn, low, low + slice_size)]  # once, even when the group runs again
 
             await asyncio.wrap_future(self._submit(_Job(job)))
-            total += sum(counts)
+            count, end = done[0]
+            total += count
+            low = max(end, low + 1)
         return total
 
-    async def compact(self, cutoff_ms: int, slice_size: int = 1000) -> int:
-        """Move samples older than ``cutoff_ms`` into XOR chunks; return how many moved."""
+    async def compact(self, cutoff_ms: int, slice_size: int = 1000, max_rows: int = COMPACT_ROWS) -> int:
+        """Move samples older than ``cutoff_ms`` into XOR chunks; return how many moved.
+
+        Each job takes at most ``slice_size`` series, and as many as held
+        about ``max_rows`` rows in the job before: a backlog (compaction
+        resumed after a pause, a replay of old samples) becomes many short
+        jobs instead of one that holds every write up and loads millions of
+        rows into memory.
+        """
         assert self._dialect is not None
         insert = self._dialect.insert
 
-        def work(conn: Connection, low: int, high: int) -> int:
-            return compact_slice(conn, insert, low, high, cutoff_ms, self.chunk_samples)[0]
+        size = [min(_FIRST_COMPACT_SERIES, slice_size)]  # series in the next job
+
+        def work(conn: Connection, low: int, high: int) -> tuple[int, int]:
+            end = min(high, low + size[0])
+            moved = compact_slice(conn, insert, low, end, cutoff_ms, self.chunk_samples)[0]
+            size[0] = max(1, min(slice_size, max_rows * (end - low) // max(moved, 1)))
+            return moved, end
 
         moved = await self._in_slices(work, slice_size)
         await self._drop_empty_generations(cutoff_ms)
@@ -989,7 +1016,7 @@ class SQLStorage(RemoteStorage):
         the queued writes, so ingestion is never held up for long.
         """
 
-        def work(conn: Connection, low: int, high: int) -> int:
+        def work(conn: Connection, low: int, high: int) -> tuple[int, int]:
             deleted = 0
             generations = schema.generations_in(conn, MIN_TIME, cutoff_ms - 1)
             for table in (schema.samples, schema.histograms, schema.exemplars):
@@ -1006,7 +1033,7 @@ class SQLStorage(RemoteStorage):
                 )
             ).scalar_one()
             conn.execute(c.delete().where(c.c.series_id >= low, c.c.series_id < high, c.c.max_ts < cutoff_ms))
-            return deleted + int(counted)
+            return deleted + int(counted), high
 
         deleted = await self._in_slices(work, slice_size)
         await self._drop_empty_generations(cutoff_ms)

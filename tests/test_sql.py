@@ -380,6 +380,43 @@ def test_chunks_are_compact(tmp_path: Path) -> None:
     assert size / 1200 < 2.0  # bytes per sample of a steady counter scraped every 15 s
 
 
+def test_a_compaction_backlog_is_moved_in_jobs_of_bounded_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """60 series x 50 old rows, about 120 rows a job: the first job spans 16 ids, then 2 series each."""
+    from remote_storage.backends import sql
+
+    jobs: list[tuple[int, int, int]] = []  # (low, high, rows moved)
+    compact_slice = sql.compact_slice
+
+    def recorded(conn: Any, insert: Any, low: int, high: int, *args: Any) -> tuple[int, int]:
+        moved, written = compact_slice(conn, insert, low, high, *args)
+        jobs.append((low, high, moved))
+        return moved, written
+
+    monkeypatch.setattr(sql, "compact_slice", recorded)
+    series = [
+        make_series({"__name__": "m", "i": str(i)}, [(t, float(i + t)) for t in range(50)]) for i in range(60)
+    ]
+    query = Matcher.parse("__name__", "=", "m")
+
+    async def body() -> None:
+        storage = SQLStorage.from_url(f"sqlite:///{tmp_path}/d.db")
+        await storage.start()
+        await storage.write(Context(), WriteRequest(series))
+        before = snapshot(await run_query(storage, query))
+        assert await storage.compact(2**62, max_rows=120) == 60 * 50
+        assert snapshot(await run_query(storage, query)) == before
+        await storage.close()
+
+    run(body)
+    assert count_rows(tmp_path / "d.db", "rs_samples") == 0
+    assert jobs[0][:2] == (0, 16)  # the first job, before rows per series are known (ids start at 1)
+    assert all(moved <= 120 for _, _, moved in jobs[1:]) and len(jobs) > 20
+    covered = [series_id for low, high, _ in jobs for series_id in range(low, high)]
+    assert covered == list(range(len(covered)))  # every id once, in order
+
+
 def test_retention_deletes_whole_old_chunks(tmp_path: Path) -> None:
     series = make_series({"__name__": "m"}, [(t, 1.0) for t in range(0, 240_000, 1000)])
 
