@@ -68,6 +68,7 @@ class Result:
     sealed_bytes: int | None = None  # XOR chunk data only, no records around it
     sealed_samples: int | None = None
     errors: int = 0
+    failures: dict[str, object] = field(default_factory=dict)  # the loadgen's count per status or error
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -170,6 +171,8 @@ def measure(target: str, pid: int, url: str, args: argparse.Namespace) -> Result
     result.cpu_seconds = cpu_after - cpu_before
     result.peak_rss = sampler.peak
     result.errors = int(summary["requests_failed"])  # type: ignore[call-overload]
+    for kind in ("non_2xx", "transport_errors"):
+        result.failures.update(summary.get(kind) or {})  # type: ignore[call-overload]
     return result
 
 
@@ -411,7 +414,8 @@ def main() -> int:
                 )
                 if target not in best or result.rate > best[target].rate:
                     best[target] = result
-                if result.errors:  # what the server said about them, before its log goes
+                if result.errors:  # what they were, and what the server said, before its log goes
+                    print(f"failed requests: {result.failures}", file=sys.stderr)
                     for log in sorted(work.glob("*.log")):
                         lines = log.read_text(errors="replace").splitlines()
                         said = [line for line in lines if "ERROR" in line or "WARNING" in line]
