@@ -457,7 +457,10 @@ def _py_pack_chunk(timestamps: Iterable[int], values: Iterable[float]) -> bytes:
     window that covers it, where Prometheus' encoder keeps a window as long as
     the values fit it. The arguments and errors are those of
     :func:`encode_chunk`; it costs more time, and saves about a tenth of the
-    bytes of counters and gauges.
+    bytes of counters and gauges. The values take the fewest bits any XOR
+    stream can give them, but for one bound: a window is kept for at most
+    32 changed values, which costs 11 bits per further 32 values that one
+    window would have carried.
 
     >>> values = [0.0, 1.0, 2.0, 3.0, 1e300, 1e300 + 1e284, 1e300 + 2e284]
     >>> len(pack_chunk(range(0, 7000, 1000), values)) < len(encode_chunk(range(0, 7000, 1000), values))
