@@ -5,7 +5,7 @@ most :data:`~remote_storage.chunks.SAMPLES_PER_CHUNK` samples each) plus an
 open head of the newest samples in two compact arrays. When the head holds
 ``SAMPLES_PER_CHUNK`` samples it is encoded into one chunk and a new head
 starts, so sealed data costs what Prometheus' chunks cost (1.3 to 5 bytes per
-sample), or less where the C codec packs them (:func:`~remote_storage.chunks.pack_chunk`),
+sample), or less where the C codec packs them (:func:`~remote_storage.chunks.encode_for_storage`),
 and the common write, one sample after the newest, only appends to the
 head. The chunks of a series are kept as parallel records (``chunk_min``,
 ``chunk_max``: first and last timestamps; ``chunks``: the bytes), in time
@@ -36,22 +36,12 @@ from itertools import islice, pairwise
 from operator import itemgetter, lt
 from typing import TypeVar, cast
 
-from remote_storage.chunks import (
-    PACK_STORED_CHUNKS,
-    SAMPLES_PER_CHUNK,
-    chunk_samples,
-    decode_chunk,
-    encode_chunk,
-    pack_chunk,
-)
+from remote_storage.chunks import SAMPLES_PER_CHUNK, chunk_samples, decode_chunk, encode_for_storage
 from remote_storage.storage import EncodedChunk, Histogram, Labels, TimeSeries
 
 __all__ = ["Conflict", "Planned", "Series", "plan"]
 
 _T = TypeVar("_T")
-
-#: The encoder of sealed chunks: packed (the fewest bytes) where packing is cheap.
-_encode = pack_chunk if PACK_STORED_CHUNKS else encode_chunk
 
 # Samples planned for one series: sorted, unique timestamps and their values (or histograms).
 Planned = tuple[Sequence[int], Sequence[_T]]
@@ -164,7 +154,7 @@ def _encode_pieces(timestamps: array[int], values: array[float]) -> tuple[list[i
     for lo, hi in pairwise(bounds):
         mins.append(timestamps[lo])
         maxes.append(timestamps[hi - 1])
-        data.append(_encode(timestamps[lo:hi], values[lo:hi]))
+        data.append(encode_for_storage(timestamps[lo:hi], values[lo:hi]))
     return mins, maxes, data
 
 
@@ -249,7 +239,7 @@ class Series:
         for lo in range(0, full, n):
             self.chunk_min.append(head[lo])
             self.chunk_max.append(head[lo + n - 1])
-            self.chunks.append(_encode(head[lo : lo + n], values[lo : lo + n]))
+            self.chunks.append(encode_for_storage(head[lo : lo + n], values[lo : lo + n]))
         del head[:full]
         del values[:full]
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import Connection, exists, select
 
-from remote_storage.chunks import PACK_STORED_CHUNKS, SAMPLES_PER_CHUNK, decode_chunk, split_into_chunks
+from remote_storage.chunks import SAMPLES_PER_CHUNK, decode_chunk, encode_for_storage, split_into_chunks
 
 from . import sql_schema as schema
 
@@ -203,7 +203,7 @@ def compact_slice(
         order = sorted(merged)
         values = array("d")
         values.frombytes(array("q", [merged[t] for t in order]).tobytes())
-        for chunk in split_into_chunks(order, values, chunk_samples, pack=PACK_STORED_CHUNKS):
+        for chunk in split_into_chunks(order, values, chunk_samples, encode=encode_for_storage):
             chunk_rows.append(
                 {
                     "series_id": series_id,

@@ -352,59 +352,55 @@ static int
 plan_windows(const column *vs, Py_ssize_t n, uint16_t *plan)
 {
     Py_ssize_t m = 0; /* values that differ from the one before */
-    int32_t *where = PyMem_Malloc((size_t)n * sizeof *where);
-    unsigned char *zeros = PyMem_Malloc((size_t)n * 2);
-    int64_t *cost = PyMem_Malloc((size_t)n * sizeof *cost);
-    int32_t *run = PyMem_Malloc((size_t)n * sizeof *run);
-    uint16_t *window = PyMem_Malloc((size_t)n * sizeof *window);
-    int ok = where != NULL && zeros != NULL && cost != NULL && run != NULL && window != NULL;
-    if (ok) {
-        uint64_t v = column_item(vs, 0);
-        for (Py_ssize_t i = 1; i < n; i++) {
-            const uint64_t vn = column_item(vs, i);
-            const uint64_t x = vn ^ v;
-            v = vn;
-            plan[i] = 0;
-            if (x != 0) {
-                const int lz = count_leading_zeros(x);
-                where[m] = (int32_t)i;
-                zeros[2 * m] = (unsigned char)(lz > 31 ? 31 : lz);
-                zeros[2 * m + 1] = (unsigned char)count_trailing_zeros(x);
-                m++;
-            }
-        }
-        plan[0] = 0;
-        cost[0] = 0;
-        for (Py_ssize_t j = 1; j <= m; j++) {
-            int leading = 31, trailing = 63;
-            int64_t best = INT64_MAX;
-            const Py_ssize_t stop = j > PLAN_LOOKBACK ? j - PLAN_LOOKBACK : 0;
-            for (Py_ssize_t i = j - 1; i >= stop; i--) {
-                if (zeros[2 * i] < leading) {
-                    leading = zeros[2 * i];
-                }
-                if (zeros[2 * i + 1] < trailing) {
-                    trailing = zeros[2 * i + 1];
-                }
-                const int64_t bits = cost[i] + 11 + (int64_t)(j - i) * (66 - leading - trailing);
-                if (bits < best) {
-                    best = bits;
-                    run[j] = (int32_t)i;
-                    window[j] = forced_window(leading, trailing);
-                }
-            }
-            cost[j] = best;
-        }
-        for (Py_ssize_t j = m; j > 0; j = run[j]) {
-            plan[where[run[j]]] = window[j];
+    /* One block, widest items first: cost, where, run, window, zeros (lz and tz of each). */
+    int64_t *cost = PyMem_Malloc((size_t)n * (sizeof(int64_t) + 2 * sizeof(int32_t) + sizeof(uint16_t) + 2));
+    if (cost == NULL) {
+        return -1;
+    }
+    int32_t *where = (int32_t *)(cost + n);
+    int32_t *run = where + n;
+    uint16_t *window = (uint16_t *)(run + n);
+    unsigned char *zeros = (unsigned char *)(window + n);
+    uint64_t v = column_item(vs, 0);
+    for (Py_ssize_t i = 1; i < n; i++) {
+        const uint64_t vn = column_item(vs, i);
+        const uint64_t x = vn ^ v;
+        v = vn;
+        plan[i] = 0;
+        if (x != 0) {
+            const int lz = count_leading_zeros(x);
+            where[m] = (int32_t)i;
+            zeros[2 * m] = (unsigned char)(lz > 31 ? 31 : lz);
+            zeros[2 * m + 1] = (unsigned char)count_trailing_zeros(x);
+            m++;
         }
     }
-    PyMem_Free(where);
-    PyMem_Free(zeros);
+    cost[0] = 0;
+    for (Py_ssize_t j = 1; j <= m; j++) {
+        int leading = 31, trailing = 63;
+        int64_t best = INT64_MAX;
+        const Py_ssize_t stop = j > PLAN_LOOKBACK ? j - PLAN_LOOKBACK : 0;
+        for (Py_ssize_t i = j - 1; i >= stop; i--) {
+            if (zeros[2 * i] < leading) {
+                leading = zeros[2 * i];
+            }
+            if (zeros[2 * i + 1] < trailing) {
+                trailing = zeros[2 * i + 1];
+            }
+            const int64_t bits = cost[i] + 11 + (int64_t)(j - i) * (66 - leading - trailing);
+            if (bits < best) {
+                best = bits;
+                run[j] = (int32_t)i;
+                window[j] = forced_window(leading, trailing);
+            }
+        }
+        cost[j] = best;
+    }
+    for (Py_ssize_t j = m; j > 0; j = run[j]) {
+        plan[where[run[j]]] = window[j];
+    }
     PyMem_Free(cost);
-    PyMem_Free(run);
-    PyMem_Free(window);
-    return ok ? 0 : -1;
+    return 0;
 }
 
 /* Encode n >= 1 samples into out (chunk_bound(n) bytes); the chunk's size, or -1

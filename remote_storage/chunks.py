@@ -68,7 +68,6 @@ from remote_storage.varint import encode_uvarint
 __all__ = [
     "IMPLEMENTATION",
     "MAX_SAMPLES",
-    "PACK_STORED_CHUNKS",
     "SAMPLES_PER_CHUNK",
     "Chunk",
     "ChunkDecodeError",
@@ -77,6 +76,7 @@ __all__ = [
     "chunk_samples",
     "decode_chunk",
     "encode_chunk",
+    "encode_for_storage",
     "pack_chunk",
     "split_into_chunks",
 ]
@@ -321,9 +321,9 @@ class XORChunkEncoder:
                 raise self._unordered_error(ts, first_index)
             out += encode_uvarint(delta)
             nacc = -1
-        rest_ts, rest_bits = (ts[start:], bits[start:]) if start else (ts, bits)
+        rest_ts, rest_bits = ts, bits
         if start:
-            plan = islice(plan, start, None)
+            rest_ts, rest_bits, plan = ts[start:], bits[start:], islice(plan, start, None)
         # ts and bits pair up (checked before); plan may be endless
         for tn, vn, forced in zip(rest_ts, rest_bits, plan, strict=False):
             d = tn - t
@@ -477,20 +477,22 @@ def split_into_chunks(
     values: Iterable[float],
     max_samples: int = SAMPLES_PER_CHUNK,
     *,
-    pack: bool = False,
+    encode: _Encode | None = None,
 ) -> list[Chunk]:
     """Cut a series into consecutive chunks of at most ``max_samples`` samples each.
 
     Timestamps must be strictly increasing across the whole series. The
     chunks' samples, concatenated, are the input; no samples gives no chunks.
-    ``pack``: write them with :func:`pack_chunk` instead of :func:`encode_chunk`.
+    ``encode`` writes each chunk (:func:`encode_chunk` when None; for example
+    :func:`pack_chunk` or :func:`encode_for_storage`).
     """
     if not 1 <= max_samples <= MAX_SAMPLES:
         raise ValueError(f"max_samples must be between 1 and {MAX_SAMPLES}, got {max_samples}")
     ts, vs = as_columns(timestamps, values)
     if len(ts) != len(vs):
         raise _unpaired(len(ts), len(vs))
-    encode = pack_chunk if pack else encode_chunk
+    if encode is None:
+        encode = encode_chunk
     chunks = []
     for lo in range(0, len(ts), max_samples):
         hi = min(lo + max_samples, len(ts))
@@ -710,8 +712,8 @@ else:
     encode_chunk, pack_chunk, decode_chunk = _py_encode_chunk, _py_pack_chunk, _py_decode_chunk
     IMPLEMENTATION = "python"
 
-#: Whether the backends write the chunks they keep with :func:`pack_chunk`: with
-#: the C extension, where packing takes about 40 ns a sample (6 times what
-#: :func:`encode_chunk` takes); not in pure Python, where it takes 20 times
-#: what encoding does, about 10 µs a sample.
-PACK_STORED_CHUNKS = IMPLEMENTATION == "c"
+#: The encoder of the chunks backends keep: :func:`pack_chunk` with the C
+#: extension, where packing takes about 40 ns a sample (6 times what
+#: :func:`encode_chunk` takes); :func:`encode_chunk` in pure Python, where
+#: packing takes 20 times what encoding does, about 10 µs a sample.
+encode_for_storage: _Encode = pack_chunk if IMPLEMENTATION == "c" else encode_chunk

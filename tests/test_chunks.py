@@ -393,7 +393,7 @@ def test_packing_shrinks_a_counter_that_prometheus_windows_waste_bits_on() -> No
 @settings(deadline=None)
 def test_split_into_packed_chunks(samples: tuple[list[int], list[int]], max_samples: int) -> None:
     timestamps, patterns = samples
-    parts = split_into_chunks(timestamps, floats(patterns), max_samples, pack=True)
+    parts = split_into_chunks(timestamps, floats(patterns), max_samples, encode=pack_chunk)
     assert [chunk.data for chunk in parts] == [
         pack_chunk(timestamps[lo : lo + max_samples], floats(patterns[lo : lo + max_samples]))
         for lo in range(0, len(timestamps), max_samples)

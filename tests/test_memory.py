@@ -12,14 +12,7 @@ import pytest
 
 from remote_storage.backends import InvalidStorageURL, memory_series, open_storage
 from remote_storage.backends.memory import MemoryStorage
-from remote_storage.chunks import (
-    PACK_STORED_CHUNKS,
-    SAMPLES_PER_CHUNK,
-    chunk_samples,
-    decode_chunk,
-    encode_chunk,
-    pack_chunk,
-)
+from remote_storage.chunks import SAMPLES_PER_CHUNK, chunk_samples, decode_chunk, encode_for_storage
 from remote_storage.errors import SampleConflict
 from remote_storage.matchers import Matcher
 from remote_storage.storage import (
@@ -445,8 +438,7 @@ def test_long_series_is_sealed_in_chunks_and_reads_back_bit_exactly() -> None:
         assert contents == [exact(samples[i : i + 120]) for i in range(0, 960, 120)]
         assert exact(list(streamed.samples())) == exact(samples[960:])  # the head
         assert [c.data for c in streamed.chunks] == [
-            (pack_chunk if PACK_STORED_CHUNKS else encode_chunk)(*zip(*samples[i : i + 120], strict=True))
-            for i in range(0, 960, 120)
+            encode_for_storage(*zip(*samples[i : i + 120], strict=True)) for i in range(0, 960, 120)
         ]
         assert storage.sample_count() == 1000
         assert storage.chunk_bytes() == sum(len(c.data) for c in streamed.chunks)
