@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from remote_storage.protocol.limits import WriteLimits
 from remote_storage.protocol.validation import NameScheme
 from remote_storage.units import parse_duration, parse_size
 
@@ -54,6 +55,17 @@ class Settings:
     label_names: NameScheme = NameScheme.UTF8
     log_level: str = "info"
     workers: int = 0
+    # write limits (0 turns one off); see remote_storage/protocol/limits.py
+    max_label_name_length: int = 1024
+    max_label_value_length: int = 2048
+    max_labels_per_series: int = 64
+    max_series_per_request: int = 100_000
+    max_samples_per_request: int = 1_000_000
+    max_active_series: int = 1_000_000
+    active_series_window: float = 3600.0
+    #: None: follow --retention
+    max_sample_age: float | None = None
+    future_grace_period: float = 600.0
 
     def __post_init__(self) -> None:
         try:
@@ -80,12 +92,45 @@ class Settings:
             raise ConfigError("--default-tenant: must not be empty")
         if self.workers < 0:
             raise ConfigError("--workers: must be 0 (one per core where the backend allows) or positive")
+        for name in (
+            "max_label_name_length",
+            "max_label_value_length",
+            "max_labels_per_series",
+            "max_series_per_request",
+            "max_samples_per_request",
+            "max_active_series",
+            "future_grace_period",
+        ):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name.replace('_', '-')}: must be 0 (no limit) or positive")
+        if 0 < self.max_label_name_length < len("__name__"):
+            raise ConfigError(
+                "--max-label-name-length: must be 0 (no limit) or at least 8, the length of __name__"
+            )
+        if self.max_sample_age is not None and self.max_sample_age < 0:
+            raise ConfigError("--max-sample-age: must be 0 (no limit) or positive")
+        if self.active_series_window <= 0:
+            raise ConfigError("--active-series-window: must be positive")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"--log-level: {self.log_level!r} is not one of debug, info, warning, error")
 
     @property
     def address(self) -> tuple[str, int]:
         return parse_listen(self.listen)
+
+    @property
+    def write_limits(self) -> WriteLimits:
+        """The per-request write limits; the sample age follows ``--retention`` unless set."""
+        age = self.retention if self.max_sample_age is None else self.max_sample_age
+        return WriteLimits(
+            max_label_name_length=self.max_label_name_length,
+            max_label_value_length=self.max_label_value_length,
+            max_labels_per_series=self.max_labels_per_series,
+            max_series_per_request=self.max_series_per_request,
+            max_samples_per_request=self.max_samples_per_request,
+            max_sample_age_ms=round(age * 1000),
+            future_grace_ms=round(self.future_grace_period * 1000),
+        )
 
 
 # flag -> (field, parser, help)
@@ -130,6 +175,51 @@ _OPTIONS: dict[str, tuple[str, Any, str]] = {
         int,
         "server processes sharing the port; 0: one per core for SQL backends, 1 for memory://",
     ),
+    "--max-label-name-length": (
+        "max_label_name_length",
+        int,
+        "longest label name in bytes; longer gets 400 (0: no limit)",
+    ),
+    "--max-label-value-length": (
+        "max_label_value_length",
+        int,
+        "longest label value (the metric name included) in bytes; longer gets 400 (0: no limit)",
+    ),
+    "--max-labels-per-series": (
+        "max_labels_per_series",
+        int,
+        "most labels one series may have; more gets 400 (0: no limit)",
+    ),
+    "--max-series-per-request": (
+        "max_series_per_request",
+        int,
+        "most series one write request may hold; more gets 400 (0: no limit)",
+    ),
+    "--max-samples-per-request": (
+        "max_samples_per_request",
+        int,
+        "most samples and histograms one write request may hold; more gets 400 (0: no limit)",
+    ),
+    "--max-active-series": (
+        "max_active_series",
+        int,
+        "most active series per tenant (counted by this process); a write adding more gets 400 (0: no limit)",
+    ),
+    "--active-series-window": (
+        "active_series_window",
+        parse_duration,
+        "a series stops counting as active this long after its last sample (at most)",
+    ),
+    "--max-sample-age": (
+        "max_sample_age",
+        parse_duration,
+        "samples older than this get 400 (default: --retention; 0: any age)",
+    ),
+    "--future-grace-period": (
+        "future_grace_period",
+        parse_duration,
+        "samples further than this ahead of the server's clock get 400 (0: no limit)",
+    ),
 }
 
 
@@ -143,6 +233,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for flag, (field_name, _, help_text) in _OPTIONS.items():
         default = getattr(defaults, field_name)
         shown = default.value if isinstance(default, NameScheme) else default
+        if default is None:
+            shown = "see above"
         parser.add_argument(
             flag,
             dest=field_name,

@@ -15,6 +15,7 @@ __all__ = [
     "InvalidLabels",
     "InvalidQuery",
     "InvalidRequest",
+    "LimitExceeded",
     "MalformedBody",
     "ReadTimeout",
     "RemoteStorageError",
@@ -31,8 +32,8 @@ class RemoteStorageError(Exception):
     """Base class; ``http_status`` is the status the server answers with."""
 
     http_status: ClassVar[int] = 500
-    #: short machine-readable cause, used as a metric label
-    kind: ClassVar[str] = "internal"
+    #: short machine-readable cause, used as a metric label (a class's, or one error's own)
+    kind: str = "internal"
 
 
 class InvalidRequest(RemoteStorageError):
@@ -78,6 +79,21 @@ class SampleConflict(InvalidRequest):
         self.timestamp = timestamp
         self.stored = stored
         self.sent = sent
+
+
+class LimitExceeded(InvalidRequest):
+    """A write is over a configured limit (400): sent again as it is, it would fail again.
+
+    ``kind`` is the limit's reason (``label_value_too_long``, ``too_many_series``,
+    ...), the label of the rejection counter; ``flag`` is the setting that
+    raises ``limit``.
+    """
+
+    def __init__(self, reason: str, message: str, limit: int, flag: str) -> None:
+        super().__init__(message)
+        self.kind = reason
+        self.limit = limit
+        self.flag = flag
 
 
 class InvalidQuery(InvalidRequest):

@@ -21,15 +21,17 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 from aiohttp import web
 
+from remote_storage.active_series import ActiveSeries
 from remote_storage.config import Settings
 from remote_storage.errors import BodyTooLarge, ReadTimeout, RemoteStorageError, SampleLimitExceeded
 from remote_storage.instrument import Registry, choose_encoder
 from remote_storage.protocol import snappy, streamed
+from remote_storage.protocol.limits import check_request
 from remote_storage.protocol.negotiation import (
     ResponseType,
     WriteVersion,
@@ -75,6 +77,7 @@ class ServerState:
     settings: Settings
     metrics: ServiceMetrics
     validator: LabelValidator
+    active_series: ActiveSeries
     ready: bool = False
 
 
@@ -146,8 +149,11 @@ async def handle_write(request: web.Request) -> web.Response:
         payload = snappy.decompress(await _body(request, limit), limit)
         decode = decode_v2 if version is WriteVersion.V2 else decode_v1
         write_request = decode(payload, state.validator)
+        check_request(write_request, state.validator.limits, time.time_ns() // 1_000_000)
+        ctx = _context(request, state.settings)
+        state.active_series.admit(ctx.tenant, _series_keys(write_request))
         started = time.perf_counter()
-        await state.storage.write(_context(request, state.settings), write_request)
+        await state.storage.write(ctx, write_request)
         state.metrics.backend_write_duration.observe(time.perf_counter() - started)
         written = write_request
     except RemoteStorageError as exc:
@@ -168,6 +174,13 @@ async def handle_write(request: web.Request) -> web.Response:
         response.headers[HISTOGRAMS_WRITTEN] = str(written.histogram_count if written else 0)
         response.headers[EXEMPLARS_WRITTEN] = str(written.exemplar_count if written else 0)
     return response
+
+
+def _series_keys(request: WriteRequest) -> Sequence[Hashable]:
+    """The series keys of a write (repeats allowed), without building series from a batch."""
+    if request.batch is not None:
+        return request.batch.keys
+    return [s.key for s in request.series]
 
 
 async def handle_read(request: web.Request) -> web.StreamResponse:
@@ -396,7 +409,8 @@ def create_app(
         storage=storage,
         settings=settings,
         metrics=ServiceMetrics(registry if registry is not None else Registry()),
-        validator=LabelValidator(settings.label_names),
+        validator=LabelValidator(settings.label_names, limits=settings.write_limits),
+        active_series=ActiveSeries(settings.max_active_series, settings.active_series_window),
     )
     # The body limit is enforced in _body with a clear message; aiohttp's own
     # limit sits just above it as a backstop for bodies without Content-Length.

@@ -68,3 +68,33 @@ def test_units() -> None:
     assert parse_duration("250ms") == 0.25
     assert parse_duration("2h") == 7200
     assert parse_duration("15") == 15
+
+
+def test_write_limits_from_flags_and_environment() -> None:
+    settings = parse(
+        ["--max-labels-per-series", "10", "--future-grace-period", "1m", "--retention", "2h"],
+        {"REMOTE_STORAGE_MAX_LABEL_VALUE_LENGTH": "100"},
+    )
+    limits = settings.write_limits
+    assert limits.max_labels_per_series == 10
+    assert limits.max_label_value_length == 100
+    assert limits.future_grace_ms == 60_000
+    assert limits.max_sample_age_ms == 7_200_000  # follows the retention unless set
+    assert parse(["--retention", "2h", "--max-sample-age", "0"]).write_limits.max_sample_age_ms == 0
+    assert parse(["--max-sample-age", "1d"]).write_limits.max_sample_age_ms == 86_400_000
+    assert parse([]).write_limits.max_sample_age_ms == 0  # no retention: any age
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--max-labels-per-series", "-1"], "--max-labels-per-series: must be 0"),
+        (["--max-active-series", "-5"], "--max-active-series: must be 0"),
+        (["--max-label-name-length", "4"], "at least 8, the length of __name__"),
+        (["--active-series-window", "0"], "--active-series-window: must be positive"),
+        (["--max-sample-age", "soon"], "--max-sample-age: invalid duration"),
+    ],
+)
+def test_bad_limits_name_the_flag(argv: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse(argv)

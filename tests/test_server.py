@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -133,6 +134,25 @@ def unsorted_body() -> bytes:
     return snappy.compress(message.SerializeToString())
 
 
+def wrong_wire_type_body() -> bytes:
+    """A valid series, then one whose sample value is a varint: stored, it would read 0.0."""
+    message = remote_pb2.WriteRequest()
+    good = message.timeseries.add()
+    good.labels.add(name="__name__", value="fresh")
+    good.samples.add(value=1.0, timestamp=5000)
+    entry = message.timeseries.add()
+    entry.labels.add(name="__name__", value="up")
+    sample = b"\x08\x05\x10\x88\x27"  # value (field 1) as varint 5, timestamp 5000
+    entry_bytes = entry.SerializeToString() + b"\x12" + bytes([len(sample)]) + sample
+    return snappy.compress(good_bytes(message) + b"\x0a" + bytes([len(entry_bytes)]) + entry_bytes)
+
+
+def good_bytes(message: remote_pb2.WriteRequest) -> bytes:
+    """The request without its last entry."""
+    del message.timeseries[-1]
+    return message.SerializeToString()
+
+
 def labels_body(*pairs: tuple[str, str]) -> bytes:
     message = remote_pb2.WriteRequest()
     good = message.timeseries.add()  # a valid series in the same request must not be stored either
@@ -152,7 +172,26 @@ BAD_BODIES = {
         snappy.compress(b"\x0a\xff\xff\xff\x0f\x01"),
         "invalid prometheus.WriteRequest protobuf",
     ),
-    "unsorted labels": (unsorted_body(), "not sorted"),
+    "unsorted duplicate label names": (
+        labels_body(("job", "a"), ("__name__", "up"), ("job", "b")),
+        "'job' appears more than once",
+    ),
+    "label value too long": (
+        labels_body(("__name__", "up"), ("job", "x" * 3000)),
+        "is 3000 bytes, above the limit of 2048 (raise --max-label-value-length)",
+    ),
+    "label name too long": (
+        labels_body(("__name__", "up"), ("n" * 1100, "x")),
+        "above the limit of 1024 (raise --max-label-name-length)",
+    ),
+    "too many labels": (
+        labels_body(("__name__", "up"), *((f"l{i:03}", "v") for i in range(70))),
+        "has 71 labels, above the limit of 64 (raise --max-labels-per-series)",
+    ),
+    "value sent as varint": (
+        wrong_wire_type_body(),
+        "field 'value' (number 1) was sent with wire type varint",
+    ),
     "duplicate label names": (
         labels_body(("__name__", "up"), ("job", "a"), ("job", "b")),
         "'job' appears more than once",
@@ -178,6 +217,78 @@ def test_bad_input_gets_400_and_leaves_data_untouched(case: str) -> None:
         assert await read_all(client) == [[UP_A]]
 
     run(scenario, settings=Settings(label_names=NameScheme.LEGACY))
+
+
+def test_unsorted_labels_are_stored_sorted() -> None:
+    async def scenario(client: TestClient[Any, Any]) -> None:
+        assert (await write(client, unsorted_body())).status == 204
+        assert await read_all(client) == [[series([5000], [1.0], __name__="up", job="x")]]
+
+    run(scenario)
+
+
+def rejections(text: str) -> dict[str, float]:
+    found = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "remote_storage_write_requests_rejected":
+            found = {s.labels["reason"]: s.value for s in family.samples if s.name.endswith("_total")}
+    return found
+
+
+def test_limits_refuse_whole_requests_and_are_counted_by_reason() -> None:
+    now_ms = int(time.time() * 1000)
+    settings = Settings(
+        max_series_per_request=2,
+        max_samples_per_request=4,
+        max_active_series=3,
+        retention=3600.0,  # samples older than an hour are refused: --max-sample-age follows it
+    )
+    cases = [
+        (
+            v1_body([series([now_ms], [1.0], __name__=f"s{i}") for i in range(3)]),
+            "3 series",
+            "too_many_series",
+        ),
+        (
+            v1_body([series([now_ms + i for i in range(5)], [1.0] * 5, __name__="s")]),
+            "5 samples",
+            "too_many_samples",
+        ),
+        (
+            v1_body([series([now_ms + 11 * 60_000], [1.0], __name__="s")]),
+            "ahead of the server's clock",
+            "sample_too_new",
+        ),
+        (v1_body([series([now_ms - 7_200_000], [1.0], __name__="s")]), "--max-sample-age", "sample_too_old"),
+    ]
+
+    async def scenario(client: TestClient[Any, Any]) -> None:
+        for body, reason, _ in cases:
+            for headers in (V1_HEADERS,):
+                response = await write(client, body, headers)
+                assert response.status == 400
+                assert reason in await response.text()
+        # the active-series limit: three series are fine, a fourth new one is not, old ones still are
+        first = v1_body([series([now_ms], [1.0], __name__=f"a{i}") for i in range(2)])
+        assert (await write(client, first)).status == 204
+        assert (await write(client, v1_body([series([now_ms], [1.0], __name__="a2")]))).status == 204
+        refused = await write(client, v1_body([series([now_ms], [1.0], __name__="a3")]))
+        assert refused.status == 400
+        assert "tenant 'default' has 3 active series" in await refused.text()
+        assert (await write(client, v1_body([series([now_ms + 1], [2.0], __name__="a0")]))).status == 204
+        other = await write(
+            client, v1_body([series([now_ms], [1.0], __name__="a3")]), {**V1_HEADERS, "X-Scope-OrgID": "t2"}
+        )
+        assert other.status == 204  # a limit per tenant
+        text = await (await client.get("/metrics")).text()
+        counts = rejections(text)
+        for _, _, kind in cases:
+            assert counts[kind] == 1
+        assert counts["too_many_active_series"] == 1
+        [stored] = await read_all(client, (0, now_ms + 60_000, ALL[2]))
+        assert sorted(s.labels.metric_name for s in stored) == ["a0", "a1", "a2"]
+
+    run(scenario, settings=settings)
 
 
 def test_duplicate_samples_are_idempotent() -> None:

@@ -153,7 +153,7 @@ def v1_body(*label_pairs: tuple[str, str]) -> bytes:
     ("pairs", "reason"),
     [
         ((), "empty"),
-        ((("job", "a"), ("__name__", "up")), "not sorted"),
+        ((("job", "a"), ("__name__", "up"), ("job", "b")), "'job' appears more than once"),
         ((("__name__", "up"), ("job", "a"), ("job", "b")), "more than once"),
         ((("", "x"), ("__name__", "up")), "name is empty"),
         ((("job", "a"),), "no metric name"),
@@ -164,6 +164,15 @@ def test_invalid_label_sets(pairs: tuple[tuple[str, str], ...], reason: str) -> 
     with pytest.raises(InvalidLabels, match=reason) as info:
         decode_v1(v1_body(*pairs))
     assert info.value.http_status == 400
+
+
+def test_unsorted_label_names_are_sorted() -> None:
+    # as some client libraries send them: in the order the user wrote them
+    [series] = decode_v1(v1_body(("job", "a"), ("__name__", "up"), ("instance", "h"))).series
+    assert series.labels == labels(__name__="up", instance="h", job="a")
+    v2 = v2_request(["", "job", "a", "__name__", "up"], [1, 2, 3, 4])
+    [series] = decode_v2(v2).series
+    assert series.labels == labels(__name__="up", job="a")
 
 
 def test_legacy_name_scheme() -> None:
