@@ -4,10 +4,11 @@ A series is *active* while it receives samples: it counts from its first
 sample until it has received none for between half the window and the
 whole window (``--active-series-window``, default 1h). The counting is done
 in generations of half a window each: a series seen in the current or the
-previous generation is active. That bounds memory by the active series (a
-64-bit hash each, about 70 bytes with the set's overhead), not by every
-series ever written, and costs one set operation per request in the usual
-case where no series is new.
+previous generation is active. That bounds memory by the active series (the
+series' key as the request carried it, its encoded label set: a few hundred
+bytes each, as the backends' own caches of series ids hold), not by every
+series ever written, and costs one set lookup per row of a request, in C,
+in the usual case where no series is new.
 
 A write whose new series would take its tenant past the limit is refused
 whole with 400 (:class:`~remote_storage.errors.LimitExceeded`), before the
@@ -24,7 +25,7 @@ It is a guard against runaway cardinality, not an exact quota.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Collection, Hashable
 
 from remote_storage.errors import LimitExceeded
 
@@ -35,8 +36,8 @@ class _Tenant:
     __slots__ = ("current", "previous", "previous_only")
 
     def __init__(self) -> None:
-        self.current: set[int] = set()
-        self.previous: set[int] = set()
+        self.current: set[Hashable] = set()
+        self.previous: set[Hashable] = set()
         #: members of ``previous`` not in ``current``: the active count is len(current) + this
         self.previous_only = 0
 
@@ -76,7 +77,7 @@ class ActiveSeries:
         self._rotate()
         return {name: t.count for name, t in self._tenants.items() if t.count}
 
-    def admit(self, tenant: str, keys: Iterable[Hashable]) -> None:
+    def admit(self, tenant: str, keys: Collection[Hashable]) -> None:
         """Record the series of a write, or raise :class:`LimitExceeded` and record nothing.
 
         ``keys`` are the request's series keys (repeats allowed).
@@ -85,11 +86,10 @@ class ActiveSeries:
         state = self._tenants.get(tenant)
         if state is None:
             state = self._tenants[tenant] = _Tenant()
-        hashes = set(map(hash, keys))
         current = state.current
-        if current.issuperset(hashes):  # the usual case: nothing new this generation
+        if current.issuperset(keys):  # the usual case: nothing new this generation
             return
-        fresh = hashes - current
+        fresh = set(keys).difference(current)
         revived = fresh & state.previous if state.previous_only else set()
         added = len(fresh) - len(revived)
         if self.limit and added and state.count + added > self.limit:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from remote_storage.errors import LimitExceeded
 from remote_storage.storage import TimeSeries, WriteRequest
@@ -91,8 +92,9 @@ def check_request(request: WriteRequest, limits: WriteLimits, now_ms: int) -> No
             if distinct > limits.max_series_per_request:
                 _too_many_series(distinct, limits)
         if rows and (limits.max_sample_age_ms or limits.future_grace_ms):
-            timestamps = batch.timestamps
-            _check_window(min(timestamps), max(timestamps), None, limits, now_ms)
+            # a sort of the list is quicker than min() and max() of the column: rows are nearly in order
+            timestamps = sorted(cast(memoryview, batch.timestamps).tolist())
+            _check_window(timestamps[0], timestamps[-1], None, limits, now_ms)
         return
     entries = request.series
     if limits.max_series_per_request and len(entries) > limits.max_series_per_request:
