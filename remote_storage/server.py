@@ -395,6 +395,9 @@ async def handle_metrics(request: web.Request) -> web.Response:
         state.metrics.sealed_chunk_bytes.set(stats.sealed_chunk_bytes)
     if stats.sealed_samples is not None:
         state.metrics.sealed_samples.set(stats.sealed_samples)
+    state.metrics.active_series.clear()  # tenants whose series all aged out are dropped
+    for tenant, count in state.active_series.counts().items():
+        state.metrics.active_series.labels(tenant).set(count)
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
     body = encoder(state.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": content_type})

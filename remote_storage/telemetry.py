@@ -116,5 +116,12 @@ class ServiceMetrics:
             "Float samples inside the storage backend's sealed XOR chunks, where it can tell cheaply.",
             registry=registry,
         )
+        self.active_series = Gauge(
+            "remote_storage_active_series",
+            "Series that received samples within --active-series-window, per tenant, "
+            "as this process counts them for --max-active-series.",
+            ["tenant"],
+            registry=registry,
+        )
         self.backend_write_duration = backend.labels("write")
         self.backend_read_duration = backend.labels("read")

@@ -285,6 +285,13 @@ def test_limits_refuse_whole_requests_and_are_counted_by_reason() -> None:
         for _, _, kind in cases:
             assert counts[kind] == 1
         assert counts["too_many_active_series"] == 1
+        active = {
+            s.labels["tenant"]: s.value
+            for family in text_string_to_metric_families(text)
+            if family.name == "remote_storage_active_series"
+            for s in family.samples
+        }
+        assert active == {"default": 3, "t2": 1}
         [stored] = await read_all(client, (0, now_ms + 60_000, ALL[2]))
         assert sorted(s.labels.metric_name for s in stored) == ["a0", "a1", "a2"]
 
