@@ -6,7 +6,7 @@ known up front are bound once here, so request handlers do no label lookups.
 
 from __future__ import annotations
 
-from remote_storage.instrument import Counter, Gauge, Histogram, Registry
+from remote_storage.instrument import Counter, Gauge, Histogram, ProcessCollector, Registry
 
 __all__ = ["ServiceMetrics"]
 
@@ -34,6 +34,7 @@ class ServiceMetrics:
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
+        ProcessCollector(registry=registry)  # process_* (CPU, memory, file descriptors), as every exporter
         self.requests = Counter(
             "remote_storage_http_requests",
             "HTTP requests answered, by handler and status code.",

@@ -292,6 +292,8 @@ def test_limits_refuse_whole_requests_and_are_counted_by_reason() -> None:
             for s in family.samples
         }
         assert active == {"default": 3, "t2": 1}
+        assert "process_resident_memory_bytes " in text
+        assert "process_open_fds " in text
         [stored] = await read_all(client, (0, now_ms + 60_000, ALL[2]))
         assert sorted(s.labels.metric_name for s in stored) == ["a0", "a1", "a2"]
 
