@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from remote_storage import browse
 from remote_storage.active_series import ActiveSeries
 from remote_storage.config import Settings
 from remote_storage.errors import BodyTooLarge, ReadTimeout, RemoteStorageError, SampleLimitExceeded
@@ -403,6 +404,14 @@ async def handle_metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 
+def _storage_of(request: web.Request) -> RemoteStorage:
+    return request.app[STATE].storage
+
+
+def _context_of(request: web.Request) -> Context:
+    return _context(request, request.app[STATE].settings)
+
+
 def create_app(
     storage: RemoteStorage, settings: Settings | None = None, registry: Registry | None = None
 ) -> web.Application:
@@ -437,6 +446,14 @@ def create_app(
     app.router.add_post("/api/v1/write", _timed("write", handle_write))
     app.router.add_post("/api/v1/read", _timed("read", handle_read))
     app.router.add_get("/api/v1/metadata", _timed("metadata", handle_metadata))
+    for path, name, lister, need_match in (
+        ("/api/v1/labels", "labels", browse.label_names, False),
+        ("/api/v1/label/{name}/values", "label_values", browse.label_values, False),
+        ("/api/v1/series", "series", browse.series, True),
+    ):
+        browse_handler = _timed(name, browse.handler(_storage_of, _context_of, lister, need_match))
+        app.router.add_get(path, browse_handler)
+        app.router.add_post(path, browse_handler)
     app.router.add_get("/-/healthy", _timed("healthy", handle_healthy))
     app.router.add_get("/-/ready", _timed("ready", handle_ready))
     app.router.add_get("/metrics", _timed("metrics", handle_metrics))
