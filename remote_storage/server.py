@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from remote_storage import browse
+from remote_storage import __version__, browse
 from remote_storage.active_series import ActiveSeries
 from remote_storage.config import Settings
 from remote_storage.errors import BodyTooLarge, ReadTimeout, RemoteStorageError, SampleLimitExceeded
@@ -43,6 +43,8 @@ from remote_storage.protocol.negotiation import (
 from remote_storage.protocol.read import decode_read_request, encode_labels, encode_read_response
 from remote_storage.protocol.validation import LabelValidator
 from remote_storage.protocol.write import decode_v1, decode_v2
+from remote_storage.recent import IngestHistory, RecentErrors
+from remote_storage.status import StatusPage, render_page
 from remote_storage.storage import (
     Context,
     Query,
@@ -79,6 +81,10 @@ class ServerState:
     metrics: ServiceMetrics
     validator: LabelValidator
     active_series: ActiveSeries
+    status: StatusPage
+    history: IngestHistory = dataclasses.field(default_factory=IngestHistory)
+    errors: RecentErrors = dataclasses.field(default_factory=RecentErrors)
+    started: float = dataclasses.field(default_factory=time.time)
     ready: bool = False
 
 
@@ -141,6 +147,7 @@ async def handle_write(request: web.Request) -> web.Response:
         version = write_version(request.headers.get("Content-Type"))
     except RemoteStorageError as exc:
         state.metrics.write_rejected.labels(exc.kind).inc()
+        _record(request, "write", exc)
         raise
     state.metrics.write_requests.labels(version.label).inc()
     written: WriteRequest | None = None
@@ -159,6 +166,7 @@ async def handle_write(request: web.Request) -> web.Response:
         written = write_request
     except RemoteStorageError as exc:
         state.metrics.write_rejected.labels(exc.kind).inc()
+        _record(request, "write", exc)
         response = _text(exc.http_status, str(exc))
     except Exception:
         state.metrics.write_rejected.labels("internal").inc()
@@ -167,6 +175,7 @@ async def handle_write(request: web.Request) -> web.Response:
         state.metrics.samples_written.inc(written.sample_count)
         state.metrics.histograms_written.inc(written.histogram_count)
         state.metrics.exemplars_written.inc(written.exemplar_count)
+        state.history.add(written.sample_count + written.histogram_count)
         response = web.Response(status=204)
     if version is WriteVersion.V2:
         # Sent on errors too (with zero counts): a 2.0 sender reads them to
@@ -175,6 +184,13 @@ async def handle_write(request: web.Request) -> web.Response:
         response.headers[HISTOGRAMS_WRITTEN] = str(written.histogram_count if written else 0)
         response.headers[EXEMPLARS_WRITTEN] = str(written.exemplar_count if written else 0)
     return response
+
+
+def _record(request: web.Request, handler: str, exc: RemoteStorageError) -> None:
+    """Keep a refused or failed request for the status page."""
+    state = request.app[STATE]
+    tenant = request.headers.get(state.settings.tenant_header, "").strip() or state.settings.default_tenant
+    state.errors.add(handler, exc.http_status, exc.kind, str(exc), tenant, request.remote or "")
 
 
 def _series_keys(request: WriteRequest) -> Sequence[Hashable]:
@@ -201,6 +217,7 @@ async def handle_read(request: web.Request) -> web.StreamResponse:
         return await _read_samples(state, ctx, read_request)
     except RemoteStorageError as exc:
         state.metrics.read_rejected.labels(exc.kind).inc()
+        _record(request, "read", exc)
         raise
 
 
@@ -370,6 +387,37 @@ def _json_error(status: int, error_type: str, message: str) -> web.Response:
     return web.json_response({"status": "error", "errorType": error_type, "error": message}, status=status)
 
 
+async def handle_status_page(request: web.Request) -> web.Response:
+    """The status page (see :mod:`remote_storage.status`) of the request's tenant."""
+    state = request.app[STATE]
+    ctx = _context(request, state.settings)
+    page = render_page(
+        version=__version__,
+        backend=state.storage.describe(),
+        tenant=ctx.tenant,
+        uptime=time.time() - state.started,
+        stats=await state.storage.stats(),
+        history=state.history,
+        rejections={
+            sample.labels["reason"]: sample.value
+            for family in state.metrics.write_rejected.collect()
+            for sample in family.samples
+            if sample.name.endswith("_total")
+        },
+        active_series=state.active_series.count(ctx.tenant),
+        found=await state.status.cardinality(ctx),
+        errors=state.errors.list(),
+    )
+    return web.Response(text=page, content_type="text/html", charset="utf-8")
+
+
+async def handle_tsdb_status(request: web.Request) -> web.Response:
+    """Prometheus' ``/api/v1/status/tsdb`` for the request's tenant."""
+    state = request.app[STATE]
+    found = await state.status.cardinality(_context(request, state.settings))
+    return web.json_response({"status": "success", "data": found.as_prometheus()})
+
+
 async def handle_healthy(request: web.Request) -> web.Response:
     return _text(200, "Healthy")
 
@@ -423,6 +471,7 @@ def create_app(
         metrics=ServiceMetrics(registry if registry is not None else Registry()),
         validator=LabelValidator(settings.label_names, limits=settings.write_limits),
         active_series=ActiveSeries(settings.max_active_series, settings.active_series_window),
+        status=StatusPage(storage),
     )
     # The body limit is enforced in _body with a clear message; aiohttp's own
     # limit sits just above it as a backstop for bodies without Content-Length.
@@ -454,6 +503,8 @@ def create_app(
         browse_handler = _timed(name, browse.handler(_storage_of, _context_of, lister, need_match))
         app.router.add_get(path, browse_handler)
         app.router.add_post(path, browse_handler)
+    app.router.add_get("/", _timed("status", handle_status_page))
+    app.router.add_get("/api/v1/status/tsdb", _timed("tsdb_status", handle_tsdb_status))
     app.router.add_get("/-/healthy", _timed("healthy", handle_healthy))
     app.router.add_get("/-/ready", _timed("ready", handle_ready))
     app.router.add_get("/metrics", _timed("metrics", handle_metrics))
