@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from remote_storage.auth import AuthConfig, auth_middleware, bound_tenant, load_auth
 from remote_storage.config import Settings
 from remote_storage.errors import BodyTooLarge, ReadTimeout, RemoteStorageError, SampleLimitExceeded
 from remote_storage.instrument import Registry, choose_encoder
@@ -76,6 +77,7 @@ class ServerState:
     metrics: ServiceMetrics
     validator: LabelValidator
     ready: bool = False
+    auth: AuthConfig | None = None
 
 
 STATE = web.AppKey("state", ServerState)
@@ -124,11 +126,14 @@ async def _body(request: web.Request, limit: int) -> bytes:
 
 
 def _context(request: web.Request, settings: Settings, timeout: float | None = None) -> Context:
-    tenant = request.headers.get(settings.tenant_header, "").strip() or settings.default_tenant
+    # Credentials bound to a tenant choose it (auth.py refused a header naming another one).
+    bound = bound_tenant(request)
+    tenant = bound or request.headers.get(settings.tenant_header, "").strip() or settings.default_tenant
     deadline = None if timeout is None else time.monotonic() + timeout
-    return Context(
-        tenant=tenant, headers={k.lower(): v for k, v in request.headers.items()}, deadline=deadline
-    )
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    if request.app[STATE].auth is not None:
+        headers.pop("authorization", None)  # the server's credentials, not the backend's business
+    return Context(tenant=tenant, headers=headers, deadline=deadline)
 
 
 async def handle_write(request: web.Request) -> web.Response:
@@ -406,6 +411,10 @@ def create_app(
         client_max_size=settings.max_request_bytes + 1, handler_args={"auto_decompress": False}
     )
     app[STATE] = state
+    # Authentication (--auth-config): one middleware in front of every route but the health checks.
+    state.auth = load_auth(settings)
+    if state.auth is not None:
+        app.middlewares.append(auth_middleware(state.auth, settings.tenant_header, state.metrics.registry))
 
     async def storage_lifetime(app: web.Application) -> AsyncIterator[None]:
         await storage.start()
