@@ -433,3 +433,20 @@ def test_without_auth_config_everything_stays_open() -> None:
             assert "remote_storage_auth" not in await response.text()
 
     asyncio.run(main())
+
+
+def test_the_readme_example_config_works() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Authentication and TLS", 1)[1]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    config = parse_auth_config(example, "README.md")
+    assert config.describe() == "basic+bearer (1 user, 1 token), /metrics protected"
+    authenticator = Authenticator(config)
+
+    async def scenario() -> None:
+        user = await authenticator.authenticate(basic("prometheus", "change-me")["Authorization"])
+        assert user == Principal("user:prometheus", "team-a")
+        token = await authenticator.authenticate("Bearer example-token-change-me")
+        assert token == Principal("token:grafana", None)
+
+    asyncio.run(scenario())
