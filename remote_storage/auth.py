@@ -207,47 +207,56 @@ def _tenant(entry: Mapping[str, Any], source: str, where: str) -> str | None:
     return tenant
 
 
+_HOW_TO_HASH_PASSWORD = "make one with: remote-storage hash-password"
+_HOW_TO_HASH_TOKEN = 'make one with: printf %s "$TOKEN" | sha256sum'
+
+
 def _user(name: str, entry: Any, source: str) -> User:
-    where = f"[users.{name}]"
-    if not isinstance(entry, dict):
-        raise ConfigError(f"{FLAG}: {source}: users.{name} must be a table ({where})")
     if ":" in name or not name:
         raise ConfigError(f"{FLAG}: {source}: user name {name!r} must be non-empty and without ':'")
-    if "password" in entry:
-        raise ConfigError(
-            f"{FLAG}: {source}: {where} has a plain-text password; store its bcrypt hash as "
-            "password_hash instead (make one with: remote-storage hash-password)"
-        )
-    _only_keys(entry, {"password_hash", "tenant"}, source, where)
-    password_hash = entry.get("password_hash")
-    if not isinstance(password_hash, str) or not _BCRYPT_HASH.fullmatch(password_hash):
-        raise ConfigError(
-            f"{FLAG}: {source}: password_hash of {where} is not a bcrypt hash ($2b$12$ and 53 characters); "
-            "make one with: remote-storage hash-password"
-        )
+    password_hash, tenant = _secret(
+        "users", name, entry, source, plain="password", hashed="password_hash", shape=_BCRYPT_HASH,
+        shape_text="a bcrypt hash ($2b$, the cost, $, 53 characters)", how=_HOW_TO_HASH_PASSWORD,
+    )  # fmt: skip
     cost = int(password_hash[4:6])
     if not 4 <= cost <= 31:
-        raise ConfigError(f"{FLAG}: {source}: password_hash of {where} has cost {cost}, outside 4..31")
-    return User(name, password_hash.encode("ascii"), _tenant(entry, source, where))
+        raise ConfigError(f"{FLAG}: {source}: password_hash of [users.{name}] has cost {cost}, outside 4..31")
+    return User(name, password_hash.encode("ascii"), tenant)
 
 
 def _token(name: str, entry: Any, source: str) -> Token:
-    where = f"[tokens.{name}]"
+    digest, tenant = _secret(
+        "tokens", name, entry, source, plain="token", hashed="sha256", shape=_SHA256_HEX,
+        shape_text="64 hex digits", how=_HOW_TO_HASH_TOKEN,
+    )  # fmt: skip
+    return Token(name, bytes.fromhex(digest), tenant)
+
+
+def _secret(
+    section: str,
+    name: str,
+    entry: Any,
+    source: str,
+    *,
+    plain: str,
+    hashed: str,
+    shape: re.Pattern[str],
+    shape_text: str,
+    how: str,
+) -> tuple[str, str | None]:
+    """The hashed secret and the tenant of ``[section.name]``; refuses the secret in plain text."""
+    where = f"[{section}.{name}]"
     if not isinstance(entry, dict):
-        raise ConfigError(f"{FLAG}: {source}: tokens.{name} must be a table ({where})")
-    if "token" in entry:
+        raise ConfigError(f"{FLAG}: {source}: {section}.{name} must be a table ({where})")
+    if plain in entry:
         raise ConfigError(
-            f"{FLAG}: {source}: {where} has the token in plain text; store its sha256 instead "
-            '(sha256 = "<hex>", from: printf %s "$TOKEN" | sha256sum)'
+            f"{FLAG}: {source}: {where} has the {plain} in plain text; store its hash as {hashed} ({how})"
         )
-    _only_keys(entry, {"sha256", "tenant"}, source, where)
-    digest = entry.get("sha256")
-    if not isinstance(digest, str) or not _SHA256_HEX.fullmatch(digest):
-        raise ConfigError(
-            f"{FLAG}: {source}: sha256 of {where} must be 64 hex digits "
-            '(from: printf %s "$TOKEN" | sha256sum)'
-        )
-    return Token(name, bytes.fromhex(digest), _tenant(entry, source, where))
+    _only_keys(entry, {hashed, "tenant"}, source, where)
+    value = entry.get(hashed)
+    if not isinstance(value, str) or not shape.fullmatch(value):
+        raise ConfigError(f"{FLAG}: {source}: {hashed} of {where} must be {shape_text} ({how})")
+    return value, _tenant(entry, source, where)
 
 
 def hash_password(password: bytes, cost: int = DEFAULT_BCRYPT_COST) -> str:
@@ -350,7 +359,8 @@ class Authenticator:
         if not colon:
             return None
         name = name_bytes.decode("utf-8", "replace")
-        key = hmac.digest(self._cache_key, len(name_bytes).to_bytes(4, "big") + decoded, "sha256")
+        # The name ends at the first ":", so the decoded text stands for exactly one (name, password).
+        key = hmac.digest(self._cache_key, decoded, "sha256")
         user = self._verified.get(key)
         if user is not None:
             self._verified.move_to_end(key)

@@ -93,10 +93,10 @@ def test_config_is_parsed() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('[users.a]\npassword = "hunter2"\n', "[users.a] has a plain-text password; store its bcrypt hash"),
-        ('[users.a]\npassword_hash = "hunter2"\n', "password_hash of [users.a] is not a bcrypt hash"),
-        ('[users.a]\npassword_hash = "$2b$12$short"\n', "is not a bcrypt hash"),
-        ('[tokens.t]\ntoken = "abc"\n', "[tokens.t] has the token in plain text; store its sha256"),
+        ('[users.a]\npassword = "hunter2"\n', "[users.a] has the password in plain text"),
+        ('[users.a]\npassword_hash = "hunter2"\n', "password_hash of [users.a] must be a bcrypt hash"),
+        ('[users.a]\npassword_hash = "$2b$12$short"\n', "must be a bcrypt hash"),
+        ('[tokens.t]\ntoken = "abc"\n', "[tokens.t] has the token in plain text; store its hash as sha256"),
         ('[tokens.t]\nsha256 = "abc"\n', "sha256 of [tokens.t] must be 64 hex digits"),
         (f'[tokens.t]\nsha256 = "{sha256("x")}"\nscope = "all"\n', "unknown key 'scope' in [tokens.t]"),
         (f'[tokens.t]\nsha256 = "{sha256("x")}"\ntenant = ""\n', "tenant of [tokens.t] must be a non-empty"),
@@ -143,7 +143,7 @@ def test_serve_refuses_a_bad_auth_config_at_start(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "--auth-config: " in result.stderr
-    assert "plain-text password" in result.stderr
+    assert "has the password in plain text" in result.stderr
 
 
 def test_hash_password_command() -> None:
