@@ -215,9 +215,16 @@ def _user(name: str, entry: Any, source: str) -> User:
     if ":" in name or not name:
         raise ConfigError(f"{FLAG}: {source}: user name {name!r} must be non-empty and without ':'")
     password_hash, tenant = _secret(
-        "users", name, entry, source, plain="password", hashed="password_hash", shape=_BCRYPT_HASH,
-        shape_text="a bcrypt hash ($2b$, the cost, $, 53 characters)", how=_HOW_TO_HASH_PASSWORD,
-    )  # fmt: skip
+        "users",
+        name,
+        entry,
+        source,
+        plain="password",
+        hashed="password_hash",
+        shape=_BCRYPT_HASH,
+        shape_text="a bcrypt hash ($2b$, the cost, $, 53 characters)",
+        how=_HOW_TO_HASH_PASSWORD,
+    )
     cost = int(password_hash[4:6])
     if not 4 <= cost <= 31:
         raise ConfigError(f"{FLAG}: {source}: password_hash of [users.{name}] has cost {cost}, outside 4..31")
@@ -226,9 +233,16 @@ def _user(name: str, entry: Any, source: str) -> User:
 
 def _token(name: str, entry: Any, source: str) -> Token:
     digest, tenant = _secret(
-        "tokens", name, entry, source, plain="token", hashed="sha256", shape=_SHA256_HEX,
-        shape_text="64 hex digits", how=_HOW_TO_HASH_TOKEN,
-    )  # fmt: skip
+        "tokens",
+        name,
+        entry,
+        source,
+        plain="token",
+        hashed="sha256",
+        shape=_SHA256_HEX,
+        shape_text="64 hex digits",
+        how=_HOW_TO_HASH_TOKEN,
+    )
     return Token(name, bytes.fromhex(digest), tenant)
 
 
