@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
 import sys
 from collections.abc import Sequence
 
 from remote_storage import __version__
+from remote_storage.auth import DEFAULT_BCRYPT_COST, hash_password, load_auth
 from remote_storage.backends import UnknownBackend, open_storage
 from remote_storage.config import ConfigError, add_arguments, settings_from
 from remote_storage.loadgen import cli as loadgen_cli
 from remote_storage.serving import LOG_FORMAT, run, run_workers, serve, worker_count
+from remote_storage.tls import server_ssl_context
 
 __all__ = ["main", "run", "serve"]
 
@@ -37,7 +40,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_arguments(serve_parser)
     loadgen_cli.add_parser(commands)
+    hash_parser = commands.add_parser(
+        "hash-password",
+        help="print the bcrypt hash of a password read from stdin (for --auth-config)",
+        description="Read a password (the first line of stdin, or a prompt on a terminal) and print "
+        "its bcrypt hash, the password_hash of a user in the --auth-config file.",
+    )
+    hash_parser.add_argument(
+        "--cost",
+        type=int,
+        default=DEFAULT_BCRYPT_COST,
+        help=f"bcrypt cost factor, 4..31; each step doubles the time a check takes "
+        f"[default {DEFAULT_BCRYPT_COST}]",
+    )
     return parser
+
+
+def run_hash_password(cost: int) -> int:
+    """``remote-storage hash-password``: the hash on stdout, problems on stderr."""
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ").encode()
+        if getpass.getpass("Repeat: ").encode() != password:
+            print("remote-storage hash-password: the passwords differ", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.buffer.readline().rstrip(b"\r\n")
+    try:
+        print(hash_password(password, cost))
+    except ValueError as exc:
+        print(f"remote-storage hash-password: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -45,8 +78,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "loadgen":  # takes none of the serve settings
         return loadgen_cli.run(args)
+    if args.command == "hash-password":
+        return run_hash_password(args.cost)
     try:
         settings = settings_from(args)
+        if args.command == "serve":  # read the auth and TLS files now: a bad one fails before anything starts
+            load_auth(settings)
+            server_ssl_context(settings)
     except ConfigError as exc:
         parser.error(str(exc))
     logging.basicConfig(

@@ -66,6 +66,11 @@ class Settings:
     #: None: follow --retention
     max_sample_age: float | None = None
     future_grace_period: float = 600.0
+    # Authentication and TLS (remote_storage/auth.py, remote_storage/tls.py); empty: off.
+    auth_config: str = ""
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
 
     def __post_init__(self) -> None:
         try:
@@ -113,6 +118,14 @@ class Settings:
             raise ConfigError("--active-series-window: must be positive")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"--log-level: {self.log_level!r} is not one of debug, info, warning, error")
+        # The files themselves are read and checked at start by auth.load_auth and tls.server_ssl_context.
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            missing = "--tls-key-file" if self.tls_cert_file else "--tls-cert-file"
+            raise ConfigError(f"{missing}: HTTPS needs both --tls-cert-file and --tls-key-file; set both")
+        if self.tls_client_ca_file and not self.tls_cert_file:
+            raise ConfigError(
+                "--tls-client-ca-file: client certificates need HTTPS; set --tls-cert-file and --tls-key-file"
+            )
 
     @property
     def address(self) -> tuple[str, int]:
@@ -220,6 +233,18 @@ _OPTIONS: dict[str, tuple[str, Any, str]] = {
         parse_duration,
         "samples further than this ahead of the server's clock get 400 (0: no limit)",
     ),
+    "--auth-config": (
+        "auth_config",
+        str,
+        "TOML file of users (bcrypt password hashes) and bearer tokens (sha256); unset: no authentication",
+    ),
+    "--tls-cert-file": ("tls_cert_file", str, "PEM certificate (chain) to serve HTTPS with; unset: HTTP"),
+    "--tls-key-file": ("tls_key_file", str, "PEM private key of --tls-cert-file"),
+    "--tls-client-ca-file": (
+        "tls_client_ca_file",
+        str,
+        "PEM CA certificates; when set, clients must present a certificate signed by one of them",
+    ),
 }
 
 
@@ -235,6 +260,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         shown = default.value if isinstance(default, NameScheme) else default
         if default is None:
             shown = "see above"
+        if shown == "":
+            shown = "unset"
         parser.add_argument(
             flag,
             dest=field_name,

@@ -22,6 +22,8 @@ __all__ = [
     "SampleConflict",
     "SampleLimitExceeded",
     "StorageUnavailable",
+    "TenantForbidden",
+    "Unauthorized",
     "UnsupportedEncoding",
     "UnsupportedMediaType",
     "UnsupportedResponseType",
@@ -140,6 +142,37 @@ class UnsupportedMediaType(RemoteStorageError):
 
 class UnsupportedEncoding(UnsupportedMediaType):
     """The Content-Encoding is not snappy (415)."""
+
+
+class Unauthorized(RemoteStorageError):
+    """The request carries no credentials, or none that are valid (401).
+
+    The message never says which part was wrong (user, password, token or
+    scheme); ``reason`` tells the server's own metrics whether credentials were
+    ``missing`` or ``invalid``.
+    """
+
+    http_status = 401
+    kind = "unauthorized"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("authentication required: send valid credentials (basic auth or a bearer token)")
+        self.reason = reason
+
+
+class TenantForbidden(RemoteStorageError):
+    """Credentials bound to one tenant were sent with a tenant header naming another (403)."""
+
+    http_status = 403
+    kind = "tenant_forbidden"
+
+    def __init__(self, bound: str, sent: str, header: str) -> None:
+        super().__init__(
+            f"these credentials are bound to tenant {bound!r} but the {header} header names {sent!r}; "
+            "drop the header or name the bound tenant"
+        )
+        self.bound = bound
+        self.sent = sent
 
 
 class StorageUnavailable(RemoteStorageError):

@@ -28,6 +28,7 @@ from aiohttp import web
 
 from remote_storage import __version__, browse
 from remote_storage.active_series import ActiveSeries
+from remote_storage.auth import AuthConfig, auth_middleware, bound_tenant, load_auth
 from remote_storage.config import Settings
 from remote_storage.errors import BodyTooLarge, ReadTimeout, RemoteStorageError, SampleLimitExceeded
 from remote_storage.instrument import Registry, choose_encoder
@@ -86,6 +87,7 @@ class ServerState:
     errors: RecentErrors = dataclasses.field(default_factory=RecentErrors)
     started: float = dataclasses.field(default_factory=time.time)
     ready: bool = False
+    auth: AuthConfig | None = None
 
 
 STATE = web.AppKey("state", ServerState)
@@ -133,12 +135,19 @@ async def _body(request: web.Request, limit: int) -> bytes:
         raise BodyTooLarge("request body", None, limit, "--max-request-bytes") from None
 
 
+def _tenant(request: web.Request, settings: Settings) -> str:
+    # Credentials bound to a tenant choose it (auth.py refused a header naming another one).
+    bound = bound_tenant(request)
+    return bound or request.headers.get(settings.tenant_header, "").strip() or settings.default_tenant
+
+
 def _context(request: web.Request, settings: Settings, timeout: float | None = None) -> Context:
-    tenant = request.headers.get(settings.tenant_header, "").strip() or settings.default_tenant
+    tenant = _tenant(request, settings)
     deadline = None if timeout is None else time.monotonic() + timeout
-    return Context(
-        tenant=tenant, headers={k.lower(): v for k, v in request.headers.items()}, deadline=deadline
-    )
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    if request.app[STATE].auth is not None:
+        headers.pop("authorization", None)  # the server's credentials, not the backend's business
+    return Context(tenant=tenant, headers=headers, deadline=deadline)
 
 
 async def handle_write(request: web.Request) -> web.Response:
@@ -189,7 +198,7 @@ async def handle_write(request: web.Request) -> web.Response:
 def _record(request: web.Request, handler: str, exc: RemoteStorageError) -> None:
     """Keep a refused or failed request for the status page."""
     state = request.app[STATE]
-    tenant = request.headers.get(state.settings.tenant_header, "").strip() or state.settings.default_tenant
+    tenant = _tenant(request, state.settings)
     state.errors.add(handler, exc.http_status, exc.kind, str(exc), tenant, request.remote or "")
 
 
@@ -481,6 +490,10 @@ def create_app(
         client_max_size=settings.max_request_bytes + 1, handler_args={"auto_decompress": False}
     )
     app[STATE] = state
+    # Authentication (--auth-config): one middleware in front of every route but the health checks.
+    state.auth = load_auth(settings)
+    if state.auth is not None:
+        app.middlewares.append(auth_middleware(state.auth, settings.tenant_header, state.metrics.registry))
 
     async def storage_lifetime(app: web.Application) -> AsyncIterator[None]:
         await storage.start()

@@ -28,8 +28,9 @@ from aiohttp import web
 from remote_storage import __version__
 from remote_storage.backends import open_storage, redact_url
 from remote_storage.config import Settings
-from remote_storage.server import create_app
+from remote_storage.server import STATE, create_app
 from remote_storage.storage import RemoteStorage
+from remote_storage.tls import describe_tls, server_ssl_context
 
 __all__ = ["LOG_FORMAT", "run", "run_workers", "serve", "worker_count"]
 
@@ -60,14 +61,16 @@ def tune_gc() -> None:
 async def serve(storage: RemoteStorage, settings: Settings, *, reuse_port: bool = False) -> None:
     """Serve ``storage`` until SIGINT/SIGTERM, then shut down gracefully."""
     tune_gc()
+    ssl_context = server_ssl_context(settings)  # None: plain HTTP
     app = create_app(storage, settings)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10.0)
     await runner.setup()
     try:
         host, port = settings.address
-        site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
+        site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, ssl_context=ssl_context)
         await site.start()
-        addresses = ", ".join(f"http://{a[0]}:{a[1]}" for a in runner.addresses)
+        scheme = "https" if ssl_context is not None else "http"
+        addresses = ", ".join(f"{scheme}://{a[0]}:{a[1]}" for a in runner.addresses)
         log.info(
             "remote-storage %s listening on %s with storage %s (%s)",
             __version__,
@@ -75,6 +78,8 @@ async def serve(storage: RemoteStorage, settings: Settings, *, reuse_port: bool 
             redact_url(settings.storage),
             storage.describe(),
         )
+        auth = app[STATE].auth
+        log.info("auth: %s; %s", auth.describe() if auth is not None else "none", describe_tls(settings))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

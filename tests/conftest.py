@@ -38,11 +38,14 @@ def processes(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Proces
 
 @pytest.fixture
 def adapter(processes: Processes) -> Callable[..., Adapter]:
-    """Start the service: ``adapter("memory://")``; returns once ``/-/ready`` is 200."""
+    """Start the service: ``adapter("memory://")``; returns once ``/-/ready`` is 200.
 
-    def start(storage: str = "memory://", *, timeout: float = READY_TIMEOUT) -> Adapter:
+    Other keyword arguments go to ``start_adapter`` (``extra_args``, ``ssl_context``).
+    """
+
+    def start(storage: str = "memory://", *, timeout: float = READY_TIMEOUT, **options: Any) -> Adapter:
         name = f"adapter-{sum(p.name.startswith('adapter') for p in processes.processes)}"
-        started = start_adapter(processes, storage, name=name)
+        started = start_adapter(processes, storage, name=name, **options)
         started.wait_ready(timeout)
         return started
 

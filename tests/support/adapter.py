@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 import sys
 
 from .net import free_port, wait_http_ok
@@ -17,18 +18,22 @@ ENV_PREFIX = "REMOTE_STORAGE_"
 class Adapter:
     """A started adapter and its endpoints."""
 
-    def __init__(self, process: ManagedProcess, port: int, storage: str) -> None:
+    def __init__(
+        self, process: ManagedProcess, port: int, storage: str, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self.process = process
         self.port = port
         self.storage = storage
+        #: How tests reach an adapter serving HTTPS (None: plain HTTP).
+        self.ssl_context = ssl_context
         self.address = f"127.0.0.1:{port}"
-        self.url = f"http://{self.address}"
+        self.url = f"{'https' if ssl_context is not None else 'http'}://{self.address}"
         self.write_url = f"{self.url}/api/v1/write"
         self.read_url = f"{self.url}/api/v1/read"
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Poll ``/-/ready`` until 200; fail early with the log if the process exits."""
-        wait_http_ok(f"{self.url}/-/ready", timeout, alive=self.process.check_alive)
+        wait_http_ok(f"{self.url}/-/ready", timeout, alive=self.process.check_alive, context=self.ssl_context)
 
 
 def start_adapter(
@@ -37,8 +42,12 @@ def start_adapter(
     *,
     name: str = "adapter",
     extra_args: tuple[str, ...] = (),
+    ssl_context: ssl.SSLContext | None = None,
 ) -> Adapter:
-    """Start ``remote_storage serve`` on a free loopback port; does not wait for it."""
+    """Start ``remote_storage serve`` on a free loopback port; does not wait for it.
+
+    Pass ``ssl_context`` (how to reach it) when ``extra_args`` turn HTTPS on.
+    """
     port = free_port()
     argv = [
         sys.executable,
@@ -54,4 +63,4 @@ def start_adapter(
     env = {key: value for key, value in os.environ.items() if not key.startswith(ENV_PREFIX)}
     env["PYTHONUNBUFFERED"] = "1"
     process = processes.start(name, argv, env=env)
-    return Adapter(process, port, storage)
+    return Adapter(process, port, storage, ssl_context)

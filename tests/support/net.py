@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 __all__ = ["Deadline", "WaitTimeout", "free_port", "poll_until", "wait_http_ok"]
@@ -79,10 +80,21 @@ def poll_until(
         time.sleep(min(interval, end - now))
 
 
-def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
-    """Status and body of a GET; HTTP error statuses are returned, not raised."""
+def http_get(
+    url: str,
+    timeout: float = 5.0,
+    *,
+    context: ssl.SSLContext | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[int, bytes]:
+    """Status and body of a GET; HTTP error statuses are returned, not raised.
+
+    ``context`` is the TLS context for an ``https://`` URL; ``headers`` are
+    sent with the request (credentials, say).
+    """
+    request = urllib.request.Request(url, headers=dict(headers or {}))
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         with exc:
@@ -94,6 +106,7 @@ def wait_http_ok(
     timeout: float,
     *,
     alive: Callable[[], None] | None = None,
+    context: ssl.SSLContext | None = None,
 ) -> bytes:
     """Poll ``url`` until it answers 200 and return the body.
 
@@ -105,7 +118,7 @@ def wait_http_ok(
     def check() -> bytes:
         if alive is not None:
             alive()
-        status, body = http_get(url, timeout=min(2.0, max(timeout, 0.1)))
+        status, body = http_get(url, timeout=min(2.0, max(timeout, 0.1)), context=context)
         if status != 200:
             raise AssertionError(f"HTTP {status}: {body[:200]!r}")
         return body

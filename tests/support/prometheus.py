@@ -28,12 +28,14 @@ from .net import free_port, http_get, wait_http_ok
 from .procs import ManagedProcess, Processes
 
 __all__ = [
+    "ClientTLS",
     "Labels",
     "Points",
     "Prometheus",
     "PrometheusAPIError",
     "PrometheusConfig",
     "diff_results",
+    "http_client_options",
     "remote_read_from",
     "remote_write_to",
     "scrape_job",
@@ -72,20 +74,66 @@ def scrape_job(
     return job
 
 
+@dataclass(frozen=True)
+class ClientTLS:
+    """A ``tls_config`` block: the CA to trust, and the client certificate to present if any."""
+
+    ca_file: Path
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    def to_dict(self) -> dict[str, str]:
+        config = {"ca_file": str(self.ca_file)}
+        if self.cert_file is not None and self.key_file is not None:
+            config["cert_file"] = str(self.cert_file)
+            config["key_file"] = str(self.key_file)
+        return config
+
+
+def http_client_options(
+    *,
+    name: str | None = None,
+    basic_auth: tuple[str, str] | None = None,
+    bearer_token: str | None = None,
+    tls: ClientTLS | None = None,
+) -> dict[str, Any]:
+    """The HTTP client settings of a remote-write or remote-read entry; empty when none is given.
+
+    ``name`` becomes ``remote_name`` in Prometheus' queue metrics.
+    """
+    options: dict[str, Any] = {}
+    if name is not None:
+        options["name"] = name
+    if basic_auth is not None:
+        options["basic_auth"] = {"username": basic_auth[0], "password": basic_auth[1]}
+    if bearer_token is not None:
+        options["authorization"] = {"type": "Bearer", "credentials": bearer_token}
+    if tls is not None:
+        options["tls_config"] = tls.to_dict()
+    return options
+
+
 def remote_write_to(
     url: str,
     *,
     batch_send_deadline: str = "1s",
     max_shards: int = 1,
+    name: str | None = None,
+    basic_auth: tuple[str, str] | None = None,
+    bearer_token: str | None = None,
+    tls: ClientTLS | None = None,
     **queue_config: Any,
 ) -> dict[str, Any]:
     """A ``remote_write`` entry that sends within ``batch_send_deadline``.
 
     One shard by default: samples then arrive in the order Prometheus
     appended them, so "the highest timestamp sent" bounds what has arrived.
+    ``name``, ``basic_auth``, ``bearer_token`` and ``tls``: see
+    :func:`http_client_options`; other keyword arguments go to ``queue_config``.
     """
     return {
         "url": url,
+        **http_client_options(name=name, basic_auth=basic_auth, bearer_token=bearer_token, tls=tls),
         "queue_config": {
             "batch_send_deadline": batch_send_deadline,
             "max_shards": max_shards,
@@ -96,9 +144,21 @@ def remote_write_to(
     }
 
 
-def remote_read_from(url: str, *, read_recent: bool = True, **options: Any) -> dict[str, Any]:
-    """A ``remote_read`` entry; ``read_recent`` so that every query reaches it."""
-    return {"url": url, "read_recent": read_recent, **options}
+def remote_read_from(
+    url: str,
+    *,
+    read_recent: bool = True,
+    basic_auth: tuple[str, str] | None = None,
+    bearer_token: str | None = None,
+    tls: ClientTLS | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """A ``remote_read`` entry; ``read_recent`` so that every query reaches it.
+
+    ``basic_auth``, ``bearer_token`` and ``tls``: see :func:`http_client_options`.
+    """
+    client = http_client_options(basic_auth=basic_auth, bearer_token=bearer_token, tls=tls)
+    return {"url": url, "read_recent": read_recent, **client, **options}
 
 
 @dataclass
