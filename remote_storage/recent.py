@@ -26,7 +26,8 @@ class IngestHistory:
         self.slots = max(1, round(span / interval))
         self._clock = clock
         self._counts: deque[int] = deque([0] * self.slots, maxlen=self.slots)
-        self._current = self._slot(clock())
+        self._started = clock()
+        self._current = self._slot(self._started)
 
     def _slot(self, now: float) -> int:
         return int(now // self.interval)
@@ -49,11 +50,18 @@ class IngestHistory:
         return [(first + i * self.interval, count / self.interval) for i, count in enumerate(self._counts)]
 
     def rate(self, seconds: float = 60.0) -> float:
-        """Samples per second over the last complete intervals covering about ``seconds``."""
+        """Samples per second over about the last ``seconds``: whole intervals and the running one.
+
+        The time counted never reaches back before the history started, so a
+        service that has run for ten seconds shows the rate of those ten.
+        """
         self._advance()
-        whole = max(1, min(self.slots - 1, round(seconds / self.interval)))
-        counts = list(self._counts)[-1 - whole : -1]
-        return sum(counts) / (len(counts) * self.interval) if counts else 0.0
+        now = self._clock()
+        whole = max(0, min(self.slots - 1, round(seconds / self.interval) - 1))
+        counts = list(self._counts)[len(self._counts) - 1 - whole :]
+        covered = whole * self.interval + (now - self._current * self.interval)
+        covered = min(covered, now - self._started)
+        return sum(counts) / covered if covered > 0 else 0.0
 
 
 @dataclass(frozen=True)

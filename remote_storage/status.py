@@ -162,7 +162,7 @@ def _chart(points: list[tuple[float, float]], width: int = 720, height: int = 16
     )
 
 
-def _table(rows: list[tuple[str, int]], heading: str, table_id: str) -> str:
+def _table(rows: list[tuple[str, int]], heading: str, table_id: str, counted: str = "series") -> str:
     body = "".join(
         f'<tr><td class="name">{html.escape(name)}</td><td class="num">{value}</td></tr>'
         for name, value in rows
@@ -170,7 +170,7 @@ def _table(rows: list[tuple[str, int]], heading: str, table_id: str) -> str:
     if not rows:
         body = '<tr><td colspan="2" class="empty">none</td></tr>'
     return (
-        f'<table id="{table_id}"><thead><tr><th>{html.escape(heading)}</th><th>series</th></tr></thead>'
+        f'<table id="{table_id}"><thead><tr><th>{html.escape(heading)}</th><th>{counted}</th></tr></thead>'
         f"<tbody>{body}</tbody></table>"
     )
 
@@ -185,7 +185,7 @@ h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:24px 0 8px}
 table{border-collapse:collapse;margin:0 24px 16px 0;min-width:280px}
 th,td{border-bottom:1px solid #d1d9e0;padding:4px 8px;text-align:left}
 td.num{text-align:right;font-variant-numeric:tabular-nums}td.empty{color:#59636e}
-.tables{display:flex;flex-wrap:wrap}
+.tables{display:flex;flex-wrap:wrap;align-items:flex-start}
 .plot{fill:#f6f8fa;stroke:#d1d9e0}.axis{font-size:11px;fill:#59636e}
 td.name{max-width:420px;overflow-wrap:anywhere}
 """
@@ -251,11 +251,11 @@ and <a href="metrics">/metrics</a></div>
 <h2>Ingestion, last 15 minutes</h2>
 {_chart(history.points())}
 <h2>Rejected writes by reason (since start)</h2>
-{_table(rejection_rows, "reason", "rejections").replace("<th>series</th>", "<th>requests</th>")}
+{_table(rejection_rows, "reason", "rejections", "requests")}
 <h2>Cardinality ({html.escape(tenant)})</h2>
 <div class="tables">
 {_table(found.by_metric_name, "metric name", "top-metric-names")}
-{_table(found.values_by_label_name, "label name (values)", "top-label-names")}
+{_table(found.values_by_label_name, "label name", "top-label-names", "values")}
 {_table(found.by_label_pair, "label pair", "top-label-pairs")}
 </div>
 <h2>Recent errors</h2>

@@ -107,3 +107,32 @@ def test_answers_equal_prometheus(
         if expected != actual:
             problems.append(f"{path} {params}:\n  Prometheus: {expected}\n  service:    {actual}")
     assert not problems, "\n".join(problems)
+
+
+def test_tsdb_status_counts_equal_prometheus(
+    adapter: Callable[..., Adapter], prometheus: Callable[..., Prometheus]
+) -> None:
+    service = adapter("memory://")
+    reference = prometheus("reference", PrometheusConfig(), remote_write_receiver=True)
+    body = v1_body(data())
+    for address in (service.address, reference.address):
+        with HttpClient(address) as client:
+            status, answer = client.post("/api/v1/write", body, V1_HEADERS)
+            assert status in (200, 204), answer
+    _, expected = call(reference.url, "/api/v1/status/tsdb", [])
+    _, actual = call(service.url, "/api/v1/status/tsdb", [])
+    assert actual["status"] == expected["status"] == "success"
+    for key in (
+        "seriesCountByMetricName",
+        "labelValueCountByLabelName",
+        "memoryInBytesByLabelName",
+        "seriesCountByLabelValuePair",
+    ):
+        ours, theirs = actual["data"][key], expected["data"][key]
+        # Prometheus orders ties as its maps iterate: compare counts in order, and names where the
+        # top ten holds every entry of both
+        assert [e["value"] for e in ours] == [e["value"] for e in theirs], key
+        if len(theirs) < 10:
+            assert sorted(map(str, ours)) == sorted(map(str, theirs)), key
+    assert actual["data"]["headStats"]["numSeries"] == expected["data"]["headStats"]["numSeries"]
+    assert set(actual["data"]) == set(expected["data"])
