@@ -18,6 +18,7 @@ from remote_storage.auth import DEFAULT_BCRYPT_COST, hash_password, load_auth
 from remote_storage.backends import UnknownBackend, open_storage
 from remote_storage.config import ConfigError, add_arguments, settings_from
 from remote_storage.loadgen import cli as loadgen_cli
+from remote_storage.logs import configure as configure_logs
 from remote_storage.serving import LOG_FORMAT, run, run_workers, serve, worker_count
 from remote_storage.tls import server_ssl_context
 
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the server. Every flag can also be set by the environment variable shown.",
     )
     add_arguments(serve_parser)
+    serve_parser.set_defaults(usage_error=serve_parser.error)  # a bad serve flag shows serve's usage
     loadgen_cli.add_parser(commands)
     hash_parser = commands.add_parser(
         "hash-password",
@@ -86,12 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             load_auth(settings)
             server_ssl_context(settings)
     except ConfigError as exc:
-        parser.error(str(exc))
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format=LOG_FORMAT,
-        stream=sys.stderr,
-    )
+        args.usage_error(str(exc))
+    configure_logs(settings.log_level, settings.log_format)
     if args.command == "serve":
         try:
             storage = open_storage(settings.storage, retention=settings.retention or None)

@@ -8,15 +8,17 @@ start with a message naming the flag, never in the middle of a request.
 from __future__ import annotations
 
 import argparse
+import enum
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from remote_storage.logs import LogFormat
 from remote_storage.protocol.limits import WriteLimits
 from remote_storage.protocol.validation import NameScheme
-from remote_storage.units import parse_duration, parse_size
+from remote_storage.units import format_duration, format_size, parse_duration, parse_size
 
 __all__ = ["ConfigError", "Settings", "add_arguments", "parse_duration", "parse_size"]
 
@@ -54,6 +56,7 @@ class Settings:
     default_tenant: str = "default"
     label_names: NameScheme = NameScheme.UTF8
     log_level: str = "info"
+    log_format: LogFormat = LogFormat.TEXT
     workers: int = 0
     # write limits (0 turns one off); see remote_storage/protocol/limits.py
     max_label_name_length: int = 1024
@@ -146,6 +149,28 @@ class Settings:
         )
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class _Choice:
+    """Parses one of a fixed set of words (an enum's values, or strings), naming them all when refused."""
+
+    def __init__(self, choices: Any) -> None:
+        self.choices = choices
+        self.words = [c.value if isinstance(c, enum.Enum) else c for c in choices]
+
+    def __call__(self, text: str) -> Any:
+        word = text.strip().lower()
+        for choice, value in zip(self.choices, self.words, strict=True):
+            if word == value:
+                return choice
+        raise ValueError(f"{text!r} is not one of {', '.join(self.words)}")
+
+
+def _choice(choices: Any) -> _Choice:
+    return _Choice(choices)
+
+
 # flag -> (field, parser, help)
 _OPTIONS: dict[str, tuple[str, Any, str]] = {
     "--listen": ("listen", str, "HOST:PORT to listen on"),
@@ -179,14 +204,15 @@ _OPTIONS: dict[str, tuple[str, Any, str]] = {
     "--default-tenant": ("default_tenant", str, "tenant of requests without the tenant header"),
     "--label-names": (
         "label_names",
-        NameScheme,
+        _choice(NameScheme),
         "name validation: utf8 (any UTF-8, as Prometheus 3) or legacy ([a-zA-Z_][a-zA-Z0-9_]*)",
     ),
-    "--log-level": ("log_level", str, "debug, info, warning or error"),
+    "--log-level": ("log_level", _choice(LOG_LEVELS), "least important messages logged"),
+    "--log-format": ("log_format", _choice(LogFormat), "one line per event as text, json or logfmt"),
     "--workers": (
         "workers",
         int,
-        "server processes sharing the port; 0: one per core for SQL backends, 1 for memory://",
+        "server processes sharing the port; 0: one per core for PostgreSQL, 1 for SQLite and memory://",
     ),
     "--max-label-name-length": (
         "max_label_name_length",
@@ -252,21 +278,34 @@ def env_name(flag: str) -> str:
     return ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
 
 
+def _shown(default: Any, parse: Any) -> str:
+    """A default as an operator would write it: ``32MiB``, ``60s``, ``utf8``."""
+    if default is None:
+        return "see above"
+    if isinstance(default, enum.Enum):
+        return str(default.value)
+    if default == "":
+        return "unset"
+    if parse is parse_size:
+        return format_size(default)
+    if parse is parse_duration:
+        return format_duration(default)
+    if isinstance(default, int) and not isinstance(default, bool) and default >= 10_000:
+        return f"{default:_}"
+    return str(default)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add every settings flag to ``parser``; defaults are applied by :func:`settings_from`."""
     defaults = Settings()
-    for flag, (field_name, _, help_text) in _OPTIONS.items():
-        default = getattr(defaults, field_name)
-        shown = default.value if isinstance(default, NameScheme) else default
-        if default is None:
-            shown = "see above"
-        if shown == "":
-            shown = "unset"
+    for flag, (field_name, parse, help_text) in _OPTIONS.items():
+        shown = _shown(getattr(defaults, field_name), parse)
+        metavar = "{" + ",".join(parse.words) + "}" if isinstance(parse, _Choice) else field_name.upper()
         parser.add_argument(
             flag,
             dest=field_name,
             default=None,
-            metavar=field_name.upper(),
+            metavar=metavar,
             help=f"{help_text} [env {env_name(flag)}; default {shown}]",
         )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["parse_duration", "parse_size"]
+__all__ = ["format_duration", "format_size", "parse_duration", "parse_size"]
 
 _SIZE_UNITS = {
     "": 1,
@@ -36,3 +36,28 @@ def parse_duration(text: str) -> float:
     if not parts or "".join(n + u for n, u in parts) != text:
         raise ValueError(f"invalid duration {text!r}: use a number of seconds or units such as 30s, 5m, 1h")
     return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+
+
+def format_size(size: int) -> str:
+    """33554432 -> ``"32MiB"``: the largest binary unit that divides the size, as operators write it."""
+    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size and size % factor == 0:
+            return f"{size // factor}{unit}"
+    return f"{size}B" if size else "0"
+
+
+def format_duration(seconds: float) -> str:
+    """3600.0 -> ``"1h"``, 90.0 -> ``"1m30s"``, 0.25 -> ``"250ms"``, 0 -> ``"0"``."""
+    if seconds == 0:
+        return "0"
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    whole = round(seconds)
+    if whole != seconds:
+        return f"{seconds:g}s"
+    parts = []
+    for unit, factor in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, whole = divmod(whole, factor)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
