@@ -32,6 +32,7 @@ from remote_storage.auth import AuthConfig, auth_middleware, bound_tenant, load_
 from remote_storage.config import Settings
 from remote_storage.errors import BodyTooLarge, ReadTimeout, RemoteStorageError, SampleLimitExceeded
 from remote_storage.instrument import Registry, choose_encoder
+from remote_storage.logs import RateLimiter
 from remote_storage.protocol import snappy, streamed
 from remote_storage.protocol.limits import check_request
 from remote_storage.protocol.negotiation import (
@@ -85,6 +86,8 @@ class ServerState:
     status: StatusPage
     history: IngestHistory = dataclasses.field(default_factory=IngestHistory)
     errors: RecentErrors = dataclasses.field(default_factory=RecentErrors)
+    #: at most 10 log lines per reason of refusal per minute
+    refusal_log: RateLimiter = dataclasses.field(default_factory=lambda: RateLimiter(burst=10, window=60.0))
     started: float = dataclasses.field(default_factory=time.time)
     ready: bool = False
     auth: AuthConfig | None = None
@@ -200,6 +203,18 @@ def _record(request: web.Request, handler: str, exc: RemoteStorageError) -> None
     state = request.app[STATE]
     tenant = _tenant(request, state.settings)
     state.errors.add(handler, exc.http_status, exc.kind, str(exc), tenant, request.remote or "")
+    allowed, held_back = state.refusal_log.allow(exc.kind)
+    if allowed:
+        fields: dict[str, object] = {
+            "status": exc.http_status,
+            "reason": exc.kind,
+            "tenant": tenant,
+            "remote": request.remote or "",
+            "bytes": request.content_length if request.content_length is not None else "",
+        }
+        if held_back:
+            fields["similar_not_logged"] = held_back
+        log.info("%s refused: %s", handler, str(exc)[: RecentErrors.MESSAGE_CHARS], extra={"fields": fields})
 
 
 def _series_keys(request: WriteRequest) -> Sequence[Hashable]:

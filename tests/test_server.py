@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -503,3 +504,23 @@ def test_metadata_api() -> None:
         assert (await client.get("/api/v1/metadata", params={"limit": "many"})).status == 400
 
     run(scenario)
+
+
+def test_refused_requests_are_logged_at_info_and_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario(client: TestClient[Any, Any]) -> None:
+        for _ in range(13):
+            assert (await write(client, b"junk")).status == 400
+
+    with caplog.at_level(logging.INFO, logger="remote_storage.server"):
+        run(scenario)
+    lines = [r for r in caplog.records if r.name == "remote_storage.server" and "refused" in r.getMessage()]
+    assert len(lines) == 10  # then held back for the rest of the minute
+    first = lines[0]
+    assert first.levelno == logging.INFO
+    assert first.getMessage().startswith("write refused: invalid snappy block")
+    fields = first.fields  # type: ignore[attr-defined]
+    assert fields["status"] == 400
+    assert fields["reason"] == "malformed"
+    assert fields["tenant"] == "default"
+    assert fields["bytes"] == 4
+    assert fields["remote"] == "127.0.0.1"
