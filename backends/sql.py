@@ -646,15 +646,15 @@ class SQLStorage(RemoteStorage):
                 )
                 for series_id, blob in rows:
                     found[tenant, encoded[bytes(blob)]] = series_id
+            postings: list[tuple[str, str, str, int]] = []
+            for labels in encoded.values():
+                # One lookup per series: hashing a label set reads all of it, so a lookup per label
+                # would make a series of N labels cost N^2 (40,000 labels: 18 s).
+                series_id = found[tenant, labels]
+                postings.extend((tenant, name, value, series_id) for name, value in labels)
+            postings.sort()  # in key order: each B-tree page is visited once, not once per series
             self._dialect.insert_ignore_rows(
-                conn,
-                schema.postings.name,
-                ("tenant", "name", "value", "series_id"),
-                sorted(  # in key order: each B-tree page is visited once, not once per series
-                    (tenant, name, value, found[tenant, labels])
-                    for labels in encoded.values()
-                    for name, value in labels
-                ),
+                conn, schema.postings.name, ("tenant", "name", "value", "series_id"), postings
             )
         return found
 
