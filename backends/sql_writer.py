@@ -287,7 +287,11 @@ class Writer:
         return conn
 
     def _check(self, conn: Connection) -> Connection | None:
-        """An idle connection that still works, else a new one (or None: down)."""
+        """An idle connection that still works, else a new one (or None: down).
+
+        A check that hangs counts as a stalled transaction, as a write would.
+        """
+        self._busy_since = time.monotonic()
         try:
             conn.exec_driver_sql("SELECT 1")
             conn.rollback()
@@ -296,6 +300,8 @@ class Writer:
             log.warning("the writer's connection to %s failed a check: %s", self.where, first_line(exc))
             _close(conn)
             return self._connect()
+        finally:
+            self._busy_since = None
 
     def _drain(self) -> None:
         """Fail whatever is still queued when the thread ends (writes after ``stop``)."""
