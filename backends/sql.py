@@ -56,7 +56,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import NullPool
 
 from remote_storage.chunks import MAX_SAMPLES
-from remote_storage.errors import SampleConflict, StorageUnavailable
+from remote_storage.errors import LabelSetTooLarge, SampleConflict, StorageUnavailable
 from remote_storage.protocol.read import encode_joined_labels
 from remote_storage.storage import (
     Context,
@@ -275,6 +275,7 @@ class SQLStorage(RemoteStorage):
         self._read_engine: Engine | None = None  # the same as _engine on PostgreSQL
         self._dialect: _Dialect | None = None
         self._writer: Writer | None = None
+        self._index_limited = False  # PostgreSQL: label sets that cannot be indexed are refused
         self._readers: concurrent.futures.ThreadPoolExecutor | None = None
         self._maintenance: asyncio.Task[None] | None = None
         self._max_ts: int | None = None  # newest sample timestamp written (compaction follows it)
@@ -475,6 +476,7 @@ class SQLStorage(RemoteStorage):
         else:
             self._read_engine = engine
         self._dialect = _Dialect(engine.dialect.name)
+        self._index_limited = engine.dialect.name == "postgresql"
         self._readers = concurrent.futures.ThreadPoolExecutor(self.pool_size, thread_name_prefix="sql-read")
         self._writer = Writer(engine, self._attempt_group, where=self._where(), timeout=self.write_timeout)
         self._writer.start()
@@ -638,6 +640,8 @@ class SQLStorage(RemoteStorage):
         # Series ids this process knows, found here rather than in the writer thread, the one
         # that all writes wait for. The cache only grows between clears and ids never change.
         job.ids = list(map(self._ids.get(ctx.tenant, {}).get, job.keys))
+        if self._index_limited:
+            _check_index_limits(ctx.tenant, job, metadata)
         if self._writer is None:
             raise StorageUnavailable("the SQL backend is not open")
         remaining = ctx.remaining()
@@ -1007,6 +1011,42 @@ def _newest_row(conn: Connection) -> int | None:
     newest = select(func.max(s.c.ts)).where(s.c.generation == newest_generation)
     value = conn.execute(newest).scalar_one_or_none()
     return None if value is None else int(value)
+
+
+def _check_index_limits(tenant: str, job: Job, metadata: Sequence[MetricMetadata]) -> None:
+    """Raise LabelSetTooLarge for a new series or metric family PostgreSQL could not index.
+
+    Only series whose ids are not known yet are checked: the others are
+    stored already, and the usual write costs nothing here.
+    """
+    limit = schema.POSTGRESQL_INDEX_ENTRY_LIMIT
+    if None in job.ids:
+        checked: set[Hashable] = set()
+        for index, series_id in enumerate(job.ids):
+            key = job.keys[index]
+            if series_id is not None or key in checked:
+                continue
+            checked.add(key)
+            labels = job.labels(index)
+            oversized = schema.oversized_postgresql_entry(tenant, labels)
+            if oversized is not None:
+                name, size = oversized
+                raise LabelSetTooLarge(f"label set {_brief(labels)}", size, limit, name)
+    tenant_bytes = len(tenant.encode())
+    for m in metadata:
+        size = schema.postgresql_index_entry_bytes(tenant_bytes, len(m.family.encode()))
+        if size > limit:
+            raise LabelSetTooLarge(
+                f"metric family name {m.family[:100]!r}...", size, limit, "rs_metadata_pkey"
+            )
+
+
+def _brief(labels: Labels, most: int = 200) -> str:
+    """The label set as text, cut after ``most`` characters, with its label count."""
+    text = str(labels)
+    if len(text) > most:
+        text = text[:most] + "..."
+    return f"{text} ({len(labels)} labels)"
 
 
 def _conflict(labels: Labels, timestamp: int, stored_bits: int, sent_bits: int) -> SampleConflict:
