@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from .net import free_port, poll_until
-from .procs import ManagedProcess, ProcessDied
+from .procs import ManagedProcess, ProcessDied, child_pids
 from .system import ensure_debian_package
 
 if TYPE_CHECKING:
@@ -206,7 +206,7 @@ class PostgresServer:
         of the server is not enough: the children are found by parent pid.
         """
         os.kill(self.process.pid, signal.SIGSTOP)  # first: it forks no child meanwhile
-        children = _children(self.process.pid)
+        children = child_pids(self.process.pid)
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGSTOP)
@@ -236,21 +236,6 @@ class PostgresServer:
             self.stop()
         finally:
             shutil.rmtree(self.home, ignore_errors=True)
-
-
-def _children(parent: int) -> list[int]:
-    """Pids of the processes whose parent is ``parent`` (from ``/proc``)."""
-    found = []
-    for stat_file in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat_file.read_text()
-        except OSError:  # gone meanwhile
-            continue
-        # pid (comm) state ppid ...: comm may hold spaces and parentheses, so split after the last ")"
-        fields = text[text.rindex(")") + 2 :].split()
-        if int(fields[1]) == parent:
-            found.append(int(stat_file.parent.name))
-    return found
 
 
 def _server_account() -> pwd.struct_passwd | None:
