@@ -125,10 +125,17 @@ class Writer:
         self._thread.start()
 
     def stop(self) -> None:
-        """Finish the queued jobs (or fail them, during an outage) and end the thread. Blocks."""
+        """Finish the queued jobs (or fail them, during an outage) and end the thread.
+
+        Blocks at most :attr:`timeout` (a database that stopped answering would
+        hold the thread for ever); a job still running then was not
+        acknowledged, and the daemon thread ends with the process.
+        """
         if self._thread.is_alive():
             self._jobs.put(None)
-            self._thread.join()
+            self._thread.join(self.timeout)
+            if self._thread.is_alive():
+                log.warning("the SQL writer did not finish within %gs; leaving it behind", self.timeout)
 
     def is_alive(self) -> bool:
         return self._thread.is_alive()
