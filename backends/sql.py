@@ -9,7 +9,9 @@ URLs::
 Options go in the URL's query string and are removed before the URL reaches
 the database driver: ``retention`` (e.g. ``15d``; also set by ``serve
 --retention``), ``synchronous`` (SQLite only: ``full``, the default, or
-``normal``), ``pool_size`` (reader connections, default 4).
+``normal``), ``pool_size`` (reader connections, default 4), ``head``,
+``compact_interval``, ``chunk_samples`` (see compaction below) and
+``write_timeout`` (longest a write waits for its commit, default 15 s).
 
 Writes. One writer thread per process owns one connection and applies write
 requests in *groups*: requests that arrive while a transaction is running are
@@ -18,7 +20,12 @@ conflicts is rolled back alone), and all of them are acknowledged after the
 one commit. A request's write returns only after that commit, so a 2xx means
 durable: SQLite runs in WAL mode with ``synchronous=FULL`` (the commit is
 fsynced; ``normal`` survives a crash of the process but not of the machine),
-PostgreSQL commits with its own durability settings.
+PostgreSQL commits with its own durability settings. The writer thread
+(:mod:`.sql_writer`) survives database outages: writes meanwhile are
+answered 503 at once, and it reconnects by itself.
+
+On PostgreSQL a new series whose label set could not fit an index entry
+(2704 bytes) is refused with ``LabelSetTooLarge`` (400) before it is queued.
 
 Samples are inserted with "insert or ignore" on their (series, timestamp)
 key. When every sample was new, that is all; when some were already stored
@@ -26,7 +33,8 @@ key. When every sample was new, that is all; when some were already stored
 its savepoint and its samples are compared bit for bit with what is stored:
 identical samples are skipped, a different value raises SampleConflict.
 
-Reads run in a small thread pool, never on the event loop. Equality and
+Reads run in a small thread pool, never on the event loop; a database that
+cannot be reached makes them raise StorageUnavailable (503). Equality and
 inequality matchers become SQL over the postings table; regular expressions
 are matched in Python with RE2, against the label values the database lists
 (or the candidates' labels), and results stream in batches of series.

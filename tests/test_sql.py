@@ -270,6 +270,9 @@ def test_url_options() -> None:
     assert storage.retention == 15 * 86400
     assert storage.chunk_samples == 480
     assert SQLStorage.from_url("sqlite:///x.db?chunk_samples=120").chunk_samples == 120
+    assert storage.write_timeout == 15.0
+    timed = SQLStorage.from_url("sqlite:///x.db?write_timeout=3s")
+    assert timed.write_timeout == 3.0 and "write_timeout" not in timed.url
     assert storage.synchronous == "normal"
     assert storage.pool_size == 2
     assert "retention" not in storage.url
@@ -281,6 +284,7 @@ def test_url_options() -> None:
         "sqlite:///x.db?pool_size=0",
         "sqlite:///x.db?chunk_samples=0",
         "sqlite:///x.db?chunk_samples=65536",
+        "sqlite:///x.db?write_timeout=0s",
     ):
         with pytest.raises(InvalidStorageURL):
             SQLStorage.from_url(bad)
