@@ -76,29 +76,18 @@ def test_a_new_series_costs_work_linear_in_its_labels(tmp_path: Path) -> None:
     assert few <= 20  # a handful of dict operations per series, none per label
 
 
-def test_sqlite_stores_a_series_of_40000_labels(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "labels",
+    [many_labels(40_000), Labels([("__name__", "long"), ("value", "x" * (1 << 20))])],
+    ids=["40000 labels", "1 MiB value"],
+)
+def test_sqlite_stores_label_sets_of_any_size(tmp_path: Path, labels: Labels) -> None:
     async def body() -> None:
         storage = SQLStorage.from_url(f"sqlite:///{tmp_path}/d.db")
         await storage.start()
         try:
-            labels = many_labels(40_000)
             await storage.write(Context(), WriteRequest([TimeSeries(labels, [1000], [1.0])]))
-            (found,) = await run_query(storage, Matcher.parse("l039999", "=", "v39999"))
-            assert found.labels == labels
-        finally:
-            await storage.close()
-
-    asyncio.run(body())
-
-
-def test_sqlite_stores_a_label_value_of_1_mib(tmp_path: Path) -> None:
-    async def body() -> None:
-        storage = SQLStorage.from_url(f"sqlite:///{tmp_path}/d.db")
-        await storage.start()
-        try:
-            labels = Labels([("__name__", "long"), ("value", "x" * (1 << 20))])
-            await storage.write(Context(), WriteRequest([TimeSeries(labels, [1000], [1.0])]))
-            (found,) = await run_query(storage, Matcher.parse("__name__", "=", "long"))
+            (found,) = await run_query(storage, Matcher.parse("__name__", "=", labels.metric_name))
             assert found.labels == labels
         finally:
             await storage.close()
