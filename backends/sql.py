@@ -1039,13 +1039,14 @@ def _check_index_limits(tenant: str, job: Job, metadata: Sequence[MetricMetadata
             oversized = schema.oversized_postgresql_entry(tenant, labels)
             if oversized is not None:
                 name, size = oversized
-                raise LabelSetTooLarge(f"label set {_brief(labels)}", size, limit, name)
+                raise LabelSetTooLarge(f"label set {_brief(labels)}", size, limit, name, "PostgreSQL")
     tenant_bytes = len(tenant.encode())
     for m in metadata:
         size = schema.postgresql_index_entry_bytes(tenant_bytes, len(m.family.encode()))
         if size > limit:
+            family = m.family if len(m.family) <= 100 else m.family[:100] + "..."
             raise LabelSetTooLarge(
-                f"metric family name {m.family[:100]!r}...", size, limit, "rs_metadata_pkey"
+                f"metric family name {family!r}", size, limit, "rs_metadata_pkey", "PostgreSQL"
             )
 
 

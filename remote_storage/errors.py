@@ -90,12 +90,13 @@ class LabelSetTooLarge(InvalidRequest):
 
     kind = "label_set_too_large"
 
-    def __init__(self, what: str, size: int, limit: int, index: str) -> None:
+    def __init__(self, what: str, size: int, limit: int, index: str, database: str) -> None:
         super().__init__(
-            f"{what} needs an entry of {size} bytes in index {index}, above the database's limit of "
+            f"{what} needs an entry of {size} bytes in index {index}, above {database}'s limit of "
             f"{limit} bytes per index entry; drop or shorten labels before they are sent "
             "(write_relabel_configs in Prometheus), or store them with the SQLite backend"
         )
+        self.database = database
         self.what = what
         self.size = size
         self.limit = limit

@@ -24,7 +24,15 @@ from remote_storage.backends import sql_schema as schema
 from remote_storage.backends.sql import SQLStorage
 from remote_storage.errors import LabelSetTooLarge
 from remote_storage.matchers import Matcher
-from remote_storage.storage import DEFAULT_TENANT, Context, Labels, TimeSeries, WriteRequest
+from remote_storage.storage import (
+    DEFAULT_TENANT,
+    Context,
+    Labels,
+    MetricMetadata,
+    MetricType,
+    TimeSeries,
+    WriteRequest,
+)
 from remote_storage.testing import run_query
 from tests.support import wire
 from tests.support.adapter import Adapter
@@ -146,7 +154,7 @@ def test_postgresql_index_limit_is_exact(
         try:
             await storage.write(Context(), WriteRequest([TimeSeries(fits, [1000], [1.0])]))
             with pytest.raises(
-                LabelSetTooLarge, match=f"index {index}, above the database's limit of 2704"
+                LabelSetTooLarge, match=f"index {index}, above PostgreSQL's limit of 2704"
             ) as info:
                 await storage.write(Context(), WriteRequest([TimeSeries(too_large, [1000], [2.0])]))
             assert info.value.http_status == 400 and "\n" not in str(info.value)
@@ -204,3 +212,22 @@ def test_label_sets_postgresql_cannot_index_are_refused_with_400(
     with psycopg.connect(postgres_url, connect_timeout=5) as conn:
         assert conn.execute("SELECT count(*) FROM rs_series").fetchone() == (1,)
         assert conn.execute("SELECT count(*) FROM rs_postings").fetchone() == (1,)
+
+
+@pytest.mark.postgres
+def test_a_metric_family_name_postgresql_cannot_index_is_refused(postgres_url: str) -> None:
+    async def body() -> None:
+        storage = SQLStorage.from_url(postgres_url)
+        await storage.start()
+        try:
+            family = incompressible(3000)
+            request = WriteRequest([], [MetricMetadata(family, MetricType.GAUGE, "Too long.", "")])
+            with pytest.raises(
+                LabelSetTooLarge, match="index rs_metadata_pkey, above PostgreSQL's limit of 2704"
+            ):
+                await storage.write(Context(), request)
+            assert await storage.metadata(Context()) == {}
+        finally:
+            await storage.close()
+
+    asyncio.run(body())
