@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from remote_storage.protocol.negotiation import ResponseType
 from tests.support import wire
 from tests.support.adapter import Adapter, start_adapter
 from tests.support.load import HttpClient, WritePlan, check_well_formed, limit, read_all
@@ -156,11 +157,14 @@ def test_writes_fail_fast_during_a_postgresql_outage_and_resume_after_it(
             assert reason_words in reason and "\n" not in reason.strip(), reason
 
             if kind == "stopped":  # (a frozen server makes a read wait for --read-timeout)
-                with HttpClient(served.address) as client:
-                    query = wire.read_body(plan.query())
-                    status, body = client.post("/api/v1/read", query, wire.READ_HEADERS)
+                for accepted in (ResponseType.SAMPLES, ResponseType.STREAMED_XOR_CHUNKS):
+                    with HttpClient(served.address) as client:
+                        query = wire.read_body(plan.query(), accepted=(accepted,))
+                        status, body = client.post("/api/v1/read", query, wire.READ_HEADERS)
+                    assert status == 503, (accepted, status, body[:300])
+                    assert b"unavailable" in body, body
+                status, body = http_get(f"{served.url}/api/v1/metadata", timeout=ANSWER_BOUND)
                 assert status == 503, (status, body[:300])
-                assert b"unavailable" in body, body
 
             def outage_seen() -> bool | None:
                 refused = sum(1 for a in answers(writers) if a.status == 503 and a.sent >= down_at)
