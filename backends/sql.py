@@ -391,14 +391,12 @@ class SQLStorage(RemoteStorage):
                 connection.exec_driver_sql("BEGIN" if reader else "BEGIN IMMEDIATE")
 
             return engine
-        given = make_url(self.url).query
-        connect_args = {k: v for k, v in _POSTGRESQL_CONNECT_ARGS.items() if k not in given}
         return create_engine(
             self.url,
             pool_size=self.pool_size + 1,
             max_overflow=2,
             pool_pre_ping=True,
-            connect_args=connect_args,
+            connect_args=_postgresql_connect_args(make_url(self.url).query),
         )
 
     def _open_schema(self, engine: Engine) -> None:
@@ -1010,6 +1008,16 @@ class SQLStorage(RemoteStorage):
             drop_empty_generations(conn, schema.generation(cutoff_ms))
 
         await asyncio.wrap_future(self._submit(Job(job)))
+
+
+def _postgresql_connect_args(given: Any) -> dict[str, int]:
+    """:data:`_POSTGRESQL_CONNECT_ARGS` less those the URL sets and those the driver's libpq lacks."""
+    import psycopg  # the postgresql extra: imported only for a PostgreSQL URL
+
+    found = {k: v for k, v in _POSTGRESQL_CONNECT_ARGS.items() if k not in given}
+    if psycopg.pq.version() < 120000:  # tcp_user_timeout came with libpq 12
+        found.pop("tcp_user_timeout", None)
+    return found
 
 
 def _newest_row(conn: Connection) -> int | None:
