@@ -9,7 +9,9 @@ URLs::
 Options go in the URL's query string and are removed before the URL reaches
 the database driver: ``retention`` (e.g. ``15d``; also set by ``serve
 --retention``), ``synchronous`` (SQLite only: ``full``, the default, or
-``normal``), ``pool_size`` (reader connections, default 4).
+``normal``), ``pool_size`` (reader connections, default 4), ``head``,
+``compact_interval``, ``chunk_samples`` (see compaction below) and
+``write_timeout`` (longest a write waits for its commit, default 15 s).
 
 Writes. One writer thread per process owns one connection and applies write
 requests in *groups*: requests that arrive while a transaction is running are
@@ -18,7 +20,12 @@ conflicts is rolled back alone), and all of them are acknowledged after the
 one commit. A request's write returns only after that commit, so a 2xx means
 durable: SQLite runs in WAL mode with ``synchronous=FULL`` (the commit is
 fsynced; ``normal`` survives a crash of the process but not of the machine),
-PostgreSQL commits with its own durability settings.
+PostgreSQL commits with its own durability settings. The writer thread
+(:mod:`.sql_writer`) survives database outages: writes meanwhile are
+answered 503 at once, and it reconnects by itself.
+
+On PostgreSQL a new series whose label set could not fit an index entry
+(2704 bytes) is refused with ``LabelSetTooLarge`` (400) before it is queued.
 
 Samples are inserted with "insert or ignore" on their (series, timestamp)
 key. When every sample was new, that is all; when some were already stored
@@ -26,7 +33,8 @@ key. When every sample was new, that is all; when some were already stored
 its savepoint and its samples are compared bit for bit with what is stored:
 identical samples are skipped, a different value raises SampleConflict.
 
-Reads run in a small thread pool, never on the event loop. Equality and
+Reads run in a small thread pool, never on the event loop; a database that
+cannot be reached makes them raise StorageUnavailable (503). Equality and
 inequality matchers become SQL over the postings table; regular expressions
 are matched in Python with RE2, against the label values the database lists
 (or the candidates' labels), and results stream in batches of series.
@@ -42,12 +50,9 @@ import concurrent.futures
 import functools
 import logging
 import os
-import queue
 import sqlite3
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Hashable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -55,11 +60,11 @@ from sqlalchemy import Connection, Engine, create_engine, event, func, select, t
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import NullPool
 
 from remote_storage.chunks import MAX_SAMPLES
-from remote_storage.errors import SampleConflict, StorageUnavailable
+from remote_storage.errors import LabelSetTooLarge, SampleConflict, StorageUnavailable
 from remote_storage.protocol.read import encode_joined_labels
 from remote_storage.storage import (
     Context,
@@ -86,13 +91,12 @@ from .sql_compaction import (
     read_watermark,
 )
 from .sql_query import MAX_IN, fetch, select_series
+from .sql_writer import Job, Writer, database_unavailable
 
 __all__ = ["DatabaseMismatch", "SQLStorage"]
 
 log = logging.getLogger("remote_storage.backends.sql")
 
-#: Most write requests coalesced into one transaction.
-MAX_GROUP = 64
 #: Rows per multi-row INSERT on SQLite (fewer when the build allows fewer bound variables).
 SQLITE_ROWS_PER_STATEMENT = 512
 #: Series ids remembered by encoding key and by label set (about 200 bytes each).
@@ -105,10 +109,20 @@ MAX_CACHED_IDS = 4_000_000
 #: pages that are mostly empty. Any count up to 65,535 is a valid XOR chunk for every reader of
 #: streamed remote read.
 CHUNK_SAMPLES = 480
-#: Transactions a group of writes gets when PostgreSQL aborts it for a deadlock or a serialization
-#: conflict with another process (SQLSTATE 40P01, 40001).
-GROUP_ATTEMPTS = 4
-_RETRIED_STATES = frozenset({"40P01", "40001"})
+#: Longest a write waits for its commit before it is answered 503 (``?write_timeout=``): well
+#: under the 30 s Prometheus waits for an answer, so a sender hears "retry" rather than nothing.
+WRITE_TIMEOUT = 15.0
+#: PostgreSQL connection settings used unless the URL sets them: give up connecting after 5 s,
+#: and notice a server that vanished without closing the connection (a dead network) in about
+#: 30 s instead of the kernel's two hours.
+_POSTGRESQL_CONNECT_ARGS = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
 #: Sample rows a compaction job aims at: a job holds the writes up while it runs (SQLite, 2,000
 #: series x 7,200 rows in the head: 0.21 s on average, 0.37 s at most) and holds its rows in
 #: memory. Whole series go into a job, one at least.
@@ -121,31 +135,19 @@ READ_BATCH = 500
 _SCHEMA_LOCK = 0x72735F6D657461  # "rs_meta"
 _SAMPLE_COLUMNS = ("generation", "series_id", "ts", "value")
 #: URL query options the backend takes for itself.
-_OPTIONS = ("retention", "synchronous", "pool_size", "head", "compact_interval", "chunk_samples")
+_OPTIONS = (
+    "retention",
+    "synchronous",
+    "pool_size",
+    "head",
+    "compact_interval",
+    "chunk_samples",
+    "write_timeout",
+)
 
 
 class DatabaseMismatch(RuntimeError):
     """The database is not one this version can open (foreign, or a newer schema)."""
-
-
-@dataclass
-class _Job:
-    """One unit of work for the writer thread, answered through ``future``."""
-
-    apply: Callable[[Connection, _Job], None]
-    tenant: str = ""
-    #: encoding keys of the job's series (or of its rows, for a batch; keys may repeat)
-    keys: Sequence[Hashable] = ()
-    #: ``labels(i)`` is the label set of ``keys[i]`` (decoding may be lazy)
-    labels: Callable[[int], Labels] = field(default=lambda index: Labels())
-    #: series ids of ``keys``, in the same order: those already known (None for the others) when
-    #: submitted, all of them once the writer has resolved them, before ``apply``
-    ids: list[Any] = field(default_factory=list)
-    future: concurrent.futures.Future[None] = field(default_factory=concurrent.futures.Future)
-
-    def labels_of(self, series_id: int) -> Labels:
-        """Labels of one of the job's series (for messages)."""
-        return next(self.labels(index) for index, i in enumerate(self.ids) if i == series_id)
 
 
 _T = TypeVar("_T")
@@ -266,6 +268,7 @@ class SQLStorage(RemoteStorage):
         head: float = 900.0,
         compact_interval: float = 60.0,
         chunk_samples: int = CHUNK_SAMPLES,
+        write_timeout: float = WRITE_TIMEOUT,
     ) -> None:
         self.url = url
         self.retention = retention
@@ -274,12 +277,13 @@ class SQLStorage(RemoteStorage):
         self.head = head
         self.compact_interval = compact_interval
         self.chunk_samples = chunk_samples
+        self.write_timeout = write_timeout
         self.maintenance = True  # compaction and retention run here (in one worker of several)
         self._engine: Engine | None = None
         self._read_engine: Engine | None = None  # the same as _engine on PostgreSQL
         self._dialect: _Dialect | None = None
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._writer: threading.Thread | None = None
+        self._writer: Writer | None = None
+        self._index_limited = False  # PostgreSQL: label sets that cannot be indexed are refused
         self._readers: concurrent.futures.ThreadPoolExecutor | None = None
         self._maintenance: asyncio.Task[None] | None = None
         self._max_ts: int | None = None  # newest sample timestamp written (compaction follows it)
@@ -305,7 +309,7 @@ class SQLStorage(RemoteStorage):
                 kwargs["synchronous"] = options["synchronous"].lower()
                 if kwargs["synchronous"] not in ("full", "normal"):
                     raise ValueError("synchronous must be full or normal")
-            for name in ("head", "compact_interval"):
+            for name in ("head", "compact_interval", "write_timeout"):
                 if name in options:
                     kwargs[name] = parse_duration(options[name])
                     if kwargs[name] <= 0:
@@ -387,7 +391,13 @@ class SQLStorage(RemoteStorage):
                 connection.exec_driver_sql("BEGIN" if reader else "BEGIN IMMEDIATE")
 
             return engine
-        return create_engine(self.url, pool_size=self.pool_size + 1, max_overflow=2, pool_pre_ping=True)
+        return create_engine(
+            self.url,
+            pool_size=self.pool_size + 1,
+            max_overflow=2,
+            pool_pre_ping=True,
+            connect_args=_postgresql_connect_args(make_url(self.url).query),
+        )
 
     def _open_schema(self, engine: Engine) -> None:
         """Create the tables in a new database, or check that an existing one is ours."""
@@ -472,8 +482,9 @@ class SQLStorage(RemoteStorage):
         else:
             self._read_engine = engine
         self._dialect = _Dialect(engine.dialect.name)
+        self._index_limited = engine.dialect.name == "postgresql"
         self._readers = concurrent.futures.ThreadPoolExecutor(self.pool_size, thread_name_prefix="sql-read")
-        self._writer = threading.Thread(target=self._write_loop, name="sql-writer", daemon=True)
+        self._writer = Writer(engine, self._attempt_group, where=self._where(), timeout=self.write_timeout)
         self._writer.start()
         self._max_ts = await loop.run_in_executor(self._readers, self._read, _newest_row)
         if self.maintenance:
@@ -484,8 +495,7 @@ class SQLStorage(RemoteStorage):
             self._maintenance.cancel()
             await asyncio.gather(self._maintenance, return_exceptions=True)
         if self._writer is not None:
-            self._jobs.put(None)
-            await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
+            await asyncio.get_running_loop().run_in_executor(None, self._writer.stop)
         if self._readers is not None:
             self._readers.shutdown(wait=True)
         if self._read_engine is not None and self._read_engine is not self._engine:
@@ -493,84 +503,20 @@ class SQLStorage(RemoteStorage):
         if self._engine is not None:
             self._engine.dispose()
 
-    # -- the writer thread ---------------------------------------------------
+    # -- the writer's transactions -------------------------------------------
 
-    def _write_loop(self) -> None:
-        assert self._engine is not None
-        conn = self._engine.connect()
-        try:
-            while True:
-                job = self._jobs.get()
-                if job is None:
-                    return
-                group = [job]
-                while len(group) < MAX_GROUP:
-                    try:
-                        more = self._jobs.get_nowait()
-                    except queue.Empty:
-                        break
-                    if more is None:
-                        self._jobs.put(None)  # finish this group, then stop
-                        break
-                    group.append(more)
-                # A job whose caller gave up while it waited (its future cancelled: the request
-                # was cancelled) is left out; the others can no longer be cancelled, so each is
-                # answered once it committed or failed.
-                group = [job for job in group if job.future.set_running_or_notify_cancel()]
-                if group:
-                    conn = self._run_group(conn, group)
-        finally:
-            conn.close()
+    def unavailable(self) -> str | None:
+        """Why writes cannot be taken now: the writer's connection is down, or stalled."""
+        if self._writer is None:
+            return "the SQL backend is not open"
+        return self._writer.unavailable()
 
-    def _run_group(self, conn: Connection, group: list[_Job]) -> Connection:
-        """Apply a group of jobs in one transaction; return the connection to use next.
+    def _attempt_group(self, conn: Connection, group: list[Job]) -> list[BaseException | None]:
+        """One transaction of a group, committed: each job's sample conflict, or None.
 
-        A transaction PostgreSQL aborted to break a deadlock or a serialization
-        conflict with another process (``serve --workers``, replicas: two
-        writers adding the same new series or generation in another order) is
-        run again, up to ``GROUP_ATTEMPTS`` times, before its writes fail.
+        The series ids it created are remembered once it committed (never
+        before: a transaction that fails takes them with it).
         """
-        hints = [list(job.ids) for job in group]
-        for attempt in range(1, GROUP_ATTEMPTS + 1):
-            try:
-                outcomes, new_ids = self._attempt_group(conn, group)
-                break
-            except Exception as exc:
-                retry = attempt < GROUP_ATTEMPTS and _sqlstate(exc) in _RETRIED_STATES
-                if retry:
-                    log.warning("write transaction aborted (%s); running it again", _first_line(exc))
-                else:
-                    log.error("write transaction failed: %s", exc)
-                # Start again on a fresh connection: this one may be broken.
-                assert self._engine is not None
-                try:
-                    conn.close()
-                except Exception:
-                    log.debug("closing the failed connection", exc_info=True)
-                conn = self._engine.connect()
-                if not retry:
-                    error = _unavailable(exc)
-                    for job in group:
-                        job.future.set_exception(error)
-                    return conn
-                for job, hint in zip(group, hints, strict=True):  # ids made by the aborted transaction
-                    job.ids = list(hint)  # went with it
-        added = sum(map(len, new_ids.values()))
-        if self._cached + added > MAX_CACHED_IDS:
-            self._ids.clear()  # start over rather than grow without bound; ids are re-read on demand
-            self._cached = 0
-        for tenant, ids in new_ids.items():  # committed: safe to remember
-            self._ids.setdefault(tenant, {}).update(ids)
-        self._cached += added
-        for job, outcome in zip(group, outcomes, strict=True):
-            if outcome is None:
-                job.future.set_result(None)
-            else:
-                job.future.set_exception(outcome)
-        return conn
-
-    def _attempt_group(self, conn: Connection, group: list[_Job]) -> tuple[list[BaseException | None], _Ids]:
-        """One transaction of a group: (each job's sample conflict or None, series ids it created)."""
         outcomes: list[BaseException | None] = [None] * len(group)
         new_ids: _Ids = {}
         with conn.begin():
@@ -587,9 +533,16 @@ class SQLStorage(RemoteStorage):
                     outcomes[index] = exc
                 else:
                     savepoint.commit()
-        return outcomes, new_ids
+        added = sum(map(len, new_ids.values()))
+        if self._cached + added > MAX_CACHED_IDS:
+            self._ids.clear()  # start over rather than grow without bound; ids are re-read on demand
+            self._cached = 0
+        for tenant, ids in new_ids.items():
+            self._ids.setdefault(tenant, {}).update(ids)
+        self._cached += added
+        return outcomes
 
-    def _resolve_series(self, conn: Connection, job: _Job, new_ids: _Ids) -> None:
+    def _resolve_series(self, conn: Connection, job: Job, new_ids: _Ids) -> None:
         """Fill ``job.ids``: look each series up by encoding key, then label set; create the missing."""
         cache = self._ids.get(job.tenant, {})
         pending = new_ids.setdefault(job.tenant, {})
@@ -646,23 +599,23 @@ class SQLStorage(RemoteStorage):
                 )
                 for series_id, blob in rows:
                     found[tenant, encoded[bytes(blob)]] = series_id
+            postings: list[tuple[str, str, str, int]] = []
+            for labels in encoded.values():
+                # One lookup per series: hashing a label set reads all of it, so a lookup per label
+                # would make a series of N labels cost N^2 (40,000 labels: 18 s).
+                series_id = found[tenant, labels]
+                postings.extend((tenant, name, value, series_id) for name, value in labels)
+            postings.sort()  # in key order: each B-tree page is visited once, not once per series
             self._dialect.insert_ignore_rows(
-                conn,
-                schema.postings.name,
-                ("tenant", "name", "value", "series_id"),
-                sorted(  # in key order: each B-tree page is visited once, not once per series
-                    (tenant, name, value, found[tenant, labels])
-                    for labels in encoded.values()
-                    for name, value in labels
-                ),
+                conn, schema.postings.name, ("tenant", "name", "value", "series_id"), postings
             )
         return found
 
-    def _submit(self, job: _Job) -> concurrent.futures.Future[None]:
-        if self._writer is None or not self._writer.is_alive():
-            raise StorageUnavailable("the SQL backend is not running")
-        self._jobs.put(job)
-        return job.future
+    def _submit(self, job: Job) -> concurrent.futures.Future[None]:
+        """Queue a job for the writer; StorageUnavailable at once when it cannot take it."""
+        if self._writer is None:
+            raise StorageUnavailable("the SQL backend is not open")
+        return self._writer.submit(job)
 
     # -- writes --------------------------------------------------------------
 
@@ -674,28 +627,33 @@ class SQLStorage(RemoteStorage):
                 return
             keys = batch.keys
 
-            def apply_batch(conn: Connection, job: _Job) -> None:
+            def apply_batch(conn: Connection, job: Job) -> None:
                 if job.ids:
                     self._insert_samples(conn, job, job.ids, batch.timestamps, batch.value_bits)
                 self._write_metadata(conn, job, metadata)
 
-            job = _Job(apply_batch, ctx.tenant, keys, lambda index: batch.labels(keys[index]))
+            job = Job(apply_batch, ctx.tenant, keys, lambda index: batch.labels(keys[index]))
         else:
             series = request.series
             if not series and not metadata:
                 return
 
-            def apply(conn: Connection, job: _Job) -> None:
+            def apply(conn: Connection, job: Job) -> None:
                 self._apply_write(conn, job, series)
                 self._write_metadata(conn, job, metadata)
 
-            job = _Job(apply, ctx.tenant, [s.key for s in series], lambda index: series[index].labels)
+            job = Job(apply, ctx.tenant, [s.key for s in series], lambda index: series[index].labels)
         # Series ids this process knows, found here rather than in the writer thread, the one
         # that all writes wait for. The cache only grows between clears and ids never change.
         job.ids = list(map(self._ids.get(ctx.tenant, {}).get, job.keys))
-        await asyncio.wrap_future(self._submit(job))
+        if self._index_limited:
+            _check_index_limits(ctx.tenant, job, metadata)
+        if self._writer is None:
+            raise StorageUnavailable("the SQL backend is not open")
+        remaining = ctx.remaining()
+        await self._writer.run(job, None if remaining is None else min(remaining, self.write_timeout))
 
-    def _apply_write(self, conn: Connection, job: _Job, series: Sequence[TimeSeries]) -> None:
+    def _apply_write(self, conn: Connection, job: Job, series: Sequence[TimeSeries]) -> None:
         assert self._dialect is not None
         ids: list[int] = []
         timestamps: list[int] = []
@@ -731,7 +689,7 @@ class SQLStorage(RemoteStorage):
         if exemplar_rows:
             conn.execute(self._dialect.insert_ignore(schema.exemplars), exemplar_rows)
 
-    def _write_metadata(self, conn: Connection, job: _Job, metadata: Sequence[MetricMetadata]) -> None:
+    def _write_metadata(self, conn: Connection, job: Job, metadata: Sequence[MetricMetadata]) -> None:
         assert self._dialect is not None
         if metadata:
             statement = self._dialect.insert(schema.metric_metadata)
@@ -759,7 +717,7 @@ class SQLStorage(RemoteStorage):
             )
 
     def _insert_samples(
-        self, conn: Connection, job: _Job, ids: Sequence[int], timestamps: Sequence[int], bits: Sequence[int]
+        self, conn: Connection, job: Job, ids: Sequence[int], timestamps: Sequence[int], bits: Sequence[int]
     ) -> None:
         assert self._dialect is not None
         newest = max(timestamps)
@@ -821,7 +779,7 @@ class SQLStorage(RemoteStorage):
                 stored[series_id, ts] = value
         return stored
 
-    def _insert_histograms(self, conn: Connection, job: _Job, rows: list[dict[str, Any]]) -> None:
+    def _insert_histograms(self, conn: Connection, job: Job, rows: list[dict[str, Any]]) -> None:
         assert self._dialect is not None
         result = conn.execute(self._dialect.insert_ignore(schema.histograms), rows)
         if result.rowcount == len(rows):
@@ -888,58 +846,59 @@ class SQLStorage(RemoteStorage):
         snapshot of the database: a compaction that moves rows into chunks
         meanwhile is seen wholly or not at all (statements through the driver's
         own cursor would otherwise each run in a transaction of their own).
+        A database that cannot be reached raises StorageUnavailable (503).
         """
         assert self._read_engine is not None
-        with self._read_engine.connect() as conn:
+        with database_unavailable(self._where()), self._read_engine.connect() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
                 return function(conn, *args)
+
+    async def _in_reader(self, function: Callable[..., _T], *args: Any) -> _T:
+        """:meth:`_read` in the reader pool."""
+        return await asyncio.get_running_loop().run_in_executor(self._readers, self._read, function, *args)
 
     # -- metadata and statistics --------------------------------------------
 
     async def metadata(self, ctx: Context) -> dict[str, MetricMetadata]:
         tenant = ctx.tenant
 
-        def load() -> dict[str, MetricMetadata]:
-            assert self._read_engine is not None
+        def load(conn: Connection) -> dict[str, MetricMetadata]:
             m = schema.metric_metadata
-            with self._read_engine.connect() as conn:
-                rows = conn.execute(
-                    select(m.c.family, m.c.type, m.c.help, m.c.unit).where(m.c.tenant == tenant)
-                )
-                return {f: MetricMetadata(f, MetricType(t), h, u) for f, t, h, u in rows}
+            rows = conn.execute(select(m.c.family, m.c.type, m.c.help, m.c.unit).where(m.c.tenant == tenant))
+            return {f: MetricMetadata(f, MetricType(t), h, u) for f, t, h, u in rows}
 
-        return await asyncio.get_running_loop().run_in_executor(self._readers, load)
+        return await self._in_reader(load)
 
     async def exemplars(self, tenant: str, series_labels: Labels) -> list[Exemplar]:
-        def load() -> list[Exemplar]:
-            assert self._read_engine is not None
+        def load(conn: Connection) -> list[Exemplar]:
             e, s = schema.exemplars, schema.series
-            with self._read_engine.connect() as conn:
-                rows = conn.execute(
-                    select(e.c.ts, e.c.value, e.c.labels)
-                    .join(s, s.c.id == e.c.series_id)
-                    .where(s.c.tenant == tenant, s.c.labels == schema.encode_labels(series_labels))
-                    .order_by(e.c.ts)
-                )
-                return [
-                    Exemplar(schema.decode_labels(bytes(lb)), schema.bits_to_floats([v])[0], ts)
-                    for ts, v, lb in rows
-                ]
+            rows = conn.execute(
+                select(e.c.ts, e.c.value, e.c.labels)
+                .join(s, s.c.id == e.c.series_id)
+                .where(s.c.tenant == tenant, s.c.labels == schema.encode_labels(series_labels))
+                .order_by(e.c.ts)
+            )
+            return [
+                Exemplar(schema.decode_labels(bytes(lb)), schema.bits_to_floats([v])[0], ts)
+                for ts, v, lb in rows
+            ]
 
-        return await asyncio.get_running_loop().run_in_executor(self._readers, load)
+        return await self._in_reader(load)
 
     async def stats(self) -> StorageStats:
-        return StorageStats(series=await self._series_count())
+        """The series count; nothing while the database is unavailable (a scrape still answers)."""
+        try:
+            return StorageStats(series=await self._series_count())
+        except StorageUnavailable:
+            return StorageStats()
 
     async def _series_count(self) -> int:
-        def count() -> int:
-            assert self._read_engine is not None
-            with self._read_engine.connect() as conn:
-                return int(conn.execute(select(func.count()).select_from(schema.series)).scalar_one())
+        def count(conn: Connection) -> int:
+            return int(conn.execute(select(func.count()).select_from(schema.series)).scalar_one())
 
-        return await asyncio.get_running_loop().run_in_executor(self._readers, count)
+        return await self._in_reader(count)
 
     # -- maintenance: retention and compaction -------------------------------
 
@@ -952,6 +911,8 @@ class SQLStorage(RemoteStorage):
                     await self.compact(self._max_ts - int(self.head * 1000))
                 if self.retention:
                     await self.apply_retention(int((time.time() - self.retention) * 1000))
+            except StorageUnavailable as exc:
+                log.warning("maintenance skipped: %s; will try again in %gs", exc, self.compact_interval)
             except Exception:
                 log.exception("maintenance failed; will try again in %gs", self.compact_interval)
 
@@ -963,21 +924,20 @@ class SQLStorage(RemoteStorage):
         ``work`` returns what it counted and where it stopped (``high``, or
         before it: the next slice starts there).
         """
-        loop = asyncio.get_running_loop()
 
         def max_id(conn: Connection) -> int:
             return int(conn.execute(select(func.coalesce(func.max(schema.series.c.id), 0))).scalar_one())
 
-        highest = await loop.run_in_executor(self._readers, self._read, max_id)
+        highest = await self._in_reader(max_id)
         total = 0
         low = 0
         while low <= highest:
             done: list[tuple[int, int]] = []
 
-            def job(conn: Connection, _job: _Job, low: int = low, done: list[tuple[int, int]] = done) -> None:
+            def job(conn: Connection, _job: Job, low: int = low, done: list[tuple[int, int]] = done) -> None:
                 done[:] = [work(conn, low, low + slice_size)]  # once, even when the group runs again
 
-            await asyncio.wrap_future(self._submit(_Job(job)))
+            await asyncio.wrap_future(self._submit(Job(job)))
             count, end = done[0]
             total += count
             low = max(end, low + 1)
@@ -1044,10 +1004,20 @@ class SQLStorage(RemoteStorage):
     async def _drop_empty_generations(self, cutoff_ms: int) -> None:
         """After compaction or retention: forget the emptied generations before the cutoff's."""
 
-        def job(conn: Connection, _job: _Job) -> None:
+        def job(conn: Connection, _job: Job) -> None:
             drop_empty_generations(conn, schema.generation(cutoff_ms))
 
-        await asyncio.wrap_future(self._submit(_Job(job)))
+        await asyncio.wrap_future(self._submit(Job(job)))
+
+
+def _postgresql_connect_args(given: Any) -> dict[str, int]:
+    """:data:`_POSTGRESQL_CONNECT_ARGS` less those the URL sets and those the driver's libpq lacks."""
+    import psycopg  # the postgresql extra: imported only for a PostgreSQL URL
+
+    found = {k: v for k, v in _POSTGRESQL_CONNECT_ARGS.items() if k not in given}
+    if psycopg.pq.version() < 120000:  # tcp_user_timeout came with libpq 12
+        found.pop("tcp_user_timeout", None)
+    return found
 
 
 def _newest_row(conn: Connection) -> int | None:
@@ -1059,22 +1029,41 @@ def _newest_row(conn: Connection) -> int | None:
     return None if value is None else int(value)
 
 
-def _sqlstate(exc: BaseException) -> str | None:
-    """The SQLSTATE of a database error (PostgreSQL), else None."""
-    orig = getattr(exc, "orig", None)
-    state = getattr(orig, "sqlstate", None)
-    return state if isinstance(state, str) else None
+def _check_index_limits(tenant: str, job: Job, metadata: Sequence[MetricMetadata]) -> None:
+    """Raise LabelSetTooLarge for a new series or metric family PostgreSQL could not index.
+
+    Only series whose ids are not known yet are checked: the others are
+    stored already, and the usual write costs nothing here.
+    """
+    limit = schema.POSTGRESQL_INDEX_ENTRY_LIMIT
+    if None in job.ids:
+        checked: set[Hashable] = set()
+        for index, series_id in enumerate(job.ids):
+            key = job.keys[index]
+            if series_id is not None or key in checked:
+                continue
+            checked.add(key)
+            labels = job.labels(index)
+            oversized = schema.oversized_postgresql_entry(tenant, labels)
+            if oversized is not None:
+                name, size = oversized
+                raise LabelSetTooLarge(f"label set {_brief(labels)}", size, limit, name, "PostgreSQL")
+    tenant_bytes = len(tenant.encode())
+    for m in metadata:
+        size = schema.postgresql_index_entry_bytes(tenant_bytes, len(m.family.encode()))
+        if size > limit:
+            family = m.family if len(m.family) <= 100 else m.family[:100] + "..."
+            raise LabelSetTooLarge(
+                f"metric family name {family!r}", size, limit, "rs_metadata_pkey", "PostgreSQL"
+            )
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _unavailable(exc: Exception) -> StorageUnavailable:
-    if isinstance(exc, OperationalError):
-        return StorageUnavailable(f"the database is unavailable: {exc.orig}")
-    return StorageUnavailable(f"the database failed the write: {type(exc).__name__}: {exc}")
+def _brief(labels: Labels, most: int = 200) -> str:
+    """The label set as text, cut after ``most`` characters, with its label count."""
+    text = str(labels)
+    if len(text) > most:
+        text = text[:most] + "..."
+    return f"{text} ({len(labels)} labels)"
 
 
 def _conflict(labels: Labels, timestamp: int, stored_bits: int, sent_bits: int) -> SampleConflict:

@@ -25,6 +25,14 @@ database with others):
 * ``rs_histograms``, ``rs_exemplars``, ``rs_metadata``: native histograms,
   exemplars and metric metadata.
 
+Three indexes hold text a sender chooses: ``rs_series_tenant_labels``
+(tenant, encoded label set), ``rs_postings_pkey`` (tenant, label name,
+label value, series id) and ``rs_metadata_pkey`` (tenant, metric family).
+PostgreSQL's B-tree entries are limited to
+:data:`POSTGRESQL_INDEX_ENTRY_LIMIT` bytes; :func:`oversized_postgresql_entry`
+finds a label set that cannot be indexed before it is sent to the database.
+SQLite has no such limit.
+
 Samples are clustered by (generation, series, timestamp), histograms and
 chunks by (series, timestamp) (SQLite ``WITHOUT ROWID``): a range read of one
 series is one index range per generation of the row table, and one for its
@@ -56,6 +64,7 @@ from remote_storage.storage import Histogram, Labels, ResetHint, float_bits
 __all__ = [
     "FORMAT",
     "GENERATION_MS",
+    "POSTGRESQL_INDEX_ENTRY_LIMIT",
     "SCHEMA_VERSION",
     "bits_to_floats",
     "decode_histogram",
@@ -66,6 +75,8 @@ __all__ = [
     "generation",
     "generations_in",
     "metadata",
+    "oversized_postgresql_entry",
+    "postgresql_index_entry_bytes",
     "signed_bits",
 ]
 
@@ -207,6 +218,67 @@ def decode_labels(data: bytes, pairs: dict[tuple[bytes, bytes], tuple[str, str]]
             pair = pairs[key] = (key[0].decode(), key[1].decode())
         found.append(pair)
     return Labels(found)
+
+
+#: Largest entry of a PostgreSQL B-tree index on the default 8 KiB pages (``BTMaxItemSize`` of
+#: B-tree version 4, PostgreSQL 12 and later): a third of what a page holds after its header, three
+#: line pointers and the B-tree's special space, less room for a heap TID (8192 - 40 - 16 = 8136;
+#: 8136 / 3 = 2712; 2712 - 8 = 2704). A larger entry fails the insert (SQLSTATE 54000), whatever
+#: the table's TOAST settings: index entries are never stored out of line.
+POSTGRESQL_INDEX_ENTRY_LIMIT = 2704
+#: Longest text a B-tree entry stores with a 1-byte header (and no alignment); longer ones take a
+#: 4-byte header aligned to 4 bytes.
+_SHORT_TEXT = 126
+#: Most bytes of an entry besides its text: the entry header (8), alignment before each of four
+#: 4-byte text headers (3 + 4 each) and before a bigint (7 + 8), final alignment (7).
+_MOST_ENTRY_OVERHEAD = 8 + 4 * 7 + 15 + 7
+
+
+def _aligned(offset: int, alignment: int) -> int:
+    return -(-offset // alignment) * alignment
+
+
+def postgresql_index_entry_bytes(*texts: int, bigint: bool = False) -> int:
+    """Bytes a PostgreSQL B-tree index entry takes for text or bytea columns of these lengths
+    (in bytes), in this order, followed by a bigint column when ``bigint`` is set.
+
+    The entry is a header of 8 bytes, then the columns, each aligned as its
+    type asks, rounded up to 8 bytes. Values PostgreSQL compresses in line
+    (long, repetitive ones) take less; this is the size when they do not
+    compress, so a label set that passes always fits.
+    """
+    offset = 8  # IndexTupleData: heap TID (6) and size/flags (2); no null bitmap, no column is null
+    for length in texts:
+        if length <= _SHORT_TEXT:
+            offset += 1 + length
+        else:
+            offset = _aligned(offset, 4) + 4 + length
+    if bigint:
+        offset = _aligned(offset, 8) + 8
+    return _aligned(offset, 8)
+
+
+def oversized_postgresql_entry(tenant: str, labels: Labels) -> tuple[str, int] | None:
+    """The first PostgreSQL index entry ``labels`` of ``tenant`` needs that is larger than
+    :data:`POSTGRESQL_INDEX_ENTRY_LIMIT`, as (index name, bytes); None when every entry fits.
+
+    Linear in the size of the label set, and usually decided from its
+    length in characters alone (a character is at most 4 bytes of UTF-8).
+    """
+    characters = len(tenant) + sum(len(name) + len(value) for name, value in labels)
+    if 4 * characters + 2 * len(labels) + _MOST_ENTRY_OVERHEAD <= POSTGRESQL_INDEX_ENTRY_LIMIT:
+        return None
+    tenant_bytes = len(tenant.encode())
+    size = postgresql_index_entry_bytes(tenant_bytes, len(encode_labels(labels)))
+    if size > POSTGRESQL_INDEX_ENTRY_LIMIT:
+        return "rs_series_tenant_labels", size
+    for name, value in labels:
+        size = postgresql_index_entry_bytes(
+            tenant_bytes, len(name.encode()), len(value.encode()), bigint=True
+        )
+        if size > POSTGRESQL_INDEX_ENTRY_LIMIT:
+            return "rs_postings_pkey", size
+    return None
 
 
 def bits_to_floats(bits: Sequence[int]) -> array[float]:

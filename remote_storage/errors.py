@@ -15,6 +15,7 @@ __all__ = [
     "InvalidLabels",
     "InvalidQuery",
     "InvalidRequest",
+    "LabelSetTooLarge",
     "LimitExceeded",
     "MalformedBody",
     "ReadTimeout",
@@ -96,6 +97,28 @@ class LimitExceeded(InvalidRequest):
         self.kind = reason
         self.limit = limit
         self.flag = flag
+
+
+class LabelSetTooLarge(InvalidRequest):
+    """A label set (or metric family name) is larger than the backend can index (400).
+
+    PostgreSQL's B-tree index entries hold at most 2704 bytes, so a label set
+    that cannot fit can never be stored there: refused, not retried.
+    """
+
+    kind = "label_set_too_large"
+
+    def __init__(self, what: str, size: int, limit: int, index: str, database: str) -> None:
+        super().__init__(
+            f"{what} needs an entry of {size} bytes in index {index}, above {database}'s limit of "
+            f"{limit} bytes per index entry; drop or shorten labels before they are sent "
+            "(write_relabel_configs in Prometheus), or store them with the SQLite backend"
+        )
+        self.database = database
+        self.what = what
+        self.size = size
+        self.limit = limit
+        self.index = index
 
 
 class InvalidQuery(InvalidRequest):

@@ -6,7 +6,7 @@ Routes::
     POST /api/v1/read    remote read (SAMPLES or STREAMED_XOR_CHUNKS)
     GET  /api/v1/metadata metric metadata (type, help, unit), as Prometheus' status API
     GET  /-/healthy      200 while the process runs
-    GET  /-/ready        200 once the backend is open, 503 before and while stopping
+    GET  /-/ready        200 while the backend is open and can take writes, else 503 and why
     GET  /metrics        the service's own metrics
 
 Errors are :class:`~remote_storage.errors.RemoteStorageError` subclasses,
@@ -447,9 +447,14 @@ async def handle_healthy(request: web.Request) -> web.Response:
 
 
 async def handle_ready(request: web.Request) -> web.Response:
-    if request.app[STATE].ready:
-        return _text(200, "Ready")
-    return _text(503, "Service Unavailable: the storage backend is not open")
+    """200 while the backend is open and can take writes; 503 with the reason otherwise."""
+    state = request.app[STATE]
+    if not state.ready:
+        return _text(503, "Service Unavailable: the storage backend is not open")
+    reason = state.storage.unavailable()
+    if reason is not None:
+        return _text(503, f"Service Unavailable: {reason}")
+    return _text(200, "Ready")
 
 
 async def handle_metrics(request: web.Request) -> web.Response:

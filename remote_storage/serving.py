@@ -9,11 +9,14 @@ maintenance (compaction, retention), the others only serve requests.
 
 The parent process only supervises: it forwards SIGTERM/SIGINT to the
 workers and waits for them; if one dies, it stops the others and exits 1.
+A worker whose parent dies (even by SIGKILL, which the parent cannot
+forward) stops as on SIGTERM, gracefully: see :func:`exit_with_parent`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import logging
 import multiprocessing
@@ -21,6 +24,8 @@ import multiprocessing.connection
 import os
 import signal
 import sys
+import threading
+import time
 from types import FrameType
 
 from aiohttp import web
@@ -32,7 +37,7 @@ from remote_storage.server import STATE, create_app
 from remote_storage.storage import RemoteStorage
 from remote_storage.tls import describe_tls, server_ssl_context
 
-__all__ = ["LOG_FORMAT", "run", "run_workers", "serve", "worker_count"]
+__all__ = ["LOG_FORMAT", "exit_with_parent", "run", "run_workers", "serve", "worker_count"]
 
 log = logging.getLogger("remote_storage")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -62,6 +67,12 @@ async def serve(storage: RemoteStorage, settings: Settings, *, reuse_port: bool 
     """Serve ``storage`` until SIGINT/SIGTERM, then shut down gracefully."""
     tune_gc()
     ssl_context = server_ssl_context(settings)  # None: plain HTTP
+    # Signals are taken from the start: one that comes while the backend opens stops the server
+    # gracefully once it is open, rather than killing the process half-way.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
     app = create_app(storage, settings)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10.0)
     await runner.setup()
@@ -80,10 +91,6 @@ async def serve(storage: RemoteStorage, settings: Settings, *, reuse_port: bool 
         )
         auth = app[STATE].auth
         log.info("auth: %s; %s", auth.describe() if auth is not None else "none", describe_tls(settings))
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
         await stop.wait()
         log.info("signal received, shutting down")
     finally:
@@ -114,12 +121,44 @@ def worker_count(settings: Settings, storage: RemoteStorage) -> int:
     return storage.default_workers()
 
 
-def _worker(settings: Settings, index: int, count: int, log_format: str) -> None:
+#: How often a worker checks that its parent is alive (where the kernel cannot tell it).
+PARENT_CHECK_INTERVAL = 1.0
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def exit_with_parent(parent: int) -> None:
+    """Make this process get SIGTERM (a graceful stop, in ``serve``) when process ``parent`` dies.
+
+    On Linux the kernel sends it (``prctl(PR_SET_PDEATHSIG)``) the moment the
+    parent exits, however it dies. Everywhere, a daemon thread also checks
+    every :data:`PARENT_CHECK_INTERVAL` whether the parent changed (an
+    orphan is adopted by another process) and sends the signal itself; it
+    also covers a parent that died before this function ran.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+                log.warning("prctl(PR_SET_PDEATHSIG) failed: %s", os.strerror(ctypes.get_errno()))
+        except (OSError, AttributeError):
+            log.warning("prctl is not available; a thread watches the parent process instead")
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_INTERVAL)
+        log.warning("the parent process %d is gone; stopping", parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _worker(settings: Settings, index: int, count: int, log_format: str, parent: int) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(),
         format=log_format.replace("%(name)s", f"worker-{index} %(name)s"),
         stream=sys.stderr,
     )
+    exit_with_parent(parent)
     storage = open_storage(settings.storage, retention=settings.retention or None)
     storage.configure_worker(index, count)
     asyncio.run(serve(storage, settings, reuse_port=True))
@@ -132,7 +171,9 @@ def run_workers(settings: Settings, count: int, log_format: str) -> int:
     context = multiprocessing.get_context("spawn")
     workers = [
         context.Process(
-            target=_worker, args=(settings, i, count, log_format), name=f"remote-storage-worker-{i}"
+            target=_worker,
+            args=(settings, i, count, log_format, os.getpid()),
+            name=f"remote-storage-worker-{i}",
         )
         for i in range(count)
     ]

@@ -583,6 +583,18 @@ class RemoteStorage(abc.ABC):
         """
         return StorageStats()
 
+    def unavailable(self) -> str | None:
+        """Why the backend cannot take writes right now (one line), or None when it can.
+
+        ``GET /-/ready`` answers 503 with this reason while it is not None and
+        200 once it is None again, so a load balancer stops sending writes to
+        a process whose database is down and sends them again when it is back.
+        The default is always None. It is called on every readiness probe, on
+        the event loop: answer from state the backend already keeps (its
+        connection's last outcome, say), never with I/O.
+        """
+        return None
+
     def default_workers(self) -> int:
         """How many server processes ``serve --workers 0`` (auto) runs for this backend."""
         return 1

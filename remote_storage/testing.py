@@ -289,6 +289,16 @@ class BackendConformance:
 
         self.run(body)
 
+    def test_a_working_backend_says_it_takes_writes(self) -> None:
+        """``unavailable()`` is None while the backend works (``GET /-/ready`` answers 200)."""
+
+        async def body(storage: RemoteStorage) -> None:
+            assert storage.unavailable() is None
+            await write(storage, make_series({"__name__": "up"}, [(1000, 1.0)]))
+            assert storage.unavailable() is None
+
+        self.run(body)
+
     def test_special_values_are_bit_exact(self) -> None:
         samples = [(i, float_from_bits(pattern)) for i, pattern in enumerate(SPECIAL_VALUES)]
 

@@ -270,6 +270,9 @@ def test_url_options() -> None:
     assert storage.retention == 15 * 86400
     assert storage.chunk_samples == 480
     assert SQLStorage.from_url("sqlite:///x.db?chunk_samples=120").chunk_samples == 120
+    assert storage.write_timeout == 15.0
+    timed = SQLStorage.from_url("sqlite:///x.db?write_timeout=3s")
+    assert timed.write_timeout == 3.0 and "write_timeout" not in timed.url
     assert storage.synchronous == "normal"
     assert storage.pool_size == 2
     assert "retention" not in storage.url
@@ -281,6 +284,7 @@ def test_url_options() -> None:
         "sqlite:///x.db?pool_size=0",
         "sqlite:///x.db?chunk_samples=0",
         "sqlite:///x.db?chunk_samples=65536",
+        "sqlite:///x.db?write_timeout=0s",
     ):
         with pytest.raises(InvalidStorageURL):
             SQLStorage.from_url(bad)
@@ -663,7 +667,7 @@ def test_a_sample_both_in_a_row_and_in_a_chunk_is_read_once(tmp_path: Path) -> N
 async def writer_held(storage: SQLStorage) -> AsyncIterator[None]:
     """Keep the writer thread busy inside the block: writes submitted meanwhile wait in its queue,
     and are taken as one group when the block ends."""
-    from remote_storage.backends.sql import _Job
+    from remote_storage.backends.sql_writer import Job
 
     started, release = threading.Event(), threading.Event()
 
@@ -671,7 +675,7 @@ async def writer_held(storage: SQLStorage) -> AsyncIterator[None]:
         started.set()
         release.wait(30)
 
-    blocker = storage._submit(_Job(hold))
+    blocker = storage._submit(Job(hold))
     try:
         assert await asyncio.to_thread(started.wait, 30)
         yield
@@ -707,7 +711,7 @@ def test_a_write_cancelled_while_queued_is_left_out_and_the_writer_goes_on(tmp_p
 @pytest.mark.postgres
 def test_a_group_postgresql_aborts_for_a_deadlock_runs_again(postgres_url: str) -> None:
     """Writes grouped with a transaction PostgreSQL aborted (SQLSTATE 40P01) are stored, not failed."""
-    from remote_storage.backends.sql import _Job
+    from remote_storage.backends.sql_writer import Job
 
     attempts: list[int] = []
 
@@ -724,7 +728,7 @@ def test_a_group_postgresql_aborts_for_a_deadlock_runs_again(postgres_url: str) 
             async with writer_held(storage):  # both queued: they run in one group
                 write = asyncio.create_task(storage.write(Context(), WriteRequest([new_series])))
                 await asyncio.sleep(0.05)
-                failing = storage._submit(_Job(deadlocked_once))
+                failing = storage._submit(Job(deadlocked_once))
             await asyncio.wait_for(asyncio.wrap_future(failing), timeout=30)
             await asyncio.wait_for(write, timeout=30)
             assert len(attempts) == 2

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from .net import free_port, poll_until
-from .procs import ManagedProcess, ProcessDied
+from .procs import ManagedProcess, ProcessDied, child_pids
 from .system import ensure_debian_package
 
 if TYPE_CHECKING:
@@ -120,6 +120,9 @@ class PostgresServer:
         self.host = "127.0.0.1"
         self.user = SUPERUSER
         self._database_numbers = itertools.count(1)
+        self._name = process.name
+        self._starts = 0
+        self._frozen: list[int] = []
 
     def url(self, database: str = "postgres") -> str:
         """``postgresql://postgres:PASSWORD@127.0.0.1:PORT/<database>``."""
@@ -164,12 +167,58 @@ class PostgresServer:
 
     def stop(self) -> None:
         """Fast shutdown (SIGINT: roll back sessions, checkpoint), then the usual TERM/KILL fallback."""
+        self.thaw()
         with contextlib.suppress(ProcessLookupError):
             if self.process.returncode is None:
                 os.kill(self.process.pid, signal.SIGINT)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(STOP_TIMEOUT)
         self.process.stop()
+
+    def start_again(self, ready_timeout: float = READY_TIMEOUT) -> None:
+        """Start the server again after :meth:`stop`: same data directory, same port, same password.
+
+        For outage tests: clients that knew the server find it where it was.
+        Its log goes to a new file beside the first one (``<name>-again-<n>.log``).
+        """
+        if self.process.returncode is None:
+            raise RuntimeError("start_again: the server is still running; stop() it first")
+        self._starts += 1
+        process = ManagedProcess(
+            f"{self._name}-again-{self._starts}",
+            self.process.argv,
+            self.process.log_path.parent,
+            env=_server_env(_server_account()),
+            cwd=self.home,
+        ).start()
+        self.process = process
+        try:
+            self.wait_ready(ready_timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def freeze(self) -> list[int]:
+        """Stop (SIGSTOP) the server and every process it forked: connections stay open, nothing
+        answers, as with a hung server or a dead network. Returns the pids; :meth:`thaw` continues them.
+
+        PostgreSQL puts each child in a session of its own, so the process group
+        of the server is not enough: the children are found by parent pid.
+        """
+        os.kill(self.process.pid, signal.SIGSTOP)  # first: it forks no child meanwhile
+        children = child_pids(self.process.pid)
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        self._frozen = [self.process.pid, *children]
+        return list(self._frozen)
+
+    def thaw(self) -> None:
+        """Continue what :meth:`freeze` stopped (no-op when nothing is frozen)."""
+        for pid in reversed(self._frozen):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        self._frozen = []
 
     def describe(self) -> str:
         return self.process.describe()

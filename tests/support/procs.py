@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["ManagedProcess", "ProcessDied", "Processes"]
+__all__ = ["ManagedProcess", "ProcessDied", "Processes", "child_pids", "is_running"]
 
 STOP_TIMEOUT = 10.0
 KILL_TIMEOUT = 5.0
@@ -198,3 +198,30 @@ class Processes:
 
     def describe(self) -> str:
         return "\n\n".join(proc.describe() for proc in self.processes)
+
+
+def _stat_fields(pid: int | str) -> list[str] | None:
+    """Fields of ``/proc/<pid>/stat`` from the state on (state, ppid, ...), or None if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # pid (comm) state ppid ...: comm may hold spaces and parentheses, so split after the last ")"
+    return text[text.rindex(")") + 2 :].split()
+
+
+def child_pids(parent: int) -> list[int]:
+    """Pids of the live processes whose parent is ``parent`` (read from ``/proc``)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat_fields(entry.name)
+            if fields is not None and int(fields[1]) == parent and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def is_running(pid: int) -> bool:
+    """True while process ``pid`` exists and has not exited (a zombie has exited)."""
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] != "Z"
