@@ -64,7 +64,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import NullPool
 
 from remote_storage.chunks import MAX_SAMPLES
-from remote_storage.errors import LabelSetTooLarge, SampleConflict, StorageUnavailable
+from remote_storage.errors import CannotOpenStorage, LabelSetTooLarge, SampleConflict, StorageUnavailable
 from remote_storage.protocol.read import encode_joined_labels
 from remote_storage.storage import (
     Context,
@@ -146,8 +146,48 @@ _OPTIONS = (
 )
 
 
-class DatabaseMismatch(RuntimeError):
+class DatabaseMismatch(CannotOpenStorage):
     """The database is not one this version can open (foreign, or a newer schema)."""
+
+
+#: The first 16 bytes of every SQLite database file.
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_sqlite_path(url: str, path: str | None) -> None:
+    """Refuse, with the reason and the fix, a SQLite path that cannot hold this database.
+
+    Checked before anything is opened, so that a wrong ``--storage`` is one
+    clear line rather than a driver's error from deep inside a connection.
+    """
+    if not path or path == ":memory:":
+        raise InvalidStorageURL(
+            url,
+            "a SQLite URL needs a file path: sqlite:///relative/path.db or sqlite:////absolute/path.db",
+        )
+    target = Path(path)
+    if target.is_dir():
+        raise CannotOpenStorage(
+            f"--storage {url}: {target} is a directory; name a file in it, "
+            f"e.g. {target / 'remote-storage.db'}"
+        )
+    for ancestor in target.parents:
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise CannotOpenStorage(
+                    f"--storage {url}: {ancestor} is not a directory, so {target} cannot be created in it"
+                )
+            break
+    if target.is_file() and target.stat().st_size:
+        try:
+            with target.open("rb") as file:
+                header = file.read(len(SQLITE_HEADER))
+        except OSError as exc:
+            raise CannotOpenStorage(f"--storage {url}: cannot read {target}: {exc.strerror}") from None
+        if header != SQLITE_HEADER:
+            raise CannotOpenStorage(
+                f"--storage {url}: {target} is not a SQLite database; choose another path"
+            )
 
 
 _T = TypeVar("_T")
@@ -327,6 +367,14 @@ class SQLStorage(RemoteStorage):
         if retention is not None:
             kwargs["retention"] = retention
         backend = parsed.get_backend_name()
+        if backend == "sqlite":
+            unknown = sorted(set(parsed.query) - set(_OPTIONS))
+            if unknown:
+                raise InvalidStorageURL(
+                    url,
+                    f"unknown option {', '.join(unknown)}; the SQLite backend takes {', '.join(_OPTIONS)}",
+                )
+            check_sqlite_path(url, parsed.database)
         if backend in ("postgresql", "postgres"):
             parsed = parsed.set(drivername="postgresql+psycopg")
         elif backend != "sqlite":
@@ -345,7 +393,8 @@ class SQLStorage(RemoteStorage):
     def describe(self) -> str:
         dialect = "sqlite" if self.url.startswith("sqlite") else "postgresql"
         retention = f", retention {self.retention:g}s" if self.retention else ""
-        return f"sql ({dialect}{retention})"
+        where = make_url(self.url).database if dialect == "sqlite" else redact_url(self.url)
+        return f"sql ({dialect} {where}{retention})"
 
     def _create_engine(self, reader: bool = False) -> Engine:
         """The writer's engine, or (``reader``) the engine of the read pool.
@@ -359,7 +408,14 @@ class SQLStorage(RemoteStorage):
         if self.url.startswith("sqlite"):
             path = make_url(self.url).database
             if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                directory = Path(path).parent
+                try:
+                    directory.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise CannotOpenStorage(
+                        f"cannot create the directory {directory} of the SQLite database: {exc.strerror}; "
+                        "choose another path with --storage, or let this user write there"
+                    ) from None
             if reader:
                 engine = create_engine(self.url, pool_size=self.pool_size, max_overflow=self.pool_size)
             else:
@@ -391,6 +447,13 @@ class SQLStorage(RemoteStorage):
                 connection.exec_driver_sql("BEGIN" if reader else "BEGIN IMMEDIATE")
 
             return engine
+        try:
+            import psycopg  # noqa: F401 - the driver SQLAlchemy loads for postgresql+psycopg
+        except ModuleNotFoundError:
+            raise CannotOpenStorage(
+                "the PostgreSQL backend needs the psycopg driver, which is not installed: "
+                "pip install 'prometheus-remote-storage[postgresql]'"
+            ) from None
         return create_engine(
             self.url,
             pool_size=self.pool_size + 1,
@@ -442,7 +505,7 @@ class SQLStorage(RemoteStorage):
                     ],
                 )
         except DBAPIError as exc:
-            raise DatabaseMismatch(f"cannot open {self._where()}: {exc.orig}") from None
+            raise CannotOpenStorage(_open_failure(self._where(), engine.dialect.name, exc)) from None
 
     def _upgrade_from_1(self, conn: Connection) -> None:
         """Schema 1 -> 2: ``rs_samples`` gains the generation key, ``rs_generations`` appears.
@@ -1018,6 +1081,19 @@ def _postgresql_connect_args(given: Any) -> dict[str, int]:
     if psycopg.pq.version() < 120000:  # tcp_user_timeout came with libpq 12
         found.pop("tcp_user_timeout", None)
     return found
+
+
+def _open_failure(where: str, dialect: str, exc: DBAPIError) -> str:
+    """One line on why a database could not be opened, and what to do."""
+    detail = " ".join(str(exc.orig).split())
+    if dialect == "postgresql":
+        return (
+            f"cannot connect to the {where}: {detail}; check that PostgreSQL runs and accepts "
+            "this user, and the URL given with --storage"
+        )
+    return (
+        f"cannot open the SQLite {where}: {detail}; check the path given with --storage and its permissions"
+    )
 
 
 def _newest_row(conn: Connection) -> int | None:

@@ -15,11 +15,11 @@ from collections.abc import Sequence
 
 from remote_storage import __version__
 from remote_storage.auth import DEFAULT_BCRYPT_COST, hash_password, load_auth
-from remote_storage.backends import UnknownBackend, open_storage
+from remote_storage.backends import open_storage
 from remote_storage.config import ConfigError, add_arguments, settings_from
 from remote_storage.loadgen import cli as loadgen_cli
 from remote_storage.logs import configure as configure_logs
-from remote_storage.serving import LOG_FORMAT, run, run_workers, serve, worker_count
+from remote_storage.serving import check_opens, report_startup_failure, run, run_workers, serve, worker_count
 from remote_storage.tls import server_ssl_context
 
 __all__ = ["main", "run", "serve"]
@@ -95,12 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             storage = open_storage(settings.storage, retention=settings.retention or None)
             count = worker_count(settings, storage)
             if count > 1:
-                return run_workers(settings, count, LOG_FORMAT)
+                # Opened once here, so that a backend that cannot open fails as one line, not once
+                # per worker; each worker then opens its own.
+                asyncio.run(check_opens(storage))
+                return run_workers(settings, count)
             asyncio.run(serve(storage, settings))
-        except (UnknownBackend, ValueError) as exc:
-            log.error("cannot start: %s", exc)
-            return 2
-        except OSError as exc:
-            log.error("cannot listen on %s: %s", settings.listen, exc)
-            return 1
+        except Exception as exc:
+            return report_startup_failure(exc, settings)
     return 0

@@ -12,6 +12,7 @@ from typing import ClassVar
 
 __all__ = [
     "BodyTooLarge",
+    "CannotOpenStorage",
     "InvalidLabels",
     "InvalidQuery",
     "InvalidRequest",
@@ -213,3 +214,11 @@ class ReadTimeout(StorageUnavailable):
     def __init__(self, timeout: float) -> None:
         super().__init__(f"remote read did not finish within {timeout:g}s (raise --read-timeout)")
         self.timeout = timeout
+
+
+class CannotOpenStorage(Exception):
+    """The backend cannot be opened at start-up; the message names the cause and what to change.
+
+    Not an HTTP error: ``remote-storage serve`` prints the message as one line
+    and exits non-zero.
+    """

@@ -2,9 +2,9 @@
 
 ``--log-format`` picks the line format:
 
-* ``text``: ``2026-12-05 08:00:00,123 INFO remote_storage.server: message key=value``
+* ``text``: ``2026-12-05 08:00:00,123 INFO remote_storage: message key=value``
 * ``json``: one object per line: ``{"ts": ..., "level": ..., "logger": ..., "msg": ..., ...}``
-* ``logfmt``: ``ts=... level=info logger=remote_storage.server msg="message" key=value``
+* ``logfmt``: ``ts=... level=info logger=remote_storage msg="message" key=value``
 
 Fields given with ``extra={"fields": {...}}`` become keys of their own in
 JSON and logfmt, and ``key=value`` pairs after the text message. An

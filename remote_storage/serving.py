@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import errno
 import gc
 import logging
 import multiprocessing
@@ -26,21 +27,46 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 
 from aiohttp import web
 
 from remote_storage import __version__
-from remote_storage.backends import open_storage, redact_url
-from remote_storage.config import Settings
+from remote_storage.backends import InvalidStorageURL, UnknownBackend, open_storage
+from remote_storage.config import ConfigError, Settings
+from remote_storage.errors import CannotOpenStorage
+from remote_storage.logs import configure as configure_logs
+from remote_storage.protocol.v1_scan import IMPLEMENTATION
 from remote_storage.server import STATE, create_app
 from remote_storage.storage import RemoteStorage
 from remote_storage.tls import describe_tls, server_ssl_context
 
-__all__ = ["LOG_FORMAT", "exit_with_parent", "run", "run_workers", "serve", "worker_count"]
+__all__ = [
+    "check_opens",
+    "describe_limits",
+    "exit_with_parent",
+    "report_startup_failure",
+    "run",
+    "run_workers",
+    "serve",
+    "startup_failure",
+    "worker_count",
+]
 
 log = logging.getLogger("remote_storage")
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def describe_limits(settings: Settings) -> str:
+    """The write limits in force, as the flags set them (0: off)."""
+    limits = settings.write_limits
+    return (
+        f"label name {limits.max_label_name_length} B, label value {limits.max_label_value_length} B, "
+        f"{limits.max_labels_per_series} labels per series, {limits.max_series_per_request} series and "
+        f"{limits.max_samples_per_request} samples per request, {settings.max_active_series} active series "
+        f"per tenant, sample age {limits.max_sample_age_ms // 1000} s, future grace "
+        f"{limits.future_grace_ms // 1000} s, request body {settings.max_request_bytes} B"
+    )
 
 
 #: Allocations between young-generation collections (CPython's default is 700).
@@ -63,8 +89,17 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-async def serve(storage: RemoteStorage, settings: Settings, *, reuse_port: bool = False) -> None:
-    """Serve ``storage`` until SIGINT/SIGTERM, then shut down gracefully."""
+async def serve(
+    storage: RemoteStorage,
+    settings: Settings,
+    *,
+    reuse_port: bool = False,
+    on_listening: Callable[[], None] | None = None,
+) -> None:
+    """Serve ``storage`` until SIGINT/SIGTERM, then shut down gracefully.
+
+    ``on_listening`` is called once the backend is open and the socket bound.
+    """
     tune_gc()
     ssl_context = server_ssl_context(settings)  # None: plain HTTP
     # Signals are taken from the start: one that comes while the backend opens stops the server
@@ -83,14 +118,17 @@ async def serve(storage: RemoteStorage, settings: Settings, *, reuse_port: bool 
         scheme = "https" if ssl_context is not None else "http"
         addresses = ", ".join(f"{scheme}://{a[0]}:{a[1]}" for a in runner.addresses)
         log.info(
-            "remote-storage %s listening on %s with storage %s (%s)",
+            "remote-storage %s listening on %s with storage %s",
             __version__,
             addresses,
-            redact_url(settings.storage),
             storage.describe(),
+            extra={"fields": {"codec": IMPLEMENTATION}},
         )
         auth = app[STATE].auth
         log.info("auth: %s; %s", auth.describe() if auth is not None else "none", describe_tls(settings))
+        log.info("write limits: %s", describe_limits(settings))
+        if on_listening is not None:
+            on_listening()
         await stop.wait()
         log.info("signal received, shutting down")
     finally:
@@ -105,7 +143,7 @@ def run(storage: RemoteStorage, settings: Settings | None = None) -> None:
     """
     settings = settings or Settings()
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
+        configure_logs(settings.log_level, settings.log_format)
     asyncio.run(serve(storage, settings))
 
 
@@ -152,27 +190,77 @@ def exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _worker(settings: Settings, index: int, count: int, log_format: str, parent: int) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format=log_format.replace("%(name)s", f"worker-{index} %(name)s"),
-        stream=sys.stderr,
-    )
+def startup_failure(exc: BaseException, settings: Settings) -> str | None:
+    """One line naming why the service could not start and what to change; None if unforeseen."""
+    if isinstance(exc, CannotOpenStorage | InvalidStorageURL | UnknownBackend | ConfigError):
+        return f"cannot start: {exc}"
+    if isinstance(exc, OSError):
+        if exc.errno == errno.EADDRINUSE:
+            return (
+                f"cannot listen on {settings.listen}: the address is in use by another process; "
+                "stop it, or choose another port with --listen"
+            )
+        if exc.errno == errno.EADDRNOTAVAIL:
+            return (
+                f"cannot listen on {settings.listen}: no interface of this host has that address (--listen)"
+            )
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            return f"cannot listen on {settings.listen}: not permitted (ports below 1024 need privileges)"
+        return f"cannot start: {exc.strerror or exc}"
+    if isinstance(exc, ValueError):
+        return f"cannot start: {exc}"
+    return None
+
+
+async def check_opens(storage: RemoteStorage) -> None:
+    """Open the backend and close it again: raises what opening it would raise."""
+    await storage.start()
+    await storage.close()
+
+
+def report_startup_failure(exc: BaseException, settings: Settings) -> int:
+    """Log why the start failed (one line; the traceback too at debug); the exit status."""
+    line = startup_failure(exc, settings)
+    if line is None:
+        log.error("cannot start: %s: %s", type(exc).__name__, exc, exc_info=exc)
+        return 1
+    log.error("%s", line)
+    log.debug("details of the start-up failure", exc_info=exc)
+    return 2 if isinstance(exc, ValueError) else 1  # a setting to change, as for a bad flag
+
+
+def _worker(
+    settings: Settings, index: int, count: int, parent: int, listening: multiprocessing.connection.Connection
+) -> None:
+    configure_logs(settings.log_level, settings.log_format, process=f"worker-{index}")
     exit_with_parent(parent)
-    storage = open_storage(settings.storage, retention=settings.retention or None)
-    storage.configure_worker(index, count)
-    asyncio.run(serve(storage, settings, reuse_port=True))
+
+    def ready() -> None:
+        listening.send(True)
+        listening.close()
+
+    try:
+        storage = open_storage(settings.storage, retention=settings.retention or None)
+        storage.configure_worker(index, count)
+        asyncio.run(serve(storage, settings, reuse_port=True, on_listening=ready))
+    except Exception as exc:
+        sys.exit(report_startup_failure(exc, settings))
 
 
-def run_workers(settings: Settings, count: int, log_format: str) -> int:
-    """Start ``count`` worker processes and supervise them until a signal; the exit code."""
+def run_workers(settings: Settings, count: int) -> int:
+    """Start ``count`` worker processes and supervise them until a signal; the exit code.
+
+    The parent says the workers are listening once each has bound the port
+    and opened its backend; a worker that fails first says why itself.
+    """
     if settings.address[1] == 0:
         raise ValueError("--workers needs a fixed port: with port 0 every worker would listen elsewhere")
     context = multiprocessing.get_context("spawn")
+    pipes = [context.Pipe(duplex=False) for _ in range(count)]
     workers = [
         context.Process(
             target=_worker,
-            args=(settings, i, count, log_format, os.getpid()),
+            args=(settings, i, count, os.getpid(), pipes[i][1]),
             name=f"remote-storage-worker-{i}",
         )
         for i in range(count)
@@ -190,16 +278,29 @@ def run_workers(settings: Settings, count: int, log_format: str) -> int:
     signal.signal(signal.SIGINT, forward)
     for process in workers:
         process.start()
-    log.info("started %d worker processes on %s", count, settings.listen)
+    for _, sender in pipes:
+        sender.close()  # the workers hold their ends; the parent only reads
+    waiting = {receiver: i for i, (receiver, _) in enumerate(pipes)}
     failed = False
     remaining = list(workers)
     while remaining:
-        multiprocessing.connection.wait([p.sentinel for p in remaining])
+        ready = multiprocessing.connection.wait([p.sentinel for p in remaining] + list(waiting))
+        for receiver in [r for r in ready if r in waiting]:
+            try:
+                receiver.recv()
+            except EOFError:
+                pass  # the worker ended before it listened: its exit is handled below
+            else:
+                del waiting[receiver]
+                if not waiting:
+                    log.info("%d worker processes listening on %s", count, settings.listen)
+            receiver.close()
+            waiting.pop(receiver, None)
         for process in [p for p in remaining if not p.is_alive()]:
             remaining.remove(process)
             process.join()
             if process.exitcode != 0 and not stopping:
-                log.error("%s exited with %s; stopping the others", process.name, process.exitcode)
+                log.error("%s exited with status %s; stopping the others", process.name, process.exitcode)
                 failed = True
                 forward(signal.SIGTERM, None)
     log.info("all workers stopped")

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from remote_storage.backends import InvalidStorageURL, open_storage
 from remote_storage.backends.sql import DatabaseMismatch, SQLStorage
-from remote_storage.errors import SampleConflict
+from remote_storage.errors import CannotOpenStorage, SampleConflict
 from remote_storage.matchers import Matcher
 from remote_storage.storage import Context, MetricMetadata, MetricType, WriteRequest
 from remote_storage.testing import BackendConformance, float_from_bits, make_series, run_query, snapshot
@@ -108,7 +108,7 @@ def test_foreign_and_newer_databases_are_refused(tmp_path: Path) -> None:
         run(lambda: open_and_close(foreign))
     with pytest.raises(DatabaseMismatch, match="schema version 99, newer than this remote-storage supports"):
         run(lambda: open_and_close(newer))
-    with pytest.raises(DatabaseMismatch, match="cannot open"):
+    with pytest.raises(CannotOpenStorage, match="is not a SQLite database"):
         run(lambda: open_and_close(not_a_db))
 
 

@@ -49,7 +49,7 @@ def test_workers_stop_gracefully_when_their_parent_is_killed(processes: Processe
     started = start_adapter(processes, f"sqlite:///{tmp_path}/d.db", extra_args=("--workers", "2"))
     started.wait_ready(START_TIMEOUT)
     poll_until(
-        lambda: True if started.process.log_text().count("listening on") == 2 else None,
+        lambda: True if started.process.log_text().count("listening on http") == 2 else None,
         START_TIMEOUT,
         "both workers listening",
     )
