@@ -65,6 +65,7 @@ from sqlalchemy.pool import NullPool
 
 from remote_storage.chunks import MAX_SAMPLES
 from remote_storage.errors import CannotOpenStorage, LabelSetTooLarge, SampleConflict, StorageUnavailable
+from remote_storage.matchers import Matcher
 from remote_storage.protocol.read import encode_joined_labels
 from remote_storage.storage import (
     Context,
@@ -901,6 +902,35 @@ class SQLStorage(RemoteStorage):
         finally:
             if pending is not None:  # the caller stopped early: drop the batch read ahead
                 pending.cancel()
+
+    async def series_labels(
+        self, ctx: Context, matchers: Sequence[Matcher], start_ms: int, end_ms: int
+    ) -> AsyncIterator[Labels]:
+        """Label sets of the matching series with data in the range, from the index.
+
+        A range that covers every possible timestamp, on a database that keeps
+        everything (no retention), needs no look at the samples: every series
+        the index holds has some. Otherwise the series' rows and chunks in the
+        range are looked up a batch at a time, chunks not decoded.
+        """
+        loop = asyncio.get_running_loop()
+        candidates = await loop.run_in_executor(
+            self._readers, self._read, select_series, ctx.tenant, matchers
+        )
+        pairs: dict[tuple[bytes, bytes], tuple[str, str]] = {}
+        if start_ms <= -(2**53) and end_ms >= 2**53 and not self.retention:
+            for _, blob in candidates:
+                yield schema.decode_labels(blob, pairs)
+            return
+
+        def with_data(conn: Connection, batch: list[tuple[int, bytes]]) -> list[bytes]:
+            found = fetch(conn, [series_id for series_id, _ in batch], start_ms, end_ms, True)
+            return [blob for series_id, blob in batch if series_id in found]
+
+        for start in range(0, len(candidates), READ_BATCH):
+            batch = candidates[start : start + READ_BATCH]
+            for blob in await loop.run_in_executor(self._readers, self._read, with_data, batch):
+                yield schema.decode_labels(blob, pairs)
 
     def _read(self, function: Callable[..., _T], *args: Any) -> _T:
         """Run ``function(connection, *args)`` on a pooled connection (in a reader thread).

@@ -157,3 +157,21 @@ def test_a_backend_without_an_index_is_browsed_through_its_queries() -> None:
     backend = QueriesOnly()
     assert not isinstance(backend, SeriesIndex)
     run(scenario, backend)
+
+
+@pytest.mark.parametrize("retention", ["", "?retention=3650d"])
+def test_sql_backend_lists_series_from_its_index(tmp_path: Any, retention: str) -> None:
+    from remote_storage.backends.sql import SQLStorage
+
+    storage = SQLStorage.from_url(f"sqlite:///{tmp_path / 'browse.db'}{retention}")
+    assert isinstance(storage, SeriesIndex)
+
+    async def scenario(client: TestClient[Any, Any]) -> None:
+        _, body = await get(client, "/api/v1/label/__name__/values")
+        assert body["data"] == ["requests_total", "temperature", "up"]
+        _, body = await get(client, "/api/v1/series", match='{__name__=~".+"}', start="4", end="10")
+        assert [s["__name__"] for s in body["data"]] == ["requests_total", "temperature"]
+        _, body = await get(client, "/api/v1/labels", match='{job="db"}')
+        assert body["data"] == ["__name__", "instance", "job"]
+
+    run(scenario, storage)
