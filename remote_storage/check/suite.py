@@ -492,7 +492,11 @@ def _expect_series(result: Sequence[Found], expected: Sequence[Found]) -> None:
         if got.timestamps != wanted.timestamps:
             got_ts, want_ts = list(got.timestamps), list(wanted.timestamps)
             raise Failed(f"{Labels(wanted.labels)}: timestamps {got_ts}, expected {want_ts}")
-        for t, got_bits, want_bits in zip(wanted.timestamps, got.bits, wanted.bits, strict=True):
-            if got_bits != want_bits:
-                got_value, want_value = describe_bits(got_bits), describe_bits(want_bits)
-                raise Failed(f"{Labels(wanted.labels)} at {t}: value {got_value}, expected {want_value}")
+        wrong = [
+            f"at {t} {describe_bits(got_bits)}, expected {describe_bits(want_bits)}"
+            for t, got_bits, want_bits in zip(wanted.timestamps, got.bits, wanted.bits, strict=True)
+            if got_bits != want_bits
+        ]
+        if wrong:
+            more = f"; and {len(wrong) - _SHOWN} more" if len(wrong) > _SHOWN else ""
+            raise Failed(f"{Labels(wanted.labels)}: values {'; '.join(wrong[:_SHOWN])}{more}")
