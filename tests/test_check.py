@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import dataclasses
 import json
@@ -17,6 +18,7 @@ from aiohttp.test_utils import TestServer
 
 from remote_storage.auth import hash_password
 from remote_storage.backends.memory import MemoryStorage
+from remote_storage.check.cli import configure
 from remote_storage.server import create_app
 from remote_storage.storage import Context, Query, TimeSeries
 from tests.support.adapter import Adapter
@@ -179,3 +181,13 @@ def test_https_with_client_certificates_and_basic_auth(
     status, report = check(service.url, *client)  # no credentials
     assert status == 1
     assert report["checks"][0]["detail"].startswith("answered 401")
+
+
+def test_every_option_is_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Checking an endpoint", 1)[1].split("\n## ", 1)[0]
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    options = [o for action in parser._actions for o in action.option_strings if o.startswith("--")]
+    assert len(options) > 10
+    assert [o for o in options if f"`{o}" not in section and o != "--help"] == []
