@@ -137,7 +137,8 @@ def test_an_endpoint_that_does_not_answer_fails_every_row() -> None:
     assert status == 1
     results = outcomes(report)
     assert results["write 1.0"] == "fail"
-    assert "pass" not in results.values()
+    assert set(results.values()) == {"fail", "skipped"}  # rows after the first failure are not run
+    assert "Connection refused" in report["checks"][0]["detail"]
 
 
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
@@ -181,6 +182,13 @@ def test_https_with_client_certificates_and_basic_auth(
     status, report = check(service.url, *client)  # no credentials
     assert status == 1
     assert report["checks"][0]["detail"].startswith("answered 401")
+    without_ca = client[2:]
+    status, report = check(service.url, *without_ca, "--basic-auth", f"prometheus:{password_file}")
+    assert status == 1
+    assert "CERTIFICATE_VERIFY_FAILED" in report["checks"][0]["detail"]
+    insecure = [*without_ca, "--insecure-skip-verify", "--basic-auth", f"prometheus:{password_file}"]
+    status, report = check(service.url, "--strict", *insecure)
+    assert_all_pass(status, report)
 
 
 def test_every_option_is_in_the_readme() -> None:

@@ -148,8 +148,13 @@ class _Run:
         self.start_ms = start_ms
         self.rows: list[Result] = []
         self.stored: dict[str, Result] = {}  # protocol -> the result of its write
+        self.unreachable: Unreachable | None = None
 
     def row(self, name: str, level: Level, check: Callable[[], str]) -> Result:
+        if self.unreachable is not None:  # one timeout is enough: the other rows would wait as long
+            result = Result(name, level, Outcome.SKIPPED, f"not run: {self.unreachable}")
+            self.rows.append(result)
+            return result
         try:
             result = Result(name, level, Outcome.PASS, check())
         except Failed as exc:
@@ -160,6 +165,7 @@ class _Run:
         except Skipped as exc:
             result = Result(name, level, Outcome.SKIPPED, str(exc))
         except Unreachable as exc:
+            self.unreachable = exc
             result = Result(name, level, Outcome.FAIL, str(exc))
         self.rows.append(result)
         return result
