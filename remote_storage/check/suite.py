@@ -231,18 +231,22 @@ class _Run:
         if not answer.ok:
             raise Failed(f"read answered {answer.describe()}")
         media_type = answer.content_type.split(";")[0].strip().lower()
-        if media_type == "application/x-streamed-protobuf":
-            results = _streamed_results(answer.body, len(queries))
-        elif media_type == "application/x-protobuf":
-            if response_type is ResponseType.STREAMED_XOR_CHUNKS:
-                raise NotStreamed("asked for STREAMED_XOR_CHUNKS only, answered with a SAMPLES response")
-            results = _samples_results(answer.body)
-        else:
+        streamed = media_type == "application/x-streamed-protobuf"
+        if streamed and response_type is ResponseType.SAMPLES:
+            raise Failed("asked for SAMPLES only, answered with a streamed response")
+        if not streamed and media_type != "application/x-protobuf":
             raise Failed(f"read answered with Content-Type {answer.content_type!r}")
+        if not streamed and response_type is ResponseType.STREAMED_XOR_CHUNKS:
+            raise NotStreamed("asked for STREAMED_XOR_CHUNKS only, answered with a SAMPLES response")
+        results = _streamed_results(answer.body, len(queries)) if streamed else _samples_results(answer.body)
         if len(results) != len(queries):
             raise Failed(f"{len(queries)} queries, {len(results)} results")
-        pairs = zip(queries, results, strict=True)
-        return [[f.within(q.start_ms, q.end_ms) for f in result] for q, result in pairs]
+        if not streamed:
+            return results
+        # Chunks may reach outside the query's range; readers drop what lies outside (and
+        # so a series left without samples), and so do we.
+        trimmed = [[f.within(q.start_ms, q.end_ms) for f in r] for q, r in zip(queries, results, strict=True)]
+        return [[f for f in result if f.timestamps] for result in trimmed]
 
     def source(self) -> Written:
         """The data the read checks query: that of the first version whose write worked."""
