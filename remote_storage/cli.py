@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from remote_storage import __version__
 from remote_storage.auth import DEFAULT_BCRYPT_COST, hash_password, load_auth
 from remote_storage.backends import open_storage
+from remote_storage.check import cli as check_cli
 from remote_storage.config import ConfigError, add_arguments, settings_from
 from remote_storage.loadgen import cli as loadgen_cli
 from remote_storage.logs import configure as configure_logs
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(serve_parser)
     serve_parser.set_defaults(usage_error=serve_parser.error)  # a bad serve flag shows serve's usage
     loadgen_cli.add_parser(commands)
+    check_cli.add_parser(commands)
     hash_parser = commands.add_parser(
         "hash-password",
         help="print the bcrypt hash of a password read from stdin (for --auth-config)",
@@ -80,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "loadgen":  # takes none of the serve settings
         return loadgen_cli.run(args)
+    if args.command == "check":  # a client: none of the serve settings either
+        return check_cli.run(args)
     if args.command == "hash-password":
         return run_hash_password(args.cost)
     try:

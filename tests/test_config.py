@@ -9,6 +9,7 @@ from remote_storage.config import (
     Settings,
     add_arguments,
     parse_duration,
+    parse_listen,
     parse_size,
     settings_from,
 )
@@ -98,3 +99,11 @@ def test_write_limits_from_flags_and_environment() -> None:
 def test_bad_limits_name_the_flag(argv: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse(argv)
+
+
+def test_a_port_alone_is_a_listen_address_on_all_interfaces() -> None:
+    assert parse(["--listen", "9201"]).address == ("0.0.0.0", 9201)
+    assert parse(["--listen", ":9201"]).address == ("0.0.0.0", 9201)
+    assert parse_listen(9464) == ("0.0.0.0", 9464)
+    with pytest.raises(TypeError, match="HOST:PORT string or a port number"):
+        parse_listen(True)

@@ -33,6 +33,7 @@ from remote_storage.instrument.exposition import (
     Encoder,
     choose_encoder,
     generate_latest,
+    write_to_textfile,
 )
 from remote_storage.instrument.histogram import (
     DEFAULT_BUCKETS,
@@ -55,7 +56,13 @@ from remote_storage.instrument.metrics import (
 )
 from remote_storage.instrument.openmetrics import CONTENT_TYPE_OPENMETRICS, generate_openmetrics
 from remote_storage.instrument.process import PROCESS_COLLECTOR, ProcessCollector
-from remote_storage.instrument.registry import REGISTRY, Collector, DuplicateMetricName, Registry
+from remote_storage.instrument.registry import (
+    REGISTRY,
+    Collector,
+    CollectorRegistry,
+    DuplicateMetricName,
+    Registry,
+)
 from remote_storage.instrument.samples import LabelSet, MetricFamily, MetricType, Sample
 from remote_storage.instrument.stateset import Enum, EnumChild, StateSet, StateSetChild
 from remote_storage.instrument.static import Bound, bind
@@ -63,8 +70,22 @@ from remote_storage.instrument.summary import Summary, SummaryChild
 from remote_storage.instrument.timers import CountExceptions, InProgress, Timer
 
 if TYPE_CHECKING:
-    from remote_storage.instrument.exporter import MetricsExporter, metrics_handler, start_metrics_server
+    from remote_storage.instrument.apps import make_asgi_app, make_wsgi_app
+    from remote_storage.instrument.exporter import (
+        MetricsExporter,
+        metrics_handler,
+        start_http_server,
+        start_metrics_server,
+        start_wsgi_server,
+    )
     from remote_storage.instrument.pusher import Pusher, PushError, PushFailed, PushRejected, start_pusher
+    from remote_storage.instrument.pushgateway import (
+        PushgatewayError,
+        delete_from_gateway,
+        instance_ip_grouping_key,
+        push_to_gateway,
+        pushadd_to_gateway,
+    )
     from remote_storage.instrument.service import ServiceThread, serve
 
 # Imported on first use (PEP 562): name -> module.
@@ -79,6 +100,16 @@ _LAZY = {
     "start_pusher": "pusher",
     "ServiceThread": "service",
     "serve": "service",
+    # prometheus_client's names
+    "start_http_server": "exporter",
+    "start_wsgi_server": "exporter",
+    "make_wsgi_app": "apps",
+    "make_asgi_app": "apps",
+    "PushgatewayError": "pushgateway",
+    "push_to_gateway": "pushgateway",
+    "pushadd_to_gateway": "pushgateway",
+    "delete_from_gateway": "pushgateway",
+    "instance_ip_grouping_key": "pushgateway",
 }
 
 
@@ -99,6 +130,7 @@ __all__ = [
     "REGISTRY",
     "Bound",
     "Collector",
+    "CollectorRegistry",
     "CountExceptions",
     "Counter",
     "CounterChild",
@@ -135,6 +167,7 @@ __all__ = [
     "PushFailed",
     "PushRejected",
     "Pusher",
+    "PushgatewayError",
     "Registry",
     "Sample",
     "ServiceThread",
@@ -146,12 +179,21 @@ __all__ = [
     "UnknownState",
     "bind",
     "choose_encoder",
+    "delete_from_gateway",
     "exponential_buckets",
     "generate_latest",
     "generate_openmetrics",
+    "instance_ip_grouping_key",
     "linear_buckets",
+    "make_asgi_app",
+    "make_wsgi_app",
     "metrics_handler",
+    "push_to_gateway",
+    "pushadd_to_gateway",
     "serve",
+    "start_http_server",
     "start_metrics_server",
     "start_pusher",
+    "start_wsgi_server",
+    "write_to_textfile",
 ]

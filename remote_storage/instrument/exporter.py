@@ -29,6 +29,7 @@ thread-safe, as they are for any multi-threaded scraper.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable, Iterable
 from signal import Signals
 
@@ -39,7 +40,13 @@ from remote_storage.instrument.exposition import choose_encoder
 from remote_storage.instrument.registry import REGISTRY, Collector
 from remote_storage.instrument.service import DEFAULT_SIGNALS, ServiceContext, ServiceThread, serve
 
-__all__ = ["MetricsExporter", "metrics_handler", "start_metrics_server"]
+__all__ = [
+    "MetricsExporter",
+    "metrics_handler",
+    "start_http_server",
+    "start_metrics_server",
+    "start_wsgi_server",
+]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -63,21 +70,24 @@ def metrics_handler(registry: Collector = REGISTRY) -> Handler:
 class MetricsExporter(ServiceContext):
     """Serves ``registry`` at ``path`` on ``listen`` (``HOST:PORT``; port 0 picks a free one).
 
-    Invalid addresses fail in the constructor. :attr:`port` tells the port
-    actually bound. Stopping finishes the scrapes in progress (for up to
-    ``shutdown_timeout`` seconds) before closing.
+    ``listen`` may also be a port number alone (an ``int``, or ``":PORT"``):
+    all interfaces. ``path=None`` answers on every path, as
+    ``prometheus_client``'s server does. Invalid addresses fail in the
+    constructor. :attr:`port` tells the port actually bound. Stopping
+    finishes the scrapes in progress (for up to ``shutdown_timeout``
+    seconds) before closing.
     """
 
     def __init__(
         self,
-        listen: str,
+        listen: str | int,
         registry: Collector = REGISTRY,
         *,
-        path: str = "/metrics",
+        path: str | None = "/metrics",
         shutdown_timeout: float = SHUTDOWN_TIMEOUT,
     ) -> None:
         self.host, self._port = parse_listen(listen)
-        if not path.startswith("/"):
+        if path is not None and not path.startswith("/"):
             raise ValueError(f"the metrics path must start with '/', not {path!r}")
         self.registry = registry
         self.path = path
@@ -95,14 +105,14 @@ class MetricsExporter(ServiceContext):
     def url(self) -> str:
         """The URL of the metrics endpoint (with the host as configured)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}{self.path}"
+        return f"http://{host}:{self.port}{self.path or '/metrics'}"
 
     async def start(self) -> None:
         """Listen; return once the socket is bound."""
         if self._runner is not None:
             raise RuntimeError(f"the exporter on {self.url} is already started")
         app = web.Application()
-        app.router.add_get(self.path, metrics_handler(self.registry))
+        app.router.add_get(self.path or "/{path:.*}", metrics_handler(self.registry))
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=self._shutdown_timeout)
         await runner.setup()
         try:
@@ -126,10 +136,31 @@ class MetricsExporter(ServiceContext):
 
 
 def start_metrics_server(
-    listen: str, registry: Collector = REGISTRY, *, path: str = "/metrics"
+    listen: str | int, registry: Collector = REGISTRY, *, path: str | None = "/metrics"
 ) -> ServiceThread[MetricsExporter]:
     """Serve ``registry`` on ``listen`` from a thread of its own; returns once listening.
 
+    ``listen`` is ``HOST:PORT``, or a port number for all interfaces.
     ``server.service.port`` is the port bound; ``server.stop()`` stops it.
     """
     return ServiceThread(MetricsExporter(listen, registry, path=path), name=f"metrics-exporter {listen}")
+
+
+def start_http_server(
+    port: int, addr: str = "0.0.0.0", registry: Collector = REGISTRY
+) -> tuple[ServiceThread[MetricsExporter], threading.Thread]:
+    """``prometheus_client``'s entry point: serve ``registry`` on ``addr:port``, every path, from a thread.
+
+    Returns ``(server, thread)`` like ``prometheus_client`` 0.20 and later:
+    ``server.shutdown()`` stops it (gracefully), ``thread`` is the daemon
+    thread it runs in. The same as ``start_metrics_server(f"{addr}:{port}",
+    registry, path=None)``; TLS arguments are not taken (put a proxy in
+    front, or use :class:`MetricsExporter` in an application that has TLS).
+    """
+    host = f"[{addr}]" if ":" in addr else addr
+    server = start_metrics_server(f"{host}:{port}", registry, path=None)
+    return server, server.thread
+
+
+start_wsgi_server = start_http_server
+"""``prometheus_client``'s other name for :func:`start_http_server`."""

@@ -20,6 +20,9 @@ adds units, ``_created`` series and the info and state set types.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 from collections.abc import Callable
 
 from remote_storage.instrument.openmetrics import CONTENT_TYPE_OPENMETRICS, generate_openmetrics
@@ -33,6 +36,7 @@ __all__ = [
     "choose_encoder",
     "format_float",
     "generate_latest",
+    "write_to_textfile",
 ]
 
 CONTENT_TYPE_LATEST = "text/plain; version=0.0.4; charset=utf-8"
@@ -71,6 +75,33 @@ def generate_latest(registry: Collector = REGISTRY) -> bytes:
             text = labels.text if isinstance(labels, LabelSet) else render_labels(labels)
             append(f"{sample_name}{text} {format_float(value)}\n")
     return "".join(lines).encode("utf-8")
+
+
+def write_to_textfile(
+    path: str | os.PathLike[str], registry: Collector = REGISTRY, tmpdir: str | None = None
+) -> None:
+    """Write :func:`generate_latest` of ``registry`` to ``path`` atomically (node_exporter's textfile).
+
+    The text goes to a new temporary file in ``tmpdir`` (default: the
+    directory of ``path``; it must be on the same file system), which is then
+    renamed over ``path``: a reader sees the old file or the new one, never
+    a part. The file gets the usual permissions (0666 less the umask); the
+    temporary file is removed if anything fails.
+    """
+    target = os.fspath(path)
+    directory = tmpdir if tmpdir is not None else os.path.dirname(os.path.abspath(target))
+    body = generate_latest(registry)
+    name = f".{os.path.basename(target)}.{os.getpid()}.{threading.get_ident()}.tmp"
+    temporary = os.path.join(directory, name)
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(body)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
 
 
 # Media types a scrape may ask for, with the versions each encoder can serve.

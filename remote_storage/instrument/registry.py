@@ -23,11 +23,12 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol
 
-from remote_storage.instrument.samples import MetricFamily
+from remote_storage.instrument.samples import MetricFamily, Sample
 
 __all__ = [
     "REGISTRY",
     "Collector",
+    "CollectorRegistry",
     "DuplicateMetricName",
     "Registry",
 ]
@@ -89,9 +90,7 @@ class Registry:
 
     def register(self, collector: Collector) -> None:
         """Add ``collector``; raise :class:`DuplicateMetricName` if any of its names is taken."""
-        describe = getattr(collector, "describe", None)
-        families = describe() if callable(describe) else collector.collect()
-        names = tuple(name for family in families for name in _names_of(family))
+        names = tuple(name for family in self._described(collector) for name in _names_of(family))
         with self._lock:
             if id(collector) in self._collectors:
                 raise ValueError(f"collector {collector!r} is already registered in this registry")
@@ -100,6 +99,12 @@ class Registry:
                 raise DuplicateMetricName(taken, collector)
             self._collectors[id(collector)] = (collector, names)
             self._names.update(names)
+
+    def _described(self, collector: Collector) -> Iterable[MetricFamily]:
+        """The families whose names ``collector`` takes: its ``describe()``, else one collection."""
+        describe = getattr(collector, "describe", None)
+        families: Iterable[MetricFamily] = describe() if callable(describe) else collector.collect()
+        return families
 
     def unregister(self, collector: Collector) -> None:
         """Remove ``collector``, freeing its names; raise ``KeyError`` if it is not registered."""
@@ -128,6 +133,37 @@ class Registry:
                 if sample.name == name and dict(sample.labels) == wanted:
                     return sample.value
         return None
+
+
+class CollectorRegistry(Registry):
+    """:class:`Registry` under ``prometheus_client``'s name, with its constructor.
+
+    ``auto_describe=False`` (the default, as there) registers a collector
+    that has no ``describe()`` without collecting it, so its names are not
+    checked for clashes; ``True`` collects it once, as :class:`Registry`
+    always does. ``target_info`` labels become the ``target_info`` series
+    (the OpenMetrics info metric about the whole target).
+    """
+
+    def __init__(self, auto_describe: bool = False, target_info: Mapping[str, str] | None = None) -> None:
+        super().__init__()
+        self.auto_describe = auto_describe
+        if target_info:
+            self.register(_TargetInfo(dict(target_info)))
+
+    def _described(self, collector: Collector) -> Iterable[MetricFamily]:
+        if self.auto_describe or callable(getattr(collector, "describe", None)):
+            return super()._described(collector)
+        return ()
+
+
+class _TargetInfo:
+    def __init__(self, labels: dict[str, str]) -> None:
+        sample = Sample("target_info", labels, 1.0)
+        self.family = MetricFamily("target", "info", "Target metadata", samples=[sample])
+
+    def collect(self) -> Iterable[MetricFamily]:
+        return [self.family]
 
 
 REGISTRY = Registry()

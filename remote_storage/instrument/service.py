@@ -151,6 +151,15 @@ class ServiceThread(Generic[S]):
         if self._thread.is_alive():
             raise TimeoutError(f"{self._thread.name} did not stop within {timeout}s")
 
+    @property
+    def thread(self) -> threading.Thread:
+        """The daemon thread the service runs in."""
+        return self._thread
+
+    def shutdown(self) -> None:
+        """:meth:`stop`, under the name ``socketserver`` servers (and ``prometheus_client``'s) use."""
+        self.stop()
+
     def __enter__(self) -> ServiceThread[S]:
         return self
 
