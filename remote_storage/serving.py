@@ -58,8 +58,14 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-async def serve(storage: RemoteStorage, settings: Settings, *, reuse_port: bool = False) -> None:
-    """Serve ``storage`` until SIGINT/SIGTERM, then shut down gracefully."""
+async def serve(
+    storage: RemoteStorage, settings: Settings, *, reuse_port: bool = False, opened_from_settings: bool = True
+) -> None:
+    """Serve ``storage`` until SIGINT/SIGTERM, then shut down gracefully.
+
+    ``opened_from_settings`` is false for a backend object given by the caller
+    (see :func:`run`): the start-up line then names its class, not ``settings.storage``.
+    """
     tune_gc()
     ssl_context = server_ssl_context(settings)  # None: plain HTTP
     app = create_app(storage, settings)
@@ -75,7 +81,7 @@ async def serve(storage: RemoteStorage, settings: Settings, *, reuse_port: bool 
             "remote-storage %s listening on %s with storage %s (%s)",
             __version__,
             addresses,
-            redact_url(settings.storage),
+            redact_url(settings.storage) if opened_from_settings else type(storage).__qualname__,
             storage.describe(),
         )
         auth = app[STATE].auth
@@ -99,7 +105,7 @@ def run(storage: RemoteStorage, settings: Settings | None = None) -> None:
     settings = settings or Settings()
     if not logging.getLogger().handlers:
         logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
-    asyncio.run(serve(storage, settings))
+    asyncio.run(serve(storage, settings, opened_from_settings=False))
 
 
 def worker_count(settings: Settings, storage: RemoteStorage) -> int:
