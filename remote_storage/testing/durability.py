@@ -24,7 +24,6 @@ What is checked, and what cannot be:
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -156,7 +155,7 @@ class DurabilityChecks(Harness):
             finally:
                 await storage.close()
 
-        asyncio.run(main())
+        self.execute(main())
 
     def test_acknowledged_writes_survive_kill(self) -> None:
         self.require("durability")
@@ -210,7 +209,7 @@ class DurabilityChecks(Harness):
             finally:
                 await storage.close()
 
-        asyncio.run(main())
+        self.execute(main())
 
     def test_acknowledged_writes_were_synced(self) -> None:
         self.require("durability")

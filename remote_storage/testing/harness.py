@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from importlib import import_module
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
+from remote_storage.errors import SampleConflict
 from remote_storage.storage import RemoteStorage
 
 __all__ = ["CAPABILITIES", "Harness", "load_factory"]
@@ -110,7 +111,16 @@ class Harness:
             finally:
                 await storage.close()
 
-        asyncio.run(main())
+        self.execute(main())
+
+    def execute(self, main: Coroutine[Any, Any, None]) -> None:
+        """Run a check's coroutine; a conflict it did not expect fails it with the refused sample."""
+        try:
+            asyncio.run(main)
+        except SampleConflict as refused:
+            raise AssertionError(
+                f"a write the contract requires to succeed was refused: {refused}"
+            ) from refused
 
     async def started(self, storage: RemoteStorage) -> RemoteStorage:
         """``storage`` after ``start()``: ``backend = await self.started(self.reopen())``."""

@@ -128,7 +128,7 @@ class LoadChecks(Harness):
                 if outcome is None:
                     expect(
                         t not in stored,
-                        f'series {{__name__="race"}} at timestamp {t}: both {describe(stored.get(t, 0.0))} '
+                        f'series {{__name__="race"}} at timestamp {t}: {describe(stored.get(t, 0.0))} '
                         f"and {describe(v)} were both acknowledged by concurrent writes "
                         "(one must raise SampleConflict)",
                     )
