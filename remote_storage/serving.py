@@ -81,7 +81,9 @@ async def serve(
             "remote-storage %s listening on %s with storage %s (%s)",
             __version__,
             addresses,
-            redact_url(settings.storage) if opened_from_settings else type(storage).__qualname__,
+            redact_url(settings.storage)
+            if opened_from_settings
+            else f"{type(storage).__module__}.{type(storage).__qualname__}",
             storage.describe(),
         )
         auth = app[STATE].auth
