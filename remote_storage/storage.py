@@ -31,6 +31,11 @@ Semantics every backend keeps (the conformance suite in
   series are yielded sorted by label set, samples in timestamp order; series
   without samples in the range are not yielded.
 * **Tenancy**: data written with one ``ctx.tenant`` is never returned to another.
+* **Concurrency**: the server calls ``write`` and ``process_query``
+  concurrently on one object, one coroutine per request; a backend that
+  awaits between checking for conflicts and storing needs a lock there.
+
+``docs/backends.md`` walks from a first backend to a production one.
 """
 
 from __future__ import annotations

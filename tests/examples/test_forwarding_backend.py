@@ -9,10 +9,8 @@ in front of a target server in the test whose answers they script.
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -24,23 +22,18 @@ from remote_storage.protocol.snappy import decompress
 from remote_storage.protocol.write import decode_v1
 from remote_storage.server import create_app
 from remote_storage.storage import WriteRequest
-from tests.examples import EXAMPLES
-from tests.support.exporter import StaticExporter
-from tests.support.net import Deadline, free_port, poll_until, wait_http_ok
+from tests.examples import scrape_and_write, start_example
+from tests.support.net import Deadline, poll_until
 from tests.support.procs import Processes
 from tests.support.prometheus import (
     Prometheus,
     PrometheusConfig,
     diff_results,
-    remote_write_to,
-    scrape_job,
     series_points,
 )
 from tests.support.wire import READ_HEADERS, V1_HEADERS, read_body, series, v1_body
 
-EXAMPLE = EXAMPLES / "forwarding_backend.py"
 TEST_TIMEOUT = 120.0
-SCRAPES = 8
 TARGET = """\
 # TYPE fw_value gauge
 fw_value{kind="pi"} 3.141592653589793
@@ -52,36 +45,13 @@ fw_requests_total{path="/"} 12345
 
 @pytest.mark.prometheus
 def test_prometheus_to_forwarder_to_prometheus(
-    processes: Processes, prometheus: Callable[..., Prometheus], tmp_path: Path
+    processes: Processes, prometheus: Callable[..., Prometheus]
 ) -> None:
     deadline = Deadline(TEST_TIMEOUT)
     receiver = prometheus("b", PrometheusConfig(), remote_write_receiver=True, timeout=deadline.remaining(30))
-    port = free_port()
-    forwarder = processes.start(
-        "forwarder",
-        [
-            sys.executable,
-            str(EXAMPLE),
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--target",
-            f"{receiver.url}/api/v1/write",
-        ],
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_http_ok(f"{url}/-/ready", deadline.remaining(30), alive=forwarder.check_alive)
-    with StaticExporter(TARGET) as target:
-        writer = prometheus(
-            "a",
-            PrometheusConfig(
-                scrape_configs=[scrape_job("target", target.address)],
-                remote_write=[remote_write_to(f"{url}/api/v1/write")],
-            ),
-            timeout=deadline.remaining(30),
-        )
-        poll_until(lambda: True if target.scrapes >= SCRAPES else None, deadline.remaining(), "scrapes")
-    times = [t for points in series_points(writer.query('up{job="target"}[5m]')).values() for t, _ in points]
-    start, end = min(times), max(times)
+    target = f"{receiver.url}/api/v1/write"
+    url, _ = start_example(processes, "forwarding_backend.py", "--target", target, deadline=deadline)
+    writer, start, end = scrape_and_write(prometheus, TARGET, f"{url}/api/v1/write", deadline)
     raw = f'{{job="target"}}[{round((end - start) * 1000) + 1}ms]'
     expected = writer.query(raw, end)
     assert len(series_points(expected)) == 8, expected  # up, scrape_* and the target's three
@@ -116,11 +86,11 @@ class ScriptedTarget:
 @asynccontextmanager
 async def forwarder_in_front_of(
     target: ScriptedTarget, **options: object
-) -> AsyncIterator[tuple[TestClient, ForwardingStorage]]:
+) -> AsyncIterator[tuple[TestClient[web.Request, web.Application], ForwardingStorage]]:
     app = web.Application()
     app.router.add_post("/api/v1/write", target.handle)
     async with TestServer(app, host="127.0.0.1") as server:
-        storage = ForwardingStorage(str(server.make_url("/api/v1/write")), **options)  # type: ignore[arg-type]
+        storage = ForwardingStorage(str(server.make_url("/api/v1/write")), **options)  # type: ignore[arg-type,unused-ignore]
         async with TestClient(TestServer(create_app(storage), host="127.0.0.1")) as client:
             yield client, storage
 
@@ -184,7 +154,7 @@ def test_full_queue_answers_503_and_queued_requests_complete() -> None:
             await asyncio.wait_for(_until(lambda: storage.queued == 1), 10)
             assert await send(3.0) == 503  # no room
             release.set()
-            assert await asyncio.wait_for(asyncio.gather(first, second), 10) == [204, 204]
+            assert list(await asyncio.wait_for(asyncio.gather(first, second), 10)) == [204, 204]
         assert [r.series[0].values[0] for r in target.received] == [1.0, 2.0]
 
     run(scenario)

@@ -7,7 +7,6 @@ write lives in the write-ahead log until close or a crash).
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,23 +16,18 @@ from parquet_backend import ParquetStorage
 
 from remote_storage.backends import InvalidStorageURL
 from remote_storage.testing import BackendConformance
-from tests.examples import EXAMPLES
-from tests.support.exporter import StaticExporter
-from tests.support.net import Deadline, free_port, poll_until, wait_http_ok
+from tests.examples import scrape_and_write, start_example
+from tests.support.net import Deadline, poll_until
 from tests.support.procs import Processes
 from tests.support.prometheus import (
     Prometheus,
     PrometheusConfig,
     diff_results,
     remote_read_from,
-    remote_write_to,
-    scrape_job,
     series_points,
 )
 
-EXAMPLE = EXAMPLES / "parquet_backend.py"
 TEST_TIMEOUT = 120.0
-SCRAPES = 8
 
 
 class TestParquetConformance(BackendConformance):
@@ -79,57 +73,33 @@ def test_prometheus_writes_reads_back_and_parquet_holds_it(
 ) -> None:
     deadline = Deadline(TEST_TIMEOUT)
     directory = tmp_path / "parquet"
-    port = free_port()
-    service = processes.start(
-        "parquet-backend",
-        [
-            sys.executable,
-            str(EXAMPLE),
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--directory",
-            str(directory),
-            "--flush-seconds",
-            "1",
-        ],
+    args = ("--directory", str(directory), "--flush-seconds", "1")
+    url, service = start_example(processes, "parquet_backend.py", *args, deadline=deadline)
+    writer, start, end = scrape_and_write(prometheus, TARGET, f"{url}/api/v1/write", deadline)
+    sent = "prometheus_remote_storage_queue_highest_sent_timestamp_seconds"
+    poll_until(
+        lambda: True if (writer.metric_values(sent) or [0])[0] >= end else None,
+        deadline.remaining(),
+        f"{sent} >= {end} on A",
     )
-    url = f"http://127.0.0.1:{port}"
-    wait_http_ok(f"{url}/-/ready", deadline.remaining(30), alive=service.check_alive)
-    with StaticExporter(TARGET) as target:
-        writer = prometheus(
-            "a",
-            PrometheusConfig(
-                scrape_configs=[scrape_job("target", target.address)],
-                remote_write=[remote_write_to(f"{url}/api/v1/write")],
-            ),
-            timeout=deadline.remaining(30),
-        )
-        poll_until(lambda: True if target.scrapes >= SCRAPES else None, deadline.remaining(), "scrapes")
-        points = series_points(writer.query('up{job="target"}[5m]'))
-        times = [t for series in points.values() for t, _ in series]
-        start, end = min(times), max(times)
-        sent = "prometheus_remote_storage_queue_highest_sent_timestamp_seconds"
-        poll_until(
-            lambda: True if (writer.metric_values(sent) or [0])[0] >= end else None,
-            deadline.remaining(),
-            f"{sent} >= {end} on A",
-        )
-        reader = prometheus(
-            "b",
-            PrometheusConfig(remote_read=[remote_read_from(f"{url}/api/v1/read")]),
-            timeout=deadline.remaining(30),
-        )
-        raw = f'{{job="target"}}[{round((end - start) * 1000) + 1}ms]'
-        expected = writer.query(raw, end)
-        assert len(series_points(expected)) >= 5, expected
-        assert diff_results(expected, reader.query(raw, end)) == []
+    reader = prometheus(
+        "b",
+        PrometheusConfig(remote_read=[remote_read_from(f"{url}/api/v1/read")]),
+        timeout=deadline.remaining(30),
+    )
+    raw = f'{{job="target"}}[{round((end - start) * 1000) + 1}ms]'
+    expected = writer.query(raw, end)
+    assert len(series_points(expected)) >= 5, expected
+    assert diff_results(expected, reader.query(raw, end)) == []
 
     service.stop()  # SIGTERM: close() flushes the hours and empties the log
     assert service.returncode == 0, service.describe()
     assert (directory / "_wal.jsonl").read_bytes() == b""
-    table = pyarrow.dataset.dataset(directory, format="parquet", partitioning="hive").to_table()
+    table = pyarrow.dataset.dataset(directory, format="parquet", partitioning="hive").to_table(
+        use_threads=False
+    )
     assert set(table.column_names) == {"metric", "labels", "timestamp", "value", "tenant", "hour"}
-    stored: dict[tuple[tuple[str, str], ...], list[tuple[float, str]]] = {}
+    stored: dict[tuple[tuple[str, str], ...], list[tuple[float, float]]] = {}
     for row in table.to_pylist():
         labels = tuple(sorted(dict(row["labels"]).items()))
         assert row["metric"] == dict(labels)["__name__"]
