@@ -7,6 +7,12 @@ class with a ``from_url(url)`` classmethod or any callable taking the URL::
 
     [project.entry-points."remote_storage.backends"]
     mydb = "my_package.storage:MyStorage"
+
+``url`` is the whole ``--storage`` value as a ``str``, scheme included
+(``"mydb://host/path?option=1"``); the factory parses it (``urllib.parse.urlsplit``),
+raises :class:`InvalidStorageURL` for what it does not accept, and returns a
+backend that is not started yet. A factory that also takes a keyword
+``retention`` (seconds, a float) supports ``--retention``. See ``docs/backends.md``.
 """
 
 from __future__ import annotations
@@ -62,8 +68,9 @@ class UnknownBackend(ValueError):
 
     def __init__(self, url: str, scheme: str) -> None:
         super().__init__(
-            f"no storage backend for scheme {scheme!r} in {url!r}; "
-            f"known schemes: {', '.join(sorted(available_schemes()))}"
+            f"no storage backend for scheme {scheme!r} in {redact_url(url)!r}; "
+            f"known schemes: {', '.join(sorted(available_schemes()))} (a package adds one with an "
+            f"entry point in the {ENTRY_POINT_GROUP!r} group: install it, or fix --storage)"
         )
         self.url = url
         self.scheme = scheme

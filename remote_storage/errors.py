@@ -41,7 +41,13 @@ class RemoteStorageError(Exception):
 
 
 class InvalidRequest(RemoteStorageError):
-    """The request cannot be accepted as sent (400); a retry would fail again."""
+    """The request cannot be accepted as sent (400); a retry would fail again.
+
+    A backend raises it for data it cannot store (for instance native
+    histograms, when it keeps floats only) rather than dropping that data and
+    answering 2xx: ``raise InvalidRequest("this backend stores float samples
+    only: drop native histograms with write_relabel_configs")``.
+    """
 
     http_status = 400
     kind = "invalid"
@@ -70,7 +76,17 @@ class InvalidLabels(InvalidRequest):
 
 
 class SampleConflict(InvalidRequest):
-    """A sample has the timestamp of a stored sample of its series but other value bits."""
+    """A sample has the timestamp of a stored sample of its series but other value bits.
+
+    Backends raise it from ``write`` (the whole request then stores nothing)
+    with ``labels``, the series' label set as text (``str(labels)``), the
+    sample's ``timestamp`` in milliseconds, the ``stored`` value and the
+    ``sent`` one::
+
+        raise SampleConflict(str(series.labels), timestamp, stored_value, sent_value)
+
+    The server answers 400: a sender retrying the same request would fail again.
+    """
 
     kind = "sample_conflict"
 

@@ -31,6 +31,11 @@ Semantics every backend keeps (the conformance suite in
   series are yielded sorted by label set, samples in timestamp order; series
   without samples in the range are not yielded.
 * **Tenancy**: data written with one ``ctx.tenant`` is never returned to another.
+* **Concurrency**: the server calls ``write`` and ``process_query``
+  concurrently on one object, one coroutine per request; a backend that
+  awaits between checking for conflicts and storing needs a lock there.
+
+``docs/backends.md`` walks from a first backend to a production one.
 """
 
 from __future__ import annotations
@@ -67,6 +72,7 @@ __all__ = [
     "TimeSeries",
     "WriteRequest",
     "float_bits",
+    "float_from_bits",
 ]
 
 DEFAULT_TENANT = "default"
@@ -163,8 +169,24 @@ _UINT64 = struct.Struct("<Q")
 
 
 def float_bits(value: float) -> int:
-    """The 64 bits of a float64: the only faithful way to compare NaN payloads and -0.0."""
+    """The 64 bits of a float64 as an unsigned int: the only faithful way to compare NaN payloads and -0.0.
+
+    Backends compare and store values by these bits; :func:`float_from_bits`
+    is the inverse.
+
+    >>> hex(float_bits(-0.0)), float_bits(0.0) == float_bits(-0.0)
+    ('0x8000000000000000', False)
+    """
     return int(_UINT64.unpack(_DOUBLE.pack(value))[0])
+
+
+def float_from_bits(pattern: int) -> float:
+    """The float64 with exactly these 64 bits, the inverse of :func:`float_bits`.
+
+    ``float_from_bits(0x7FF0000000000002)`` is Prometheus' stale marker, a NaN
+    that keeps its payload through this round trip.
+    """
+    return float(_DOUBLE.unpack(_UINT64.pack(pattern))[0])
 
 
 def _exact(value: object) -> object:

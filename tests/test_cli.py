@@ -48,6 +48,7 @@ def test_unknown_backend_scheme() -> None:
     assert result.returncode == 2
     assert "no storage backend for scheme 'nosuchdb'" in result.stderr
     assert "memory" in result.stderr
+    assert "entry point in the 'remote_storage.backends' group" in result.stderr
 
 
 def test_help_lists_environment_variables() -> None:

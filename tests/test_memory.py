@@ -42,11 +42,15 @@ from remote_storage.testing import (
 
 
 class TestMemoryConformance(BackendConformance):
+    unsupported = frozenset({"durability"})
+
     def make_storage(self) -> MemoryStorage:
         return MemoryStorage()
 
 
 class TestMemoryConformanceWithoutKeyCache(BackendConformance):
+    unsupported = frozenset({"durability"})
+
     def make_storage(self) -> MemoryStorage:
         return MemoryStorage(key_cache_size=0)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import struct
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ from remote_storage.config import _OPTIONS, env_name
 from remote_storage.matchers import Matcher
 from remote_storage.server import create_app
 from remote_storage.storage import RemoteStorage
+from tests.support.net import free_port, wait_http_ok
+from tests.support.procs import Processes
 from tests.support.wire import READ_HEADERS, V1_HEADERS, read_body, read_results, series, v1_body
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
@@ -54,6 +57,22 @@ def test_custom_backend_example_is_short_and_works() -> None:
             assert second == [series([2000], [0.0], __name__="up", job="a"), stale]
 
     asyncio.run(scenario())
+
+
+def test_run_serves_the_example_and_logs_its_class(processes: Processes, tmp_path: Path) -> None:
+    """``run(DictStorage())`` names the object it serves, not the default ``--storage`` URL."""
+    port = free_port()
+    script = tmp_path / "dict_storage.py"
+    source = example("custom-backend").replace(
+        "run(DictStorage())", f'run(DictStorage(), Settings(listen="127.0.0.1:{port}"))'
+    )
+    script.write_text("from remote_storage.config import Settings\n" + source)
+    served = processes.start("dict-storage", [sys.executable, str(script)])
+    wait_http_ok(f"http://127.0.0.1:{port}/-/ready", 30, alive=served.check_alive)
+    assert served.stop() == 0
+    log = served.log_text()
+    assert f"listening on http://127.0.0.1:{port} with storage DictStorage" in log  # its describe()
+    assert "sqlite" not in log
 
 
 def test_every_serve_flag_is_documented() -> None:

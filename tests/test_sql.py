@@ -24,8 +24,8 @@ from remote_storage.testing import BackendConformance, float_from_bits, make_ser
 
 
 class TestSQLiteConformance(BackendConformance):
-    def make_storage(self) -> SQLStorage:
-        return SQLStorage.from_url(f"sqlite:///{self.tmp_path}/data.db")
+    def storage_url(self) -> str:
+        return f"sqlite:///{self.tmp_path}/data.db"
 
 
 class CompactingStorage(SQLStorage):
@@ -37,15 +37,19 @@ class CompactingStorage(SQLStorage):
 
 
 class TestSQLiteCompactedConformance(BackendConformance):
-    def make_storage(self) -> SQLStorage:
-        return CompactingStorage.from_url(f"sqlite:///{self.tmp_path}/data.db")
+    storage_factory = "tests.test_sql:CompactingStorage.from_url"
+
+    def storage_url(self) -> str:
+        return f"sqlite:///{self.tmp_path}/data.db"
 
 
 class TestSQLiteSmallChunksConformance(BackendConformance):
     """Chunks of 3 samples: every write lands in a refilled last chunk or in new ones after it."""
 
-    def make_storage(self) -> SQLStorage:
-        return CompactingStorage.from_url(f"sqlite:///{self.tmp_path}/data.db?chunk_samples=3")
+    storage_factory = "tests.test_sql:CompactingStorage.from_url"
+
+    def storage_url(self) -> str:
+        return f"sqlite:///{self.tmp_path}/data.db?chunk_samples=3"
 
 
 @pytest.mark.postgres
@@ -56,8 +60,8 @@ class TestPostgreSQLConformance(BackendConformance):
     def _database(self, postgres_url: str) -> None:
         self.url = postgres_url
 
-    def make_storage(self) -> SQLStorage:
-        return SQLStorage.from_url(self.url)
+    def storage_url(self) -> str:
+        return self.url
 
 
 def run(body: Callable[[], Coroutine[Any, Any, None]]) -> None:
