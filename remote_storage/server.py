@@ -26,8 +26,18 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from remote_storage import connections
+from remote_storage.backpressure import ByteBudget, Reservation, Slots
 from remote_storage.config import Settings
-from remote_storage.errors import BodyTooLarge, ReadTimeout, RemoteStorageError, SampleLimitExceeded
+from remote_storage.errors import (
+    BodyTooLarge,
+    Overloaded,
+    ReadTimeout,
+    RemoteStorageError,
+    RequestBodyTimeout,
+    RequestSampleLimitExceeded,
+    SampleLimitExceeded,
+)
 from remote_storage.instrument import Registry, choose_encoder
 from remote_storage.protocol import snappy, streamed
 from remote_storage.protocol.negotiation import (
@@ -43,6 +53,7 @@ from remote_storage.protocol.write import decode_v1, decode_v2
 from remote_storage.storage import (
     Context,
     Query,
+    QueryResult,
     ReadRequest,
     RemoteStorage,
     StorageStats,
@@ -51,7 +62,7 @@ from remote_storage.storage import (
 )
 from remote_storage.telemetry import ServiceMetrics
 
-__all__ = ["ServerState", "create_app"]
+__all__ = ["ServerState", "connection_guard", "create_app"]
 
 log = logging.getLogger("remote_storage.server")
 
@@ -65,6 +76,10 @@ STREAM_PREFETCH = 64
 STREAM_BATCH = 16
 #: Bytes of frames gathered before they are written: one write per frame costs more than the frame.
 STREAM_WRITE_BYTES = 64 * 1024
+#: Decompressed bodies above this size are decompressed and decoded in a thread, off the event loop.
+OFFLOAD_DECODE_BYTES = 1024 * 1024
+#: SAMPLES answers above this many samples are encoded and compressed in a thread.
+OFFLOAD_ENCODE_SAMPLES = 100_000
 
 
 @dataclass
@@ -75,6 +90,9 @@ class ServerState:
     settings: Settings
     metrics: ServiceMetrics
     validator: LabelValidator
+    write_bytes: ByteBudget
+    reads: Slots
+    guard: connections.ConnectionGuard
     ready: bool = False
 
 
@@ -87,16 +105,33 @@ def _text(status: int, message: str) -> web.Response:
     return web.Response(status=status, text=message.rstrip("\n") + "\n", charset="utf-8")
 
 
+def _error_response(exc: RemoteStorageError) -> web.Response:
+    """The answer to a known error: its status and message, ``Retry-After`` on 429."""
+    response = _text(exc.http_status, str(exc))
+    if isinstance(exc, Overloaded):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, RequestBodyTimeout):
+        response.force_close()
+    return response
+
+
 @web.middleware
 async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer errors that escaped a handler: known ones with their status, others with 500."""
+    """Answer errors that escaped a handler: known ones with their status, others with 500.
+
+    A client that went away mid-request is no server fault: logged at debug
+    and counted with the status 499 (nothing can be sent to it any more).
+    """
     try:
         return await handler(request)
     except RemoteStorageError as exc:
-        return _text(exc.http_status, str(exc))
+        return _error_response(exc)
     except web.HTTPException:
         raise
-    except Exception:
+    except Exception as exc:
+        if connections.client_gone(request, exc):
+            log.debug("client went away during %s %s: %s", request.method, request.path, exc)
+            return web.Response(status=connections.CLIENT_CLOSED_REQUEST)
         log.exception("internal error serving %s %s", request.method, request.path)
         return _text(500, "internal server error; the server log has the details")
 
@@ -108,19 +143,55 @@ def _timed(name: str, handler: Handler) -> Handler:
         response = await _errors(request, handler)
         metrics.request_duration.labels(name).observe(time.perf_counter() - started)
         metrics.requests.labels(name, str(response.status)).inc()
+        if response.status == 429:
+            metrics.overloaded.labels(name).inc()
+        elif response.status == connections.CLIENT_CLOSED_REQUEST:
+            metrics.client_aborts.labels(name).inc()
         return response
 
     return timed
 
 
 async def _body(request: web.Request, limit: int) -> bytes:
-    """The request body, refused (413) when it is above ``limit`` bytes."""
+    """The request body, refused (413) when it is above ``limit`` bytes, 408 when it is too slow."""
     if request.content_length is not None and request.content_length > limit:
         raise BodyTooLarge("request body", request.content_length, limit, "--max-request-bytes")
+    timeout = request.app[STATE].settings.body_timeout
     try:
-        return await request.read()
+        async with asyncio.timeout(timeout):
+            return await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise BodyTooLarge("request body", None, limit, "--max-request-bytes") from None
+    except TimeoutError:
+        raise RequestBodyTimeout(timeout) from None
+
+
+# --- back-pressure: write bodies are admitted by bytes, decoded off the loop when large ---
+
+
+async def _admitted_write(
+    request: web.Request, state: ServerState, version: WriteVersion, held: Reservation
+) -> WriteRequest:
+    """Read, decompress and decode a write body, holding its bytes in ``held`` (429 when they do not fit).
+
+    The compressed size is reserved before the body is read, the decompressed
+    size (from the snappy header) before it is decompressed. Large bodies are
+    decompressed and decoded in a thread so the event loop keeps serving.
+    """
+    limit = state.settings.max_request_bytes
+    length = request.content_length
+    held.add(limit if length is None else min(length, limit))
+    body = await _body(request, limit)
+    size = snappy.uncompressed_length(body)
+    held.add(min(size, limit))
+    decode = decode_v2 if version is WriteVersion.V2 else decode_v1
+
+    def decoded() -> WriteRequest:
+        return decode(snappy.decompress(body, limit), state.validator)
+
+    if size > OFFLOAD_DECODE_BYTES:
+        return await asyncio.to_thread(decoded)
+    return decoded()
 
 
 def _context(request: web.Request, settings: Settings, timeout: float | None = None) -> Context:
@@ -142,17 +213,15 @@ async def handle_write(request: web.Request) -> web.Response:
     written: WriteRequest | None = None
     try:
         check_content_encoding(request.headers.get("Content-Encoding"))
-        limit = state.settings.max_request_bytes
-        payload = snappy.decompress(await _body(request, limit), limit)
-        decode = decode_v2 if version is WriteVersion.V2 else decode_v1
-        write_request = decode(payload, state.validator)
-        started = time.perf_counter()
-        await state.storage.write(_context(request, state.settings), write_request)
-        state.metrics.backend_write_duration.observe(time.perf_counter() - started)
-        written = write_request
+        with state.write_bytes.reserve() as held:
+            write_request = await _admitted_write(request, state, version, held)
+            started = time.perf_counter()
+            await state.storage.write(_context(request, state.settings), write_request)
+            state.metrics.backend_write_duration.observe(time.perf_counter() - started)
+            written = write_request
     except RemoteStorageError as exc:
         state.metrics.write_rejected.labels(exc.kind).inc()
-        response = _text(exc.http_status, str(exc))
+        response = _error_response(exc)
     except Exception:
         state.metrics.write_rejected.labels("internal").inc()
         raise
@@ -172,46 +241,112 @@ async def handle_write(request: web.Request) -> web.Response:
 
 async def handle_read(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
-    settings = state.settings
     try:
-        check_content_encoding(request.headers.get("Content-Encoding"))
-        limit = settings.max_request_bytes
-        payload = snappy.decompress(await _body(request, limit), limit)
-        read_request, accepted = decode_read_request(payload)
-        response_type = choose_response_type(accepted, IMPLEMENTED_RESPONSE_TYPES)
-        state.metrics.read_requests.labels(response_type.name).inc()
-        state.metrics.read_queries.inc(len(read_request.queries))
-        ctx = _context(request, settings, settings.read_timeout)
-        if response_type is ResponseType.STREAMED_XOR_CHUNKS:
-            return await _stream_chunks(request, state, ctx, read_request)
-        return await _read_samples(state, ctx, read_request)
+        with state.reads.take():  # 429 beyond --max-inflight-reads
+            return await _serve_read(request, state)
     except RemoteStorageError as exc:
         state.metrics.read_rejected.labels(exc.kind).inc()
         raise
+
+
+async def _serve_read(request: web.Request, state: ServerState) -> web.StreamResponse:
+    settings = state.settings
+    check_content_encoding(request.headers.get("Content-Encoding"))
+    limit = settings.max_request_bytes
+    payload = snappy.decompress(await _body(request, limit), limit)
+    read_request, accepted = decode_read_request(payload)
+    response_type = choose_response_type(accepted, IMPLEMENTED_RESPONSE_TYPES)
+    state.metrics.read_requests.labels(response_type.name).inc()
+    state.metrics.read_queries.inc(len(read_request.queries))
+    ctx = _context(request, settings, settings.read_timeout)
+    if response_type is ResponseType.STREAMED_XOR_CHUNKS:
+        return await _stream_chunks(request, state, ctx, read_request)
+    return await _read_samples(state, ctx, read_request)
 
 
 async def _read_samples(state: ServerState, ctx: Context, read_request: ReadRequest) -> web.Response:
     """One snappy-compressed ``ReadResponse`` with every query's series."""
     settings = state.settings
     started = time.perf_counter()
+    budget = _SampleBudget(settings)
     try:
         async with asyncio.timeout(settings.read_timeout):
-            results = await state.storage.read(ctx, read_request)
+            results = await _collect_results(state.storage, ctx, read_request, budget)
     except TimeoutError:
         raise ReadTimeout(settings.read_timeout) from None
     state.metrics.backend_read_duration.observe(time.perf_counter() - started)
-    sample_limit = settings.read_sample_limit
-    for index, result in enumerate(results):
-        samples = sum(len(s.timestamps) + len(s.histograms) for s in result.series)
-        if sample_limit and samples > sample_limit:
-            raise SampleLimitExceeded(index, sample_limit)
+    for result in results:
         state.metrics.read_series.inc(len(result.series))
-        state.metrics.read_samples.inc(samples)
-    body = snappy.compress(encode_read_response(results))
+    state.metrics.read_samples.inc(budget.total)
+
+    def encoded() -> bytes:
+        return snappy.compress(encode_read_response(results))
+
+    body = await asyncio.to_thread(encoded) if budget.total > OFFLOAD_ENCODE_SAMPLES else encoded()
     return web.Response(
         body=body,
         headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"},
     )
+
+
+class _SampleBudget:
+    """Samples counted while a read's answer is built: per query (``--read-sample-limit``) and,
+    for SAMPLES answers, over the whole request (``--read-request-sample-limit``).
+    """
+
+    __slots__ = ("per_query", "per_request", "queries", "total")
+
+    def __init__(self, settings: Settings, whole_request: bool = True) -> None:
+        self.per_query = settings.read_sample_limit
+        self.per_request = settings.read_request_sample_limit if whole_request else 0
+        self.queries: dict[int, int] = {}
+        self.total = 0
+
+    def add(self, index: int, samples: int) -> None:
+        """Count ``samples`` more for query ``index``; raise as soon as a limit is passed."""
+        count = self.queries.get(index, 0) + samples
+        self.queries[index] = count
+        self.total += samples
+        if self.per_query and count > self.per_query:
+            raise SampleLimitExceeded(index, self.per_query)
+        if self.per_request and self.total > self.per_request:
+            raise RequestSampleLimitExceeded(self.per_request)
+
+
+async def _collect_results(
+    storage: RemoteStorage, ctx: Context, read_request: ReadRequest, budget: _SampleBudget
+) -> list[QueryResult]:
+    """Every query's series, run concurrently, stopping all of them as soon as a limit is passed.
+
+    A backend that overrides :meth:`RemoteStorage.read` is asked through it
+    and its answer counted afterwards (it may not build answers series by series).
+    """
+    if type(storage).read is not RemoteStorage.read:
+        results = await storage.read(ctx, read_request)
+        for index, result in enumerate(results):
+            budget.add(index, sum(len(s.timestamps) + len(s.histograms) for s in result.series))
+        return results
+
+    async def collect(index: int, query: Query) -> QueryResult:
+        result = QueryResult()
+        found = storage.process_query(ctx, query)
+        try:
+            async for series in found:
+                budget.add(index, len(series.timestamps) + len(series.histograms))
+                result.series.append(series)
+        finally:
+            close = getattr(found, "aclose", None)  # stop the backend's generator now, not at collection
+            if close is not None:
+                await close()
+        return result
+
+    tasks = [asyncio.ensure_future(collect(i, q)) for i, q in enumerate(read_request.queries)]
+    try:
+        return list(await asyncio.gather(*tasks))
+    finally:
+        for task in tasks:  # the others stop when one failed
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 _END = object()
@@ -226,8 +361,11 @@ async def _stream_chunks(
     to :data:`STREAM_BATCH` series, :data:`STREAM_PREFETCH` series in all);
     frames go out in query order, gathered into writes of about
     :data:`STREAM_WRITE_BYTES`, so memory stays bounded whatever the size of
-    the answer. An error after the first byte can only abort the connection,
-    which the reader sees as a truncated stream.
+    the answer. Samples are counted per query as frames are made
+    (``--read-sample-limit``). Nothing is sent before the first
+    :data:`STREAM_WRITE_BYTES` of frames are ready, so an error until then
+    (a passed limit included) gets its own status; an error after the first
+    byte aborts the connection, which the reader sees as a truncated stream.
     """
     settings = state.settings
     queue_size = max(1, STREAM_PREFETCH // STREAM_BATCH)
@@ -255,13 +393,12 @@ async def _stream_chunks(
         for query, buffer in zip(read_request.queries, buffers, strict=True)
     ]
     response = web.StreamResponse(headers={"Content-Type": streamed.CONTENT_TYPE})
-    frames = _Frames(response, state)
+    frames = _Frames(request, response, state, _SampleBudget(settings, whole_request=False))
     try:
         async with asyncio.timeout(settings.read_timeout):
             first = [await buffers[0].get()] if buffers else []
             if first and isinstance(first[0], Exception):
                 raise first[0]  # nothing sent yet: answered with a proper status
-            await response.prepare(request)
             for index, buffer in enumerate(buffers):
                 query = read_request.queries[index]
                 while True:
@@ -269,7 +406,8 @@ async def _stream_chunks(
                     if item is _END:
                         break
                     if isinstance(item, Exception):
-                        await frames.flush()
+                        if response.prepared:  # what came before the error goes out, then the abort
+                            await frames.flush()
                         raise item
                     assert isinstance(item, list)
                     for series in item:
@@ -277,8 +415,14 @@ async def _stream_chunks(
                     if frames.size >= STREAM_WRITE_BYTES:
                         await frames.flush()
             await frames.flush()
-    except TimeoutError:
-        if not response.prepared:
+            if not response.prepared:
+                await response.prepare(request)
+    except BaseException as exc:
+        if response.prepared:
+            # Part of the answer is out: only a truncated stream tells the reader.
+            connections.abort(request)
+            log.warning("streamed remote read aborted after the first bytes: %s", exc or type(exc).__name__)
+        if isinstance(exc, TimeoutError):
             raise ReadTimeout(settings.read_timeout) from None
         raise
     finally:
@@ -293,10 +437,14 @@ async def _stream_chunks(
 class _Frames:
     """The frames of a streamed answer not yet written, and the series and samples not yet counted."""
 
-    __slots__ = ("metrics", "pending", "response", "samples", "series", "size")
+    __slots__ = ("budget", "metrics", "pending", "request", "response", "samples", "series", "size")
 
-    def __init__(self, response: web.StreamResponse, state: ServerState) -> None:
+    def __init__(
+        self, request: web.Request, response: web.StreamResponse, state: ServerState, budget: _SampleBudget
+    ) -> None:
+        self.request = request
         self.response = response
+        self.budget = budget
         self.metrics = state.metrics
         self.pending: list[bytes] = []
         self.size = 0
@@ -311,6 +459,7 @@ class _Frames:
         if records is None:
             records = encode_labels(series.labels)
         data, samples = streamed.series_frames(index, records, chunks, max_frame_bytes)
+        self.budget.add(index, samples)
         self.series += 1
         self.samples += samples
         self.pending.append(data)
@@ -323,6 +472,8 @@ class _Frames:
             data = b"".join(self.pending)
             self.pending.clear()
             self.size = 0
+            if not self.response.prepared:
+                await self.response.prepare(self.request)
             await self.response.write(data)
 
     def count(self) -> None:
@@ -382,6 +533,9 @@ async def handle_metrics(request: web.Request) -> web.Response:
         state.metrics.sealed_chunk_bytes.set(stats.sealed_chunk_bytes)
     if stats.sealed_samples is not None:
         state.metrics.sealed_samples.set(stats.sealed_samples)
+    state.metrics.inflight_write_bytes.set(state.write_bytes.in_use)
+    state.metrics.inflight_reads.set(state.reads.in_use)
+    state.metrics.open_connections.set(state.guard.open_connections)
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
     body = encoder(state.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": content_type})
@@ -392,11 +546,21 @@ def create_app(
 ) -> web.Application:
     """Build the application; the backend is started and closed with it."""
     settings = settings or Settings()
+    metrics = ServiceMetrics(registry if registry is not None else Registry())
     state = ServerState(
         storage=storage,
         settings=settings,
-        metrics=ServiceMetrics(registry if registry is not None else Registry()),
+        metrics=metrics,
         validator=LabelValidator(settings.label_names),
+        write_bytes=ByteBudget(
+            settings.max_inflight_write_bytes, "write bytes", "--max-inflight-write-bytes"
+        ),
+        reads=Slots(settings.max_inflight_reads, "read requests", "--max-inflight-reads"),
+        guard=connections.ConnectionGuard(
+            settings.max_connections or connections.default_max_connections(),
+            settings.header_timeout,
+            lambda reason: metrics.connections_closed.labels(reason).inc(),
+        ),
     )
     # The body limit is enforced in _body with a clear message; aiohttp's own
     # limit sits just above it as a backstop for bodies without Content-Length.
@@ -424,3 +588,8 @@ def create_app(
     app.router.add_get("/-/ready", _timed("ready", handle_ready))
     app.router.add_get("/metrics", _timed("metrics", handle_metrics))
     return app
+
+
+def connection_guard(app: web.Application) -> connections.ConnectionGuard:
+    """The guard of the application's connections, for the runner that serves it."""
+    return app[STATE].guard

@@ -28,7 +28,8 @@ from aiohttp import web
 from remote_storage import __version__
 from remote_storage.backends import open_storage, redact_url
 from remote_storage.config import Settings
-from remote_storage.server import create_app
+from remote_storage.connections import AcceptErrorLog, GuardedAppRunner
+from remote_storage.server import connection_guard, create_app
 from remote_storage.storage import RemoteStorage
 
 __all__ = ["LOG_FORMAT", "run", "run_workers", "serve", "worker_count"]
@@ -61,7 +62,15 @@ async def serve(storage: RemoteStorage, settings: Settings, *, reuse_port: bool 
     """Serve ``storage`` until SIGINT/SIGTERM, then shut down gracefully."""
     tune_gc()
     app = create_app(storage, settings)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10.0)
+    asyncio.get_running_loop().set_exception_handler(AcceptErrorLog())
+    runner = GuardedAppRunner(
+        app,
+        connection_guard(app),
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=10.0,
+        keepalive_timeout=settings.idle_timeout,
+    )
     await runner.setup()
     try:
         host, port = settings.address
