@@ -55,7 +55,7 @@ class Settings:
     log_level: str = "info"
     workers: int = 0
     # Back-pressure and connection hygiene (see remote_storage/backpressure.py, connections.py).
-    max_inflight_write_bytes: int = 256 * 1024 * 1024
+    max_inflight_write_bytes: int = 64 * 1024 * 1024
     max_inflight_reads: int = 8
     read_request_sample_limit: int = 50_000_000
     header_timeout: float = 10.0

@@ -143,9 +143,11 @@ class ConnectionGuard:
 class _GuardedHandler(RequestHandler):
     """aiohttp's connection handler with a header clock and a place in a :class:`ConnectionGuard`.
 
-    It reads three private attributes of ``RequestHandler`` (``_messages``,
-    ``_request_count``, ``_request_in_progress``) to tell whether headers are
-    awaited; ``tests/test_connections.py`` fails if they change meaning.
+    It reads private attributes of ``RequestHandler`` to tell whether a new
+    request is awaited (``_waiter`` set, ``_messages`` empty), when headers
+    were parsed (``_request_count``) and whether a handler runs
+    (``_request_in_progress``); ``tests/test_connections.py`` fails if they
+    change meaning.
     """
 
     def __init__(self, manager: web.Server, guard: ConnectionGuard, **kwargs: Any) -> None:
@@ -171,8 +173,8 @@ class _GuardedHandler(RequestHandler):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if data and self._header_since is None and not self._request_in_progress and not self._messages:
-            self._start_header_clock()  # the first byte of a new request
+        if data and self._header_since is None and self._waiter is not None and not self._messages:
+            self._start_header_clock()  # the first byte of a new request on an idle connection
         parsed = self._request_count
         super().data_received(data)
         if self._request_count != parsed:
@@ -194,7 +196,8 @@ class _GuardedHandler(RequestHandler):
     def _header_deadline(self) -> None:
         self._header_timer = None
         since = self._header_since
-        if since is None or self.transport is None:
+        if since is None or self.transport is None or self._request_in_progress:
+            self._header_since = None
             return
         due = since + self._guard.header_timeout
         if self._loop.time() < due:  # a newer request started the clock again

@@ -38,11 +38,20 @@ def processes(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Proces
 
 @pytest.fixture
 def adapter(processes: Processes) -> Callable[..., Adapter]:
-    """Start the service: ``adapter("memory://")``; returns once ``/-/ready`` is 200."""
+    """Start the service: ``adapter("memory://")``; returns once ``/-/ready`` is 200.
 
-    def start(storage: str = "memory://", *, timeout: float = READY_TIMEOUT) -> Adapter:
+    ``extra_args`` are more ``serve`` flags; ``open_files`` lowers its open-file limit (RLIMIT_NOFILE).
+    """
+
+    def start(
+        storage: str = "memory://",
+        *,
+        timeout: float = READY_TIMEOUT,
+        extra_args: tuple[str, ...] = (),
+        open_files: int | None = None,
+    ) -> Adapter:
         name = f"adapter-{sum(p.name.startswith('adapter') for p in processes.processes)}"
-        started = start_adapter(processes, storage, name=name)
+        started = start_adapter(processes, storage, name=name, extra_args=extra_args, open_files=open_files)
         started.wait_ready(timeout)
         return started
 

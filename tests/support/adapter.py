@@ -37,10 +37,16 @@ def start_adapter(
     *,
     name: str = "adapter",
     extra_args: tuple[str, ...] = (),
+    open_files: int | None = None,
 ) -> Adapter:
-    """Start ``remote_storage serve`` on a free loopback port; does not wait for it."""
+    """Start ``remote_storage serve`` on a free loopback port; does not wait for it.
+
+    ``open_files`` runs it with that open-file limit (soft and hard), through ``prlimit``.
+    """
     port = free_port()
+    limit = [] if open_files is None else ["prlimit", f"--nofile={open_files}:{open_files}"]
     argv = [
+        *limit,
         sys.executable,
         "-m",
         "remote_storage",
