@@ -72,8 +72,10 @@ DEFAULT_MAX_EXEMPLARS = 100_000
 # on the loop, where it costs no thread hand-over. These are the bounds.
 #: Samples (or series) of a write stored on the loop; larger writes go to the writer thread.
 _INLINE_WRITE_SAMPLES = 20_000
-#: Label values a query's regex matchers may test on the loop; more are tested in a thread.
-_INLINE_MATCH_VALUES = 2_000
+#: Seconds a query's regex matchers may spend testing label values on the loop; then a thread takes over.
+_INLINE_MATCH_SECONDS = 0.005
+#: Label values tested between two looks at the clock.
+_CLOCK_EVERY = 4
 #: Candidate series a query may filter and sort on the loop; more are handled in a thread.
 _INLINE_CANDIDATES = 10_000
 #: Series selected (and decoded) per step of a query; the loop is handed back after each.
@@ -474,6 +476,7 @@ class MemoryStorage(RemoteStorage):
         selected = await self._locked(partial(self._select, tenant, query, deadline, True), inline=True)
         if selected is None:  # too much for the loop
             accept = await asyncio.to_thread(self._accepted_values, tenant, query, deadline)
+            assert accept is not None
             work = partial(self._select, tenant, query, deadline, False, accept)
             selected = await self._locked(work, inline=False)
             assert selected is not None
@@ -493,24 +496,33 @@ class MemoryStorage(RemoteStorage):
             await asyncio.sleep(0)
 
     def _accepted_values(
-        self, tenant: _Tenant, query: Query, deadline: float | None
-    ) -> list[Callable[[str], bool]]:
+        self, tenant: _Tenant, query: Query, deadline: float | None, until: float | None = None
+    ) -> list[Callable[[str], bool]] | None:
         """For each matcher, a test of a value: regex matchers as the set of the label's values that match.
 
-        Runs outside the lock: the values are copied under it first, then
-        tested one by one, checking ``deadline`` as it goes.
+        Regex matchers are tested once per distinct value of their label,
+        never once per series. With ``until`` (a :func:`time.perf_counter`
+        instant) the caller holds the lock and is on the event loop: None
+        when the tests take longer than that. Without it this runs in a
+        thread: the values are copied under the lock, then tested outside
+        it, checking ``deadline`` as it goes.
         """
         accept: list[Callable[[str], bool]] = []
         for matcher in query.matchers:
             if matcher.type in (MatchType.EQ, MatchType.NEQ):
                 accept.append(matcher.matches)
                 continue
-            with self._lock:
-                values = list(tenant.postings.get(matcher.name, ()))
+            if until is None:
+                with self._lock:
+                    values: Iterable[str] = list(tenant.postings.get(matcher.name, ()))
+            else:
+                values = tenant.postings.get(matcher.name, ())
             matched = {""} if matcher.matches_empty else set()
             for i, value in enumerate(values):
                 if i % _DEADLINE_EVERY == 0:
                     _check_deadline(deadline)
+                if until is not None and i % _CLOCK_EVERY == 0 and time.perf_counter() > until:
+                    return None
                 if matcher.matches(value):
                     matched.add(value)
             accept.append(matched.__contains__)
@@ -527,13 +539,15 @@ class MemoryStorage(RemoteStorage):
         """The series of ``query`` with data in its range, sorted (the caller holds the lock).
 
         ``inline``: None instead when it would take too long for the event
-        loop (too many label values to test, or too many candidates).
+        loop (regex tests over :data:`_INLINE_MATCH_SECONDS`, or too many candidates).
         """
         matchers = query.matchers
         if accept is None:
-            if inline and sum(_values_to_test(tenant, m) for m in matchers) > _INLINE_MATCH_VALUES:
+            accept = self._accepted_values(
+                tenant, query, deadline, time.perf_counter() + _INLINE_MATCH_SECONDS if inline else None
+            )
+            if accept is None:
                 return None
-            accept = [m.matches for m in matchers]
         candidates = tenant.candidates(matchers, accept)
         if inline and len(candidates) > _INLINE_CANDIDATES:
             return None
@@ -619,13 +633,6 @@ def _small(request: WriteRequest) -> bool:
         return len(batch) <= _INLINE_WRITE_SAMPLES
     series = request.series
     return len(series) <= _INLINE_WRITE_SAMPLES and request.sample_count <= _INLINE_WRITE_SAMPLES
-
-
-def _values_to_test(tenant: _Tenant, matcher: Matcher) -> int:
-    """Label values a matcher must test one by one: those of its label for a regex, else none."""
-    if matcher.type in (MatchType.EQ, MatchType.NEQ):
-        return 0
-    return len(tenant.postings.get(matcher.name, ()))
 
 
 def _check_deadline(deadline: float | None) -> None:

@@ -1,4 +1,4 @@
-"""Back-pressure against a real server process: 429 with Retry-After beyond the bounds, bounded memory, recovery.
+"""Back-pressure against a real server process: 429 with Retry-After beyond the bounds, bounded RSS.
 
 64 senders post a ~29 MiB (decompressed) remote-write body each at once to
 a server whose ``--max-inflight-write-bytes`` is 64 MiB: some are stored,
@@ -89,7 +89,9 @@ def test_concurrent_large_writes_get_429_and_memory_stays_bounded(
     assert refused, statuses
     assert all(r.headers.get("Retry-After") == "1" for r in refused)
     assert b"--max-inflight-write-bytes" in refused[0].body
-    assert metric_value(server.url, "remote_storage_overloaded_requests_total", handler="write") == len(refused)
+    assert metric_value(server.url, "remote_storage_overloaded_requests_total", handler="write") == len(
+        refused
+    )
     assert metric_value(server.url, "remote_storage_http_requests_total", handler="write", code="429") == len(
         refused
     )
@@ -108,6 +110,10 @@ def test_concurrent_large_writes_get_429_and_memory_stays_bounded(
     assert metric_value(server.url, "remote_storage_inflight_write_bytes") == 0
 
 
+def _refused(reply: Reply) -> Reply | None:
+    return reply if reply.status == 429 else None
+
+
 def test_reads_beyond_the_bound_get_429(adapter: Callable[..., Adapter], storage_url: str) -> None:
     """With one read slot, reads sent while a slow one runs are refused, then served again."""
     server = adapter(storage_url, extra_args=("--max-inflight-reads", "1", "--read-timeout", "3s"))
@@ -121,7 +127,7 @@ def test_reads_beyond_the_bound_get_429(adapter: Callable[..., Adapter], storage
     thread.start()
     try:
         refused = poll_until(
-            lambda: (r := post(server.read_url, fast, READ_HEADERS)).status == 429 and r or None,
+            lambda: _refused(post(server.read_url, fast, READ_HEADERS)),
             10,
             "a read refused while the slow one runs",
             interval=0.02,

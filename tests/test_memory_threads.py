@@ -20,7 +20,7 @@ class TestMemoryConformanceInThreads(BackendConformance):
     @pytest.fixture(autouse=True)
     def _everything_in_threads(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(memory, "_INLINE_WRITE_SAMPLES", -1)
-        monkeypatch.setattr(memory, "_INLINE_MATCH_VALUES", -1)
+        monkeypatch.setattr(memory, "_INLINE_MATCH_SECONDS", -1.0)
         monkeypatch.setattr(memory, "_INLINE_CANDIDATES", -1)
 
     def make_storage(self) -> MemoryStorage:
@@ -29,7 +29,8 @@ class TestMemoryConformanceInThreads(BackendConformance):
 
 def _series(count: int, timestamp: int) -> list[TimeSeries]:
     return [
-        TimeSeries(Labels((("__name__", "m"), ("i", f"v{i:06d}"))), [timestamp], [float(i)]) for i in range(count)
+        TimeSeries(Labels((("__name__", "m"), ("i", f"v{i:06d}"))), [timestamp], [float(i)])
+        for i in range(count)
     ]
 
 
