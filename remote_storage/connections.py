@@ -32,7 +32,9 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import resource
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -43,11 +45,14 @@ from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 __all__ = [
     "ACCEPT_ERROR_INTERVAL",
     "CLIENT_CLOSED_REQUEST",
+    "KERNEL_BACKLOG",
+    "LISTEN_BACKLOG",
     "AcceptErrorLog",
     "ConnectionGuard",
     "GuardedAppRunner",
     "abort",
     "client_gone",
+    "deepen_backlog",
     "default_max_connections",
 ]
 
@@ -57,6 +62,13 @@ log = logging.getLogger("remote_storage.connections")
 CLIENT_CLOSED_REQUEST = 499
 #: Seconds between two log lines about the same kind of accept error.
 ACCEPT_ERROR_INTERVAL = 10.0
+#: Connections asyncio accepts at each turn of the loop (the ``backlog`` it is given). A connection
+#: reaches the bound two turns after it was accepted, so descriptors for four times that many
+#: connections are kept in reserve (see :func:`default_max_connections`).
+LISTEN_BACKLOG = 128
+#: Connections the kernel may queue before they are accepted (it caps this at ``net.core.somaxconn``):
+#: deeper than :data:`LISTEN_BACKLOG`, since a SYN dropped from a full queue costs a client a second.
+KERNEL_BACKLOG = 4096
 #: Connections allowed when the open-file limit is unlimited.
 UNLIMITED_FILES_CONNECTIONS = 10_000
 
@@ -66,14 +78,28 @@ _ACCEPT_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENO
 def default_max_connections() -> int:
     """Open connections allowed when ``--max-connections`` is 0: the open-file limit less a reserve.
 
-    The reserve (an eighth of the limit, at least 64 descriptors) is for the
-    process's own files: the listening socket, database files and
-    connections, logs. With the common soft limit of 1,024 that allows 896.
+    The reserve is an eighth of the limit (at least 64 descriptors) for the
+    process's own files (the listening socket, database files and
+    connections, logs), plus four times :data:`LISTEN_BACKLOG`: asyncio
+    accepts up to that many connections at each turn of its loop, a
+    connection reaches the bound two turns later, and the connections
+    closed to make room give their descriptors back one more turn later.
+    With the common soft limit of 1,024 that allows 384 connections; at
+    least 16 are always allowed.
     """
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return UNLIMITED_FILES_CONNECTIONS
-    return max(16, soft - max(64, soft // 8))
+    return max(16, soft - max(64, soft // 8) - 4 * LISTEN_BACKLOG)
+
+
+def deepen_backlog(site: web.BaseSite, backlog: int = KERNEL_BACKLOG) -> None:
+    """Let the kernel queue ``backlog`` connections on the site's sockets; asyncio still accepts
+    :data:`LISTEN_BACKLOG` at a time."""
+    server = getattr(site, "_server", None)  # the asyncio.Server aiohttp keeps for the site
+    for listening in getattr(server, "sockets", None) or ():
+        with socket.socket(fileno=os.dup(listening.fileno())) as sock:  # the same socket, another fd
+            sock.listen(backlog)
 
 
 def client_gone(request: web.Request, exc: BaseException) -> bool:
@@ -96,7 +122,8 @@ class ConnectionGuard:
 
     ``on_close(reason)`` is called for every connection this guard closes:
     ``"header_timeout"``, ``"evicted"`` (at the bound, to make room) or
-    ``"refused"`` (at the bound, with nothing to evict).
+    ``"refused"`` (at the bound, with nothing to evict). ``on_accept_error(name)``
+    is called for every failed ``accept()`` (``"EMFILE"``, ...), logged or not.
     """
 
     def __init__(
@@ -104,6 +131,7 @@ class ConnectionGuard:
         max_connections: int,
         header_timeout: float,
         on_close: Callable[[str], None] | None = None,
+        on_accept_error: Callable[[str], None] | None = None,
     ) -> None:
         if max_connections < 1:
             raise ValueError(f"--max-connections: must be positive, got {max_connections}")
@@ -112,6 +140,7 @@ class ConnectionGuard:
         self.max_connections = max_connections
         self.header_timeout = header_timeout
         self.on_close = on_close
+        self.on_accept_error = on_accept_error
         self._open: dict[_GuardedHandler, None] = {}  # in the order they were opened
 
     @property
@@ -130,6 +159,10 @@ class ConnectionGuard:
             self._closed("evicted")
         self._open[handler] = None
         return True
+
+    def accept_failed(self, name: str) -> None:
+        if self.on_accept_error is not None:
+            self.on_accept_error(name)
 
     def forget(self, handler: _GuardedHandler) -> None:
         self._open.pop(handler, None)
@@ -239,11 +272,13 @@ class GuardedAppRunner(web.AppRunner):
 class AcceptErrorLog:
     """An event-loop exception handler that turns failed ``accept()`` calls into rare one-line logs.
 
-    Install with ``loop.set_exception_handler(AcceptErrorLog())``. Every
-    other context goes to the loop's default handler.
+    Install with ``loop.set_exception_handler(AcceptErrorLog(guard))``; each
+    failure is also reported to ``guard.accept_failed``. Every other context
+    goes to the loop's default handler.
     """
 
-    def __init__(self, interval: float = ACCEPT_ERROR_INTERVAL) -> None:
+    def __init__(self, guard: ConnectionGuard | None = None, interval: float = ACCEPT_ERROR_INTERVAL) -> None:
+        self.guard = guard
         self.interval = interval
         self._last: dict[int, float] = {}
         self._suppressed: dict[int, int] = {}
@@ -255,6 +290,9 @@ class AcceptErrorLog:
             return
         code = exc.errno
         assert code is not None
+        name = errno.errorcode.get(code, str(code))
+        if self.guard is not None:
+            self.guard.accept_failed(name)
         now = time.monotonic()
         last = self._last.get(code)
         if last is not None and now - last < self.interval:
@@ -266,7 +304,7 @@ class AcceptErrorLog:
         log.error(
             "cannot accept connections: %s (%s)%s; lower --max-connections or raise the open-file limit "
             "(ulimit -n)",
-            errno.errorcode.get(code, str(code)),
+            name,
             exc.strerror,
             more,
         )

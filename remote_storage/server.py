@@ -560,6 +560,7 @@ def create_app(
             settings.max_connections or connections.default_max_connections(),
             settings.header_timeout,
             lambda reason: metrics.connections_closed.labels(reason).inc(),
+            lambda name: metrics.accept_errors.labels(name).inc(),
         ),
     )
     # The body limit is enforced in _body with a clear message; aiohttp's own

@@ -28,7 +28,7 @@ from aiohttp import web
 from remote_storage import __version__
 from remote_storage.backends import open_storage, redact_url
 from remote_storage.config import Settings
-from remote_storage.connections import AcceptErrorLog, GuardedAppRunner
+from remote_storage.connections import LISTEN_BACKLOG, AcceptErrorLog, GuardedAppRunner, deepen_backlog
 from remote_storage.server import connection_guard, create_app
 from remote_storage.storage import RemoteStorage
 
@@ -62,7 +62,7 @@ async def serve(storage: RemoteStorage, settings: Settings, *, reuse_port: bool 
     """Serve ``storage`` until SIGINT/SIGTERM, then shut down gracefully."""
     tune_gc()
     app = create_app(storage, settings)
-    asyncio.get_running_loop().set_exception_handler(AcceptErrorLog())
+    asyncio.get_running_loop().set_exception_handler(AcceptErrorLog(connection_guard(app)))
     runner = GuardedAppRunner(
         app,
         connection_guard(app),
@@ -74,8 +74,9 @@ async def serve(storage: RemoteStorage, settings: Settings, *, reuse_port: bool 
     await runner.setup()
     try:
         host, port = settings.address
-        site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
+        site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=LISTEN_BACKLOG)
         await site.start()
+        deepen_backlog(site)
         addresses = ", ".join(f"http://{a[0]}:{a[1]}" for a in runner.addresses)
         log.info(
             "remote-storage %s listening on %s with storage %s (%s)",

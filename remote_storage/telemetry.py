@@ -146,6 +146,12 @@ class ServiceMetrics:
             ["reason"],
             registry=registry,
         )
+        self.accept_errors = Counter(
+            "remote_storage_accept_errors",
+            "Failed accept() calls on the listening socket, by errno name (EMFILE, ENFILE, ...).",
+            ["errno"],
+            registry=registry,
+        )
         self.client_aborts = Counter(
             "remote_storage_client_aborts",
             "Requests whose client closed the connection before the answer, by handler.",
