@@ -23,8 +23,8 @@ adds what a server facing the open network needs:
   from a server fault, so the server can count it (status 499) instead of
   logging a 500 with a traceback.
 
-The body timeout (``--body-timeout``) is applied where bodies are read, in
-:mod:`remote_storage.server`.
+The body timeout (``--body-timeout``) is applied where bodies are read, by
+the request handlers.
 """
 
 from __future__ import annotations

@@ -418,10 +418,10 @@ async def _stream_chunks(
             if not response.prepared:
                 await response.prepare(request)
     except BaseException as exc:
-        if response.prepared:
+        if response.prepared and not connections.client_gone(request, exc):
             # Part of the answer is out: only a truncated stream tells the reader.
             connections.abort(request)
-            log.warning("streamed remote read aborted after the first bytes: %s", exc or type(exc).__name__)
+            log.warning("streamed remote read cut off after its first bytes: %s", exc or type(exc).__name__)
         if isinstance(exc, TimeoutError):
             raise ReadTimeout(settings.read_timeout) from None
         raise
