@@ -110,10 +110,6 @@ def test_concurrent_large_writes_get_429_and_memory_stays_bounded(
     assert metric_value(server.url, "remote_storage_inflight_write_bytes") == 0
 
 
-def _refused(reply: Reply) -> Reply | None:
-    return reply if reply.status == 429 else None
-
-
 def test_reads_beyond_the_bound_get_429(adapter: Callable[..., Adapter], storage_url: str) -> None:
     """With one read slot, reads sent while a slow one runs are refused, then served again."""
     server = adapter(storage_url, extra_args=("--max-inflight-reads", "1", "--read-timeout", "3s"))
@@ -126,14 +122,16 @@ def test_reads_beyond_the_bound_get_429(adapter: Callable[..., Adapter], storage
     thread = threading.Thread(target=lambda: first.append(post(server.read_url, slow, READ_HEADERS)))
     thread.start()
     try:
-        refused = poll_until(
-            lambda: _refused(post(server.read_url, fast, READ_HEADERS)),
+        poll_until(
+            lambda: metric_value(server.url, "remote_storage_inflight_reads") == 1 or None,
             10,
-            "a read refused while the slow one runs",
+            "the slow read in flight",
             interval=0.02,
         )
+        refused = post(server.read_url, fast, READ_HEADERS)
     finally:
         thread.join(30)
+    assert refused.status == 429, refused
     assert refused.headers.get("Retry-After") == "1"
     assert b"--max-inflight-reads" in refused.body
     assert first and first[0].status in (200, 503), first
