@@ -222,8 +222,9 @@ async def handle_write(request: web.Request) -> web.Response:
     except RemoteStorageError as exc:
         state.metrics.write_rejected.labels(exc.kind).inc()
         response = _error_response(exc)
-    except Exception:
-        state.metrics.write_rejected.labels("internal").inc()
+    except Exception as exc:
+        gone = connections.client_gone(request, exc)
+        state.metrics.write_rejected.labels("client_abort" if gone else "internal").inc()
         raise
     else:
         state.metrics.samples_written.inc(written.sample_count)

@@ -154,5 +154,6 @@ def test_a_client_abort_is_counted_not_logged_as_an_error(
     )
     assert metric_value(server.url, "remote_storage_http_requests_total", handler="write", code="499") == 1
     assert metric_value(server.url, "remote_storage_http_requests_total", handler="write", code="500") == 0
+    assert metric_value(server.url, "remote_storage_write_requests_rejected_total", reason="internal") == 0
     log = server.process.log_text()
     assert "Traceback" not in log and "internal error" not in log and "ERROR" not in log
