@@ -35,8 +35,6 @@ from remote_storage.errors import (
     ReadTimeout,
     RemoteStorageError,
     RequestBodyTimeout,
-    RequestSampleLimitExceeded,
-    SampleLimitExceeded,
 )
 from remote_storage.instrument import Registry, choose_encoder
 from remote_storage.protocol import snappy, streamed
@@ -50,10 +48,10 @@ from remote_storage.protocol.negotiation import (
 from remote_storage.protocol.read import decode_read_request, encode_labels, encode_read_response
 from remote_storage.protocol.validation import LabelValidator
 from remote_storage.protocol.write import decode_v1, decode_v2
+from remote_storage.read_budget import SampleBudget, collect_results
 from remote_storage.storage import (
     Context,
     Query,
-    QueryResult,
     ReadRequest,
     RemoteStorage,
     StorageStats,
@@ -269,10 +267,10 @@ async def _read_samples(state: ServerState, ctx: Context, read_request: ReadRequ
     """One snappy-compressed ``ReadResponse`` with every query's series."""
     settings = state.settings
     started = time.perf_counter()
-    budget = _SampleBudget(settings)
+    budget = SampleBudget(settings)
     try:
         async with asyncio.timeout(settings.read_timeout):
-            results = await _collect_results(state.storage, ctx, read_request, budget)
+            results = await collect_results(state.storage, ctx, read_request, budget)
     except TimeoutError:
         raise ReadTimeout(settings.read_timeout) from None
     state.metrics.backend_read_duration.observe(time.perf_counter() - started)
@@ -288,66 +286,6 @@ async def _read_samples(state: ServerState, ctx: Context, read_request: ReadRequ
         body=body,
         headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"},
     )
-
-
-class _SampleBudget:
-    """Samples counted while a read's answer is built: per query (``--read-sample-limit``) and,
-    for SAMPLES answers, over the whole request (``--read-request-sample-limit``).
-    """
-
-    __slots__ = ("per_query", "per_request", "queries", "total")
-
-    def __init__(self, settings: Settings, whole_request: bool = True) -> None:
-        self.per_query = settings.read_sample_limit
-        self.per_request = settings.read_request_sample_limit if whole_request else 0
-        self.queries: dict[int, int] = {}
-        self.total = 0
-
-    def add(self, index: int, samples: int) -> None:
-        """Count ``samples`` more for query ``index``; raise as soon as a limit is passed."""
-        count = self.queries.get(index, 0) + samples
-        self.queries[index] = count
-        self.total += samples
-        if self.per_query and count > self.per_query:
-            raise SampleLimitExceeded(index, self.per_query)
-        if self.per_request and self.total > self.per_request:
-            raise RequestSampleLimitExceeded(self.per_request)
-
-
-async def _collect_results(
-    storage: RemoteStorage, ctx: Context, read_request: ReadRequest, budget: _SampleBudget
-) -> list[QueryResult]:
-    """Every query's series, run concurrently, stopping all of them as soon as a limit is passed.
-
-    A backend that overrides :meth:`RemoteStorage.read` is asked through it
-    and its answer counted afterwards (it may not build answers series by series).
-    """
-    if type(storage).read is not RemoteStorage.read:
-        results = await storage.read(ctx, read_request)
-        for index, result in enumerate(results):
-            budget.add(index, sum(len(s.timestamps) + len(s.histograms) for s in result.series))
-        return results
-
-    async def collect(index: int, query: Query) -> QueryResult:
-        result = QueryResult()
-        found = storage.process_query(ctx, query)
-        try:
-            async for series in found:
-                budget.add(index, len(series.timestamps) + len(series.histograms))
-                result.series.append(series)
-        finally:
-            close = getattr(found, "aclose", None)  # stop the backend's generator now, not at collection
-            if close is not None:
-                await close()
-        return result
-
-    tasks = [asyncio.ensure_future(collect(i, q)) for i, q in enumerate(read_request.queries)]
-    try:
-        return list(await asyncio.gather(*tasks))
-    finally:
-        for task in tasks:  # the others stop when one failed
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 _END = object()
@@ -394,7 +332,7 @@ async def _stream_chunks(
         for query, buffer in zip(read_request.queries, buffers, strict=True)
     ]
     response = web.StreamResponse(headers={"Content-Type": streamed.CONTENT_TYPE})
-    frames = _Frames(request, response, state, _SampleBudget(settings, whole_request=False))
+    frames = _Frames(request, response, state, SampleBudget(settings, whole_request=False))
     try:
         async with asyncio.timeout(settings.read_timeout):
             first = [await buffers[0].get()] if buffers else []
@@ -441,7 +379,7 @@ class _Frames:
     __slots__ = ("budget", "metrics", "pending", "request", "response", "samples", "series", "size")
 
     def __init__(
-        self, request: web.Request, response: web.StreamResponse, state: ServerState, budget: _SampleBudget
+        self, request: web.Request, response: web.StreamResponse, state: ServerState, budget: SampleBudget
     ) -> None:
         self.request = request
         self.response = response
