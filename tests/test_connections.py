@@ -1,5 +1,9 @@
 """Connection hygiene against a real server process: header and body timeouts, the connection bound,
-accept errors and client aborts."""
+accept errors and client aborts.
+
+The connection layer is the same whatever the backend; the flood runs on memory:// and SQLite
+(whose files also take descriptors), the rest on memory://.
+"""
 
 from __future__ import annotations
 
@@ -57,10 +61,8 @@ def raw_exchange(adapter: Adapter, request: bytes, timeout: float = 10) -> bytes
         return sock.recv(65536)
 
 
-def test_slow_headers_are_cut_off_after_the_header_timeout(
-    adapter: Callable[..., Adapter], storage_url: str
-) -> None:
-    server = adapter(storage_url, extra_args=("--header-timeout", "0.5s"))
+def test_slow_headers_are_cut_off_after_the_header_timeout(adapter: Callable[..., Adapter]) -> None:
+    server = adapter("memory://", extra_args=("--header-timeout", "0.5s"))
     with slow_clients(server, 20) as sockets:
         # A byte now and then does not extend the time a request has for its headers.
         dribbler = sockets[0]
@@ -85,8 +87,8 @@ def test_slow_headers_are_cut_off_after_the_header_timeout(
         assert sock.recv(65536).startswith(b"HTTP/1.1 200")
 
 
-def test_slow_bodies_get_408(adapter: Callable[..., Adapter], storage_url: str) -> None:
-    server = adapter(storage_url, extra_args=("--body-timeout", "1s"))
+def test_slow_bodies_get_408(adapter: Callable[..., Adapter]) -> None:
+    server = adapter("memory://", extra_args=("--body-timeout", "1s"))
     answer = raw_exchange(
         server,
         b"POST /api/v1/write HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-protobuf\r\n"
@@ -137,10 +139,8 @@ def test_accept_errors_are_one_line_per_interval(adapter: Callable[..., Adapter]
     assert "Traceback" not in log
 
 
-def test_a_client_abort_is_counted_not_logged_as_an_error(
-    adapter: Callable[..., Adapter], storage_url: str
-) -> None:
-    server = adapter(storage_url)
+def test_a_client_abort_is_counted_not_logged_as_an_error(adapter: Callable[..., Adapter]) -> None:
+    server = adapter("memory://")
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(
             b"POST /api/v1/write HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-protobuf\r\n"
