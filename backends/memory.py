@@ -252,7 +252,10 @@ class MemoryStorage(RemoteStorage):
     regex matchers must test many label values or that select many series
     run their selection in a thread, so the event loop keeps serving other
     requests meanwhile. A write holds the lock from its check to its last
-    change, so it stays atomic and a query never sees half of it. Regex
+    change, so it stays atomic: a query reads its series in label order, a
+    step of 64 at a time under the lock, and a concurrent write lands
+    between two steps (series read after it hold all of it, those read
+    before none of it). Regex
     matchers are tested against the distinct label values (outside the
     lock), never series by series. A query checks ``ctx.deadline`` while
     it works, also in threads, and stops with :class:`TimeoutError` once
