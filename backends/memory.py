@@ -279,6 +279,7 @@ class MemoryStorage(RemoteStorage):
         #: Series examined by queries after index narrowing (for tests and debugging).
         self.series_examined = 0
         self._lock = threading.Lock()  # guards everything in _tenants
+        self._queued = 0  # threads waiting for the lock: the loop then queues behind them
         self._writer: ThreadPoolExecutor | None = None  # made on the first large write
 
     @classmethod
@@ -397,12 +398,16 @@ class MemoryStorage(RemoteStorage):
         self, work: Callable[[], _T], *, inline: bool, executor: ThreadPoolExecutor | None = None
     ) -> _T:
         """``work()`` under the data lock: on the loop if ``inline`` and the lock is free, else a thread."""
-        if inline and self._lock.acquire(blocking=False):
+        if inline and not self._queued and self._lock.acquire(blocking=False):
             try:
                 return work()
             finally:
                 self._lock.release()
-        return await asyncio.get_running_loop().run_in_executor(executor, self._run_locked, work)
+        self._queued += 1  # counted before the thread runs, so the loop stops taking the lock at once
+        try:
+            return await asyncio.get_running_loop().run_in_executor(executor, self._run_locked, work)
+        finally:
+            self._queued -= 1
 
     def _run_locked(self, work: Callable[[], _T]) -> _T:
         with self._lock:
