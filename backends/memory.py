@@ -23,11 +23,15 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import threading
+import time
 from array import array
 from collections import deque
-from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from operator import attrgetter, gt
-from typing import ClassVar, cast
+from typing import ClassVar, TypeVar, cast
 from urllib.parse import parse_qsl, urlsplit
 
 from remote_storage.chunks import SAMPLES_PER_CHUNK
@@ -63,9 +67,23 @@ DEFAULT_KEY_CACHE_SIZE = 1_000_000
 #: Exemplars kept per tenant (the oldest are dropped first).
 DEFAULT_MAX_EXEMPLARS = 100_000
 
-# A query hands the event loop back after this many series, so one huge
-# selection does not stall concurrent requests.
-_YIELD_EVERY = 1024
+# Work that may be large runs in threads, so one huge request does not stall
+# the event loop; small work (what Prometheus sends and asks for most) runs
+# on the loop, where it costs no thread hand-over. These are the bounds.
+#: Samples (or series) of a write stored on the loop; larger writes go to the writer thread.
+_INLINE_WRITE_SAMPLES = 20_000
+#: Seconds a query's regex matchers may spend testing label values on the loop; then a thread takes over.
+_INLINE_MATCH_SECONDS = 0.005
+#: Label values tested between two looks at the clock.
+_CLOCK_EVERY = 4
+#: Candidate series a query may filter and sort on the loop; more are handled in a thread.
+_INLINE_CANDIDATES = 10_000
+#: Series selected (and decoded) per step of a query; the loop is handed back after each.
+_FETCH_BATCH = 64
+#: Label values or series examined between two checks of a query's deadline.
+_DEADLINE_EVERY = 256
+
+_T = TypeVar("_T")
 
 #: ``_Tenant.newest`` of a series without float samples: before every timestamp.
 _NONE = -(1 << 63)
@@ -147,16 +165,20 @@ class _Tenant:
             self.postings.setdefault(name, {}).setdefault(value, set()).add(series_id)
         return series_id
 
-    def candidates(self, matchers: Iterable[Matcher]) -> Collection[int]:
+    def candidates(
+        self, matchers: Iterable[Matcher], accept: Sequence[Callable[[str], bool]]
+    ) -> Collection[int]:
         """Ids of the series the index cannot rule out; the caller still filters.
 
+        ``accept[i]`` answers for ``matchers[i]`` whether a value matches
+        (the matcher itself, or a set of the values found to match).
         Matchers that reject the empty value (the label must be present) each
         give a postings set: one set for ``=``, the union over the matching
         values otherwise. The sets are intersected smallest first. Matchers
         that accept the empty value cannot narrow and are left to the filter.
         """
         sets: list[set[int]] = []
-        for matcher in matchers:
+        for matcher, ok in zip(matchers, accept, strict=True):
             if matcher.matches_empty:
                 continue
             by_value = self.postings.get(matcher.name)
@@ -165,7 +187,7 @@ class _Tenant:
             if matcher.type is MatchType.EQ:
                 ids = by_value.get(matcher.value)
             else:
-                ids = set().union(*(ids for value, ids in by_value.items() if matcher.matches(value)))
+                ids = set().union(*(ids for value, ids in by_value.items() if ok(value)))
             if not ids:
                 return ()
             sets.append(ids)
@@ -222,8 +244,22 @@ class MemoryStorage(RemoteStorage):
 
     Exemplars are kept in a bounded buffer per tenant (:meth:`exemplars`) and
     not returned by queries; metadata keeps the latest entry per metric family
-    (:meth:`metadata`). The backend is meant for one event loop; it is not
-    thread-safe.
+    (:meth:`metadata`).
+
+    **Threads.** One lock guards all stored data. Small writes and queries
+    (the usual ones) run on the event loop when the lock is free; large
+    writes (above 20,000 samples) run on one writer thread, queries whose
+    regex matchers must test many label values or that select many series
+    run their selection in a thread, so the event loop keeps serving other
+    requests meanwhile. A write holds the lock from its check to its last
+    change, so it stays atomic: a query reads its series in label order, a
+    step of 64 at a time under the lock, and a concurrent write lands
+    between two steps (series read after it hold all of it, those read
+    before none of it). Regex
+    matchers are tested against the distinct label values (outside the
+    lock), never series by series. A query checks ``ctx.deadline`` while
+    it works, also in threads, and stops with :class:`TimeoutError` once
+    it has passed. The backend serves one event loop at a time.
     """
 
     OPTIONS: ClassVar[tuple[str, ...]] = ("key_cache_size", "max_exemplars")
@@ -242,6 +278,9 @@ class MemoryStorage(RemoteStorage):
         self._tenants: dict[str, _Tenant] = {}
         #: Series examined by queries after index narrowing (for tests and debugging).
         self.series_examined = 0
+        self._lock = threading.Lock()  # guards everything in _tenants
+        self._queued = 0  # threads waiting for the lock: the loop then queues behind them
+        self._writer: ThreadPoolExecutor | None = None  # made on the first large write
 
     @classmethod
     def from_url(cls, url: str) -> MemoryStorage:
@@ -349,7 +388,39 @@ class MemoryStorage(RemoteStorage):
         return True
 
     async def write(self, ctx: Context, request: WriteRequest) -> None:
-        tenant = self._tenant(ctx.tenant)
+        writer = self._writer
+        if writer is None:
+            writer = self._writer = ThreadPoolExecutor(1, thread_name_prefix="memory-storage-writer")
+        work = partial(self._write_now, ctx.tenant, request)
+        await self._locked(work, inline=_small(request), executor=writer)
+
+    async def _locked(
+        self, work: Callable[[], _T], *, inline: bool, executor: ThreadPoolExecutor | None = None
+    ) -> _T:
+        """``work()`` under the data lock: on the loop if ``inline`` and the lock is free, else a thread."""
+        if inline and not self._queued and self._lock.acquire(blocking=False):
+            try:
+                return work()
+            finally:
+                self._lock.release()
+        self._queued += 1  # counted before the thread runs, so the loop stops taking the lock at once
+        try:
+            return await asyncio.get_running_loop().run_in_executor(executor, self._run_locked, work)
+        finally:
+            self._queued -= 1
+
+    def _run_locked(self, work: Callable[[], _T]) -> _T:
+        with self._lock:
+            return work()
+
+    async def close(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            await asyncio.get_running_loop().run_in_executor(None, writer.shutdown)
+
+    def _write_now(self, tenant_name: str, request: WriteRequest) -> None:
+        """Check, then store, a whole request (the caller holds the lock)."""
+        tenant = self._tenant(tenant_name)
         # Check everything first ...
         plans: list[tuple[int | Labels, _Group, Planned[float], Planned[Histogram]]] = []
         batch = request.batch
@@ -409,31 +480,109 @@ class MemoryStorage(RemoteStorage):
         tenant = self._tenants.get(ctx.tenant)
         if tenant is None:
             return
-        candidates = tenant.candidates(query.matchers)
-        self.series_examined += len(candidates)
-        filters = [m for m in query.matchers if m.matches_empty]
-        start, end = query.start_ms, query.end_ms
-        selected = [
-            series
-            for series in map(tenant.series.__getitem__, candidates)
-            if all(m.matches(series.labels.get(m.name)) for m in filters) and series.meets(start, end)
-        ]
-        selected.sort(key=attrgetter("labels"))
-        for count, series in enumerate(selected, 1):
+        deadline = ctx.deadline
+        selected = await self._locked(partial(self._select, tenant, query, deadline, True), inline=True)
+        if selected is None:  # too much for the loop
+            accept = await asyncio.to_thread(self._accepted_values, tenant, query, deadline)
+            assert accept is not None
+            work = partial(self._select, tenant, query, deadline, False, accept)
+            selected = await self._locked(work, inline=False)
+            assert selected is not None
+        start, end, accept_chunks = query.start_ms, query.end_ms, query.accept_chunks
+
+        def fetch(batch: list[Series]) -> list[TimeSeries]:
             # Selected now, not above: writes may have run since.
-            found = series.select(start, end, accept_chunks=query.accept_chunks)
-            if found is not None:
-                yield found
-            if count % _YIELD_EVERY == 0:
-                await asyncio.sleep(0)
+            found = [series.select(start, end, accept_chunks=accept_chunks) for series in batch]
+            return [series for series in found if series is not None]
+
+        for first in range(0, len(selected), _FETCH_BATCH):
+            _check_deadline(deadline)
+            for series in await self._locked(
+                partial(fetch, selected[first : first + _FETCH_BATCH]), inline=True
+            ):
+                yield series
+            await asyncio.sleep(0)
+
+    def _accepted_values(
+        self, tenant: _Tenant, query: Query, deadline: float | None, until: float | None = None
+    ) -> list[Callable[[str], bool]] | None:
+        """For each matcher, a test of a value: regex matchers as the set of the label's values that match.
+
+        Regex matchers are tested once per distinct value of their label,
+        never once per series. With ``until`` (a :func:`time.perf_counter`
+        instant) the caller holds the lock and is on the event loop: None
+        when the tests take longer than that. Without it this runs in a
+        thread: the values are copied under the lock, then tested outside
+        it, checking ``deadline`` as it goes.
+        """
+        accept: list[Callable[[str], bool]] = []
+        for matcher in query.matchers:
+            if matcher.type in (MatchType.EQ, MatchType.NEQ):
+                accept.append(matcher.matches)
+                continue
+            if until is None:
+                with self._lock:
+                    values: Iterable[str] = list(tenant.postings.get(matcher.name, ()))
+            else:
+                values = tenant.postings.get(matcher.name, ())
+            matched = {""} if matcher.matches_empty else set()
+            for i, value in enumerate(values):
+                if i % _DEADLINE_EVERY == 0:
+                    _check_deadline(deadline)
+                if until is not None and i % _CLOCK_EVERY == 0 and time.perf_counter() > until:
+                    return None
+                if matcher.matches(value):
+                    matched.add(value)
+            accept.append(matched.__contains__)
+        return accept
+
+    def _select(
+        self,
+        tenant: _Tenant,
+        query: Query,
+        deadline: float | None,
+        inline: bool,
+        accept: Sequence[Callable[[str], bool]] | None = None,
+    ) -> list[Series] | None:
+        """The series of ``query`` with data in its range, sorted (the caller holds the lock).
+
+        ``inline``: None instead when it would take too long for the event
+        loop (regex tests over :data:`_INLINE_MATCH_SECONDS`, or too many candidates).
+        """
+        matchers = query.matchers
+        if accept is None:
+            accept = self._accepted_values(
+                tenant, query, deadline, time.perf_counter() + _INLINE_MATCH_SECONDS if inline else None
+            )
+            if accept is None:
+                return None
+        candidates = tenant.candidates(matchers, accept)
+        if inline and len(candidates) > _INLINE_CANDIDATES:
+            return None
+        self.series_examined += len(candidates)
+        filters = [(m.name, ok) for m, ok in zip(matchers, accept, strict=True) if m.matches_empty]
+        start, end = query.start_ms, query.end_ms
+        selected = []
+        for i, series in enumerate(map(tenant.series.__getitem__, candidates)):
+            if i % _DEADLINE_EVERY == 0:
+                _check_deadline(deadline)
+            labels = series.labels
+            if all(ok(labels.get(name)) for name, ok in filters) and series.meets(start, end):
+                selected.append(series)
+        selected.sort(key=attrgetter("labels"))
+        return selected
 
     async def stats(self) -> StorageStats:
-        return StorageStats(
-            series=self.series_count(),
-            sample_bytes=self.memory_bytes(),
-            sealed_chunk_bytes=self.chunk_bytes(),
-            sealed_samples=self.sealed_sample_count(),
-        )
+        def figures() -> StorageStats:
+            return StorageStats(
+                series=self.series_count(),
+                sample_bytes=self.memory_bytes(),
+                sealed_chunk_bytes=self.chunk_bytes(),
+                sealed_samples=self.sealed_sample_count(),
+            )
+
+        # It visits every series: in a thread, unless there are few.
+        return await self._locked(figures, inline=self.series_count() <= _INLINE_CANDIDATES)
 
     def series_count(self, tenant: str | None = None) -> int:
         """Series stored for ``tenant``, or for all tenants when None."""
@@ -469,7 +618,9 @@ class MemoryStorage(RemoteStorage):
     async def metadata(self, ctx: Context) -> dict[str, MetricMetadata]:
         """The latest metadata per metric family sent by ``ctx.tenant``."""
         found = self._tenants.get(ctx.tenant)
-        return dict(found.metadata) if found else {}
+        if found is None:
+            return {}
+        return await self._locked(partial(dict, found.metadata), inline=True)
 
     def exemplars(self, tenant: str = DEFAULT_TENANT) -> list[tuple[Labels, Exemplar]]:
         """The exemplars kept for ``tenant`` with their series' labels, oldest first."""
@@ -481,6 +632,20 @@ class MemoryStorage(RemoteStorage):
             return self._tenants.values()
         found = self._tenants.get(tenant)
         return (found,) if found else ()
+
+
+def _small(request: WriteRequest) -> bool:
+    """Whether a write is small enough to be stored on the event loop."""
+    batch = request.batch
+    if batch is not None:
+        return len(batch) <= _INLINE_WRITE_SAMPLES
+    series = request.series
+    return len(series) <= _INLINE_WRITE_SAMPLES and request.sample_count <= _INLINE_WRITE_SAMPLES
+
+
+def _check_deadline(deadline: float | None) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise TimeoutError("the query's deadline passed")
 
 
 def _sample_conflict(labels: Labels, conflict: Conflict) -> SampleConflict:

@@ -83,6 +83,14 @@ class Settings:
     tls_cert_file: str = ""
     tls_key_file: str = ""
     tls_client_ca_file: str = ""
+    # Back-pressure and connection hygiene (see remote_storage/backpressure.py, connections.py).
+    max_inflight_write_bytes: int = 64 * 1024 * 1024
+    max_inflight_reads: int = 8
+    read_request_sample_limit: int = 50_000_000
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    idle_timeout: float = 75.0
+    max_connections: int = 0
 
     def __post_init__(self) -> None:
         try:
@@ -128,6 +136,7 @@ class Settings:
             raise ConfigError("--max-sample-age: must be 0 (no limit) or positive")
         if self.active_series_window <= 0:
             raise ConfigError("--active-series-window: must be positive")
+        self._check_pressure_settings()
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"--log-level: {self.log_level!r} is not one of debug, info, warning, error")
         # The files themselves are read and checked at start by auth.load_auth and tls.server_ssl_context.
@@ -138,6 +147,23 @@ class Settings:
             raise ConfigError(
                 "--tls-client-ca-file: client certificates need HTTPS; set --tls-cert-file and --tls-key-file"
             )
+
+    def _check_pressure_settings(self) -> None:
+        if self.max_inflight_write_bytes < 0:
+            raise ConfigError("--max-inflight-write-bytes: must be 0 (no bound) or positive")
+        if self.max_inflight_reads < 0:
+            raise ConfigError("--max-inflight-reads: must be 0 (no bound) or positive")
+        if self.read_request_sample_limit < 0:
+            raise ConfigError("--read-request-sample-limit: must be 0 (no limit) or positive")
+        for flag, value in (
+            ("--header-timeout", self.header_timeout),
+            ("--body-timeout", self.body_timeout),
+            ("--idle-timeout", self.idle_timeout),
+        ):
+            if value <= 0:
+                raise ConfigError(f"{flag}: must be positive")
+        if self.max_connections < 0:
+            raise ConfigError("--max-connections: must be 0 (from the open-file limit) or positive")
 
     @property
     def address(self) -> tuple[str, int]:
@@ -201,7 +227,12 @@ _OPTIONS: dict[str, tuple[str, Any, str]] = {
     "--read-sample-limit": (
         "read_sample_limit",
         int,
-        "most samples one remote-read query may return in SAMPLES mode (0: no limit)",
+        "most samples one remote-read query may return, counted while the answer is built (0: no limit)",
+    ),
+    "--read-request-sample-limit": (
+        "read_request_sample_limit",
+        int,
+        "most samples all queries of one SAMPLES-mode remote-read request may return together (0: no limit)",
     ),
     "--read-timeout": ("read_timeout", parse_duration, "time limit of one remote-read request (e.g. 60s)"),
     "--read-max-bytes-in-frame": (
@@ -279,6 +310,36 @@ _OPTIONS: dict[str, tuple[str, Any, str]] = {
         "tls_client_ca_file",
         str,
         "PEM CA certificates; when set, clients must present a certificate signed by one of them",
+    ),
+    "--max-inflight-write-bytes": (
+        "max_inflight_write_bytes",
+        parse_size,
+        "bytes of write bodies (compressed plus decompressed) handled at once; more gets 429 (0: no bound)",
+    ),
+    "--max-inflight-reads": (
+        "max_inflight_reads",
+        int,
+        "remote-read requests served at once; more get 429 (0: no bound)",
+    ),
+    "--header-timeout": (
+        "header_timeout",
+        parse_duration,
+        "time a connection has to send a request's headers; slower connections are closed",
+    ),
+    "--body-timeout": (
+        "body_timeout",
+        parse_duration,
+        "time a request has to send its body once the headers are in; slower requests get 408",
+    ),
+    "--idle-timeout": (
+        "idle_timeout",
+        parse_duration,
+        "time an idle keep-alive connection is kept open between requests",
+    ),
+    "--max-connections": (
+        "max_connections",
+        int,
+        "open client connections per process (0: from the open-file limit, see README)",
     ),
 }
 

@@ -19,8 +19,11 @@ __all__ = [
     "LabelSetTooLarge",
     "LimitExceeded",
     "MalformedBody",
+    "Overloaded",
     "ReadTimeout",
     "RemoteStorageError",
+    "RequestBodyTimeout",
+    "RequestSampleLimitExceeded",
     "SampleConflict",
     "SampleLimitExceeded",
     "StorageUnavailable",
@@ -156,6 +159,19 @@ class SampleLimitExceeded(InvalidRequest):
         self.limit = limit
 
 
+class RequestSampleLimitExceeded(InvalidRequest):
+    """The queries of one SAMPLES read request together selected more than ``--read-request-sample-limit``."""
+
+    kind = "sample_limit"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the queries of this request together exceeded the sample limit of {limit} "
+            "(send fewer or narrower queries, use streamed remote read, or raise --read-request-sample-limit)"
+        )
+        self.limit = limit
+
+
 class UnsupportedResponseType(InvalidRequest):
     """None of the response types the reader accepts is implemented."""
 
@@ -171,6 +187,37 @@ class BodyTooLarge(RemoteStorageError):
         super().__init__(f"{what}{of_size} exceeds the limit of {limit} bytes (raise it with {setting})")
         self.size = size
         self.limit = limit
+
+
+class RequestBodyTimeout(RemoteStorageError):
+    """The body did not arrive within ``--body-timeout`` after the headers (408); the connection is closed."""
+
+    http_status = 408
+    kind = "body_timeout"
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(f"the request body did not arrive within {timeout:g}s (raise --body-timeout)")
+        self.timeout = timeout
+
+
+class Overloaded(RemoteStorageError):
+    """Too much work of one kind is in flight (429); the sender should retry after ``retry_after`` seconds.
+
+    Nothing of the request was stored or computed.
+    """
+
+    http_status = 429
+    kind = "overloaded"
+
+    def __init__(self, what: str, limit: int, setting: str, retry_after: int = 1) -> None:
+        super().__init__(
+            f"too many {what} in flight (limit {limit}); retry after {retry_after}s, "
+            f"or raise {setting} if the server has room"
+        )
+        self.what = what
+        self.limit = limit
+        self.setting = setting
+        self.retry_after = retry_after
 
 
 class UnsupportedMediaType(RemoteStorageError):

@@ -26,11 +26,18 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from remote_storage import __version__, browse
+from remote_storage import __version__, browse, connections
 from remote_storage.active_series import ActiveSeries
 from remote_storage.auth import AuthConfig, auth_middleware, bound_tenant, load_auth
+from remote_storage.backpressure import ByteBudget, Reservation, Slots
 from remote_storage.config import Settings
-from remote_storage.errors import BodyTooLarge, ReadTimeout, RemoteStorageError, SampleLimitExceeded
+from remote_storage.errors import (
+    BodyTooLarge,
+    Overloaded,
+    ReadTimeout,
+    RemoteStorageError,
+    RequestBodyTimeout,
+)
 from remote_storage.instrument import Registry, choose_encoder
 from remote_storage.logs import RateLimiter
 from remote_storage.protocol import snappy, streamed
@@ -45,6 +52,7 @@ from remote_storage.protocol.negotiation import (
 from remote_storage.protocol.read import decode_read_request, encode_labels, encode_read_response
 from remote_storage.protocol.validation import LabelValidator
 from remote_storage.protocol.write import decode_v1, decode_v2
+from remote_storage.read_budget import SampleBudget, collect_results
 from remote_storage.recent import IngestHistory, RecentErrors
 from remote_storage.status import StatusPage, render_page
 from remote_storage.storage import (
@@ -58,7 +66,7 @@ from remote_storage.storage import (
 )
 from remote_storage.telemetry import ServiceMetrics
 
-__all__ = ["ServerState", "create_app"]
+__all__ = ["ServerState", "connection_guard", "create_app"]
 
 log = logging.getLogger("remote_storage.server")
 
@@ -72,6 +80,10 @@ STREAM_PREFETCH = 64
 STREAM_BATCH = 16
 #: Bytes of frames gathered before they are written: one write per frame costs more than the frame.
 STREAM_WRITE_BYTES = 64 * 1024
+#: Decompressed bodies above this size are decompressed and decoded in a thread, off the event loop.
+OFFLOAD_DECODE_BYTES = 1024 * 1024
+#: SAMPLES answers above this many samples are encoded and compressed in a thread.
+OFFLOAD_ENCODE_SAMPLES = 100_000
 
 
 @dataclass
@@ -82,6 +94,9 @@ class ServerState:
     settings: Settings
     metrics: ServiceMetrics
     validator: LabelValidator
+    write_bytes: ByteBudget
+    reads: Slots
+    guard: connections.ConnectionGuard
     active_series: ActiveSeries
     status: StatusPage
     history: IngestHistory = dataclasses.field(default_factory=IngestHistory)
@@ -102,16 +117,33 @@ def _text(status: int, message: str) -> web.Response:
     return web.Response(status=status, text=message.rstrip("\n") + "\n", charset="utf-8")
 
 
+def _error_response(exc: RemoteStorageError) -> web.Response:
+    """The answer to a known error: its status and message, ``Retry-After`` on 429."""
+    response = _text(exc.http_status, str(exc))
+    if isinstance(exc, Overloaded):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, RequestBodyTimeout):
+        response.force_close()
+    return response
+
+
 @web.middleware
 async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer errors that escaped a handler: known ones with their status, others with 500."""
+    """Answer errors that escaped a handler: known ones with their status, others with 500.
+
+    A client that went away mid-request is no server fault: logged at debug
+    and counted with the status 499 (nothing can be sent to it any more).
+    """
     try:
         return await handler(request)
     except RemoteStorageError as exc:
-        return _text(exc.http_status, str(exc))
+        return _error_response(exc)
     except web.HTTPException:
         raise
-    except Exception:
+    except Exception as exc:
+        if connections.client_gone(request, exc):
+            log.debug("client went away during %s %s: %s", request.method, request.path, exc)
+            return web.Response(status=connections.CLIENT_CLOSED_REQUEST)
         log.exception("internal error serving %s %s", request.method, request.path)
         return _text(500, "internal server error; the server log has the details")
 
@@ -123,19 +155,57 @@ def _timed(name: str, handler: Handler) -> Handler:
         response = await _errors(request, handler)
         metrics.request_duration.labels(name).observe(time.perf_counter() - started)
         metrics.requests.labels(name, str(response.status)).inc()
+        if response.status == 429:
+            metrics.overloaded.labels(name).inc()
+        elif response.status == connections.CLIENT_CLOSED_REQUEST:
+            metrics.client_aborts.labels(name).inc()
         return response
 
     return timed
 
 
 async def _body(request: web.Request, limit: int) -> bytes:
-    """The request body, refused (413) when it is above ``limit`` bytes."""
+    """The request body, refused (413) when it is above ``limit`` bytes, 408 when it is too slow."""
     if request.content_length is not None and request.content_length > limit:
         raise BodyTooLarge("request body", request.content_length, limit, "--max-request-bytes")
+    timeout = request.app[STATE].settings.body_timeout
     try:
-        return await request.read()
+        async with asyncio.timeout(timeout):
+            return await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise BodyTooLarge("request body", None, limit, "--max-request-bytes") from None
+    except TimeoutError:
+        raise RequestBodyTimeout(timeout) from None
+
+
+# --- back-pressure: write bodies are admitted by bytes, decoded off the loop when large ---
+
+
+async def _admitted_write(
+    request: web.Request, state: ServerState, version: WriteVersion, held: Reservation
+) -> WriteRequest:
+    """Read, decompress and decode a write body, holding its bytes in ``held`` (429 when they do not fit).
+
+    The compressed size is reserved before the body is read, the decompressed
+    size (from the snappy header) before it is decompressed. Large bodies are
+    decompressed and decoded in a thread so the event loop keeps serving.
+    """
+    limit = state.settings.max_request_bytes
+    length = request.content_length
+    held.add(limit if length is None else min(length, limit))
+    body = await _body(request, limit)
+    size = snappy.uncompressed_length(body)
+    held.add(min(size, limit))
+    decode = decode_v2 if version is WriteVersion.V2 else decode_v1
+
+    def decoded() -> WriteRequest:
+        found = decode(snappy.decompress(body, limit), state.validator)
+        check_request(found, state.validator.limits, time.time_ns() // 1_000_000)
+        return found
+
+    if size > OFFLOAD_DECODE_BYTES:
+        return await asyncio.to_thread(decoded)
+    return decoded()
 
 
 def _tenant(request: web.Request, settings: Settings) -> str:
@@ -165,23 +235,21 @@ async def handle_write(request: web.Request) -> web.Response:
     written: WriteRequest | None = None
     try:
         check_content_encoding(request.headers.get("Content-Encoding"))
-        limit = state.settings.max_request_bytes
-        payload = snappy.decompress(await _body(request, limit), limit)
-        decode = decode_v2 if version is WriteVersion.V2 else decode_v1
-        write_request = decode(payload, state.validator)
-        check_request(write_request, state.validator.limits, time.time_ns() // 1_000_000)
-        ctx = _context(request, state.settings)
-        state.active_series.admit(ctx.tenant, _series_keys(write_request))
-        started = time.perf_counter()
-        await state.storage.write(ctx, write_request)
-        state.metrics.backend_write_duration.observe(time.perf_counter() - started)
-        written = write_request
+        with state.write_bytes.reserve() as held:
+            write_request = await _admitted_write(request, state, version, held)
+            ctx = _context(request, state.settings)
+            state.active_series.admit(ctx.tenant, _series_keys(write_request))
+            started = time.perf_counter()
+            await state.storage.write(ctx, write_request)
+            state.metrics.backend_write_duration.observe(time.perf_counter() - started)
+            written = write_request
     except RemoteStorageError as exc:
         state.metrics.write_rejected.labels(exc.kind).inc()
         _record(request, "write", exc)
-        response = _text(exc.http_status, str(exc))
-    except Exception:
-        state.metrics.write_rejected.labels("internal").inc()
+        response = _error_response(exc)
+    except Exception as exc:
+        gone = connections.client_gone(request, exc)
+        state.metrics.write_rejected.labels("client_abort" if gone else "internal").inc()
         raise
     else:
         state.metrics.samples_written.inc(written.sample_count)
@@ -226,43 +294,49 @@ def _series_keys(request: WriteRequest) -> Sequence[Hashable]:
 
 async def handle_read(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
-    settings = state.settings
     try:
-        check_content_encoding(request.headers.get("Content-Encoding"))
-        limit = settings.max_request_bytes
-        payload = snappy.decompress(await _body(request, limit), limit)
-        read_request, accepted = decode_read_request(payload)
-        response_type = choose_response_type(accepted, IMPLEMENTED_RESPONSE_TYPES)
-        state.metrics.read_requests.labels(response_type.name).inc()
-        state.metrics.read_queries.inc(len(read_request.queries))
-        ctx = _context(request, settings, settings.read_timeout)
-        if response_type is ResponseType.STREAMED_XOR_CHUNKS:
-            return await _stream_chunks(request, state, ctx, read_request)
-        return await _read_samples(state, ctx, read_request)
+        with state.reads.take():  # 429 beyond --max-inflight-reads
+            return await _serve_read(request, state)
     except RemoteStorageError as exc:
         state.metrics.read_rejected.labels(exc.kind).inc()
         _record(request, "read", exc)
         raise
 
 
+async def _serve_read(request: web.Request, state: ServerState) -> web.StreamResponse:
+    settings = state.settings
+    check_content_encoding(request.headers.get("Content-Encoding"))
+    limit = settings.max_request_bytes
+    payload = snappy.decompress(await _body(request, limit), limit)
+    read_request, accepted = decode_read_request(payload)
+    response_type = choose_response_type(accepted, IMPLEMENTED_RESPONSE_TYPES)
+    state.metrics.read_requests.labels(response_type.name).inc()
+    state.metrics.read_queries.inc(len(read_request.queries))
+    ctx = _context(request, settings, settings.read_timeout)
+    if response_type is ResponseType.STREAMED_XOR_CHUNKS:
+        return await _stream_chunks(request, state, ctx, read_request)
+    return await _read_samples(state, ctx, read_request)
+
+
 async def _read_samples(state: ServerState, ctx: Context, read_request: ReadRequest) -> web.Response:
     """One snappy-compressed ``ReadResponse`` with every query's series."""
     settings = state.settings
     started = time.perf_counter()
+    budget = SampleBudget(settings)
     try:
         async with asyncio.timeout(settings.read_timeout):
-            results = await state.storage.read(ctx, read_request)
+            results = await collect_results(state.storage, ctx, read_request, budget)
     except TimeoutError:
         raise ReadTimeout(settings.read_timeout) from None
     state.metrics.backend_read_duration.observe(time.perf_counter() - started)
-    sample_limit = settings.read_sample_limit
-    for index, result in enumerate(results):
-        samples = sum(len(s.timestamps) + len(s.histograms) for s in result.series)
-        if sample_limit and samples > sample_limit:
-            raise SampleLimitExceeded(index, sample_limit)
+    for result in results:
         state.metrics.read_series.inc(len(result.series))
-        state.metrics.read_samples.inc(samples)
-    body = snappy.compress(encode_read_response(results))
+    state.metrics.read_samples.inc(budget.total)
+
+    def encoded() -> bytes:
+        return snappy.compress(encode_read_response(results))
+
+    body = await asyncio.to_thread(encoded) if budget.total > OFFLOAD_ENCODE_SAMPLES else encoded()
     return web.Response(
         body=body,
         headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"},
@@ -281,8 +355,11 @@ async def _stream_chunks(
     to :data:`STREAM_BATCH` series, :data:`STREAM_PREFETCH` series in all);
     frames go out in query order, gathered into writes of about
     :data:`STREAM_WRITE_BYTES`, so memory stays bounded whatever the size of
-    the answer. An error after the first byte can only abort the connection,
-    which the reader sees as a truncated stream.
+    the answer. Samples are counted per query as frames are made
+    (``--read-sample-limit``). Nothing is sent before the first
+    :data:`STREAM_WRITE_BYTES` of frames are ready, so an error until then
+    (a passed limit included) gets its own status; an error after the first
+    byte aborts the connection, which the reader sees as a truncated stream.
     """
     settings = state.settings
     queue_size = max(1, STREAM_PREFETCH // STREAM_BATCH)
@@ -310,13 +387,12 @@ async def _stream_chunks(
         for query, buffer in zip(read_request.queries, buffers, strict=True)
     ]
     response = web.StreamResponse(headers={"Content-Type": streamed.CONTENT_TYPE})
-    frames = _Frames(response, state)
+    frames = _Frames(request, response, state, SampleBudget(settings, whole_request=False))
     try:
         async with asyncio.timeout(settings.read_timeout):
             first = [await buffers[0].get()] if buffers else []
             if first and isinstance(first[0], Exception):
                 raise first[0]  # nothing sent yet: answered with a proper status
-            await response.prepare(request)
             for index, buffer in enumerate(buffers):
                 query = read_request.queries[index]
                 while True:
@@ -324,7 +400,8 @@ async def _stream_chunks(
                     if item is _END:
                         break
                     if isinstance(item, Exception):
-                        await frames.flush()
+                        if response.prepared:  # what came before the error goes out, then the abort
+                            await frames.flush()
                         raise item
                     assert isinstance(item, list)
                     for series in item:
@@ -332,8 +409,14 @@ async def _stream_chunks(
                     if frames.size >= STREAM_WRITE_BYTES:
                         await frames.flush()
             await frames.flush()
-    except TimeoutError:
-        if not response.prepared:
+            if not response.prepared:
+                await response.prepare(request)
+    except BaseException as exc:
+        if response.prepared and not connections.client_gone(request, exc):
+            # Part of the answer is out: only a truncated stream tells the reader.
+            connections.abort(request)
+            log.warning("streamed remote read cut off after its first bytes: %s", exc or type(exc).__name__)
+        if isinstance(exc, TimeoutError):
             raise ReadTimeout(settings.read_timeout) from None
         raise
     finally:
@@ -348,10 +431,14 @@ async def _stream_chunks(
 class _Frames:
     """The frames of a streamed answer not yet written, and the series and samples not yet counted."""
 
-    __slots__ = ("metrics", "pending", "response", "samples", "series", "size")
+    __slots__ = ("budget", "metrics", "pending", "request", "response", "samples", "series", "size")
 
-    def __init__(self, response: web.StreamResponse, state: ServerState) -> None:
+    def __init__(
+        self, request: web.Request, response: web.StreamResponse, state: ServerState, budget: SampleBudget
+    ) -> None:
+        self.request = request
         self.response = response
+        self.budget = budget
         self.metrics = state.metrics
         self.pending: list[bytes] = []
         self.size = 0
@@ -366,6 +453,7 @@ class _Frames:
         if records is None:
             records = encode_labels(series.labels)
         data, samples = streamed.series_frames(index, records, chunks, max_frame_bytes)
+        self.budget.add(index, samples)
         self.series += 1
         self.samples += samples
         self.pending.append(data)
@@ -378,6 +466,8 @@ class _Frames:
             data = b"".join(self.pending)
             self.pending.clear()
             self.size = 0
+            if not self.response.prepared:
+                await self.response.prepare(self.request)
             await self.response.write(data)
 
     def count(self) -> None:
@@ -476,6 +566,9 @@ async def handle_metrics(request: web.Request) -> web.Response:
     state.metrics.active_series.clear()  # tenants whose series all aged out are dropped
     for tenant, count in state.active_series.counts().items():
         state.metrics.active_series.labels(tenant).set(count)
+    state.metrics.inflight_write_bytes.set(state.write_bytes.in_use)
+    state.metrics.inflight_reads.set(state.reads.in_use)
+    state.metrics.open_connections.set(state.guard.open_connections)
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
     body = encoder(state.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": content_type})
@@ -494,13 +587,24 @@ def create_app(
 ) -> web.Application:
     """Build the application; the backend is started and closed with it."""
     settings = settings or Settings()
+    metrics = ServiceMetrics(registry if registry is not None else Registry())
     state = ServerState(
         storage=storage,
         settings=settings,
-        metrics=ServiceMetrics(registry if registry is not None else Registry()),
+        metrics=metrics,
         validator=LabelValidator(settings.label_names, limits=settings.write_limits),
         active_series=ActiveSeries(settings.max_active_series, settings.active_series_window),
         status=StatusPage(storage),
+        write_bytes=ByteBudget(
+            settings.max_inflight_write_bytes, "write bytes", "--max-inflight-write-bytes"
+        ),
+        reads=Slots(settings.max_inflight_reads, "read requests", "--max-inflight-reads"),
+        guard=connections.ConnectionGuard(
+            settings.max_connections or connections.default_max_connections(),
+            settings.header_timeout,
+            lambda reason: metrics.connections_closed.labels(reason).inc(),
+            lambda name: metrics.accept_errors.labels(name).inc(),
+        ),
     )
     # The body limit is enforced in _body with a clear message; aiohttp's own
     # limit sits just above it as a backstop for bodies without Content-Length.
@@ -542,3 +646,8 @@ def create_app(
     app.router.add_get("/-/ready", _timed("ready", handle_ready))
     app.router.add_get("/metrics", _timed("metrics", handle_metrics))
     return app
+
+
+def connection_guard(app: web.Application) -> connections.ConnectionGuard:
+    """The guard of the application's connections, for the runner that serves it."""
+    return app[STATE].guard

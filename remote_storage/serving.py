@@ -35,10 +35,11 @@ from aiohttp import web
 from remote_storage import __version__
 from remote_storage.backends import InvalidStorageURL, UnknownBackend, open_storage
 from remote_storage.config import ConfigError, Settings
+from remote_storage.connections import LISTEN_BACKLOG, AcceptErrorLog, GuardedAppRunner, deepen_backlog
 from remote_storage.errors import CannotOpenStorage
 from remote_storage.logs import configure as configure_logs
 from remote_storage.protocol.v1_scan import IMPLEMENTATION
-from remote_storage.server import STATE, create_app
+from remote_storage.server import STATE, connection_guard, create_app
 from remote_storage.storage import RemoteStorage
 from remote_storage.tls import describe_tls, server_ssl_context
 
@@ -109,12 +110,23 @@ async def serve(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     app = create_app(storage, settings)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10.0)
+    asyncio.get_running_loop().set_exception_handler(AcceptErrorLog(connection_guard(app)))
+    runner = GuardedAppRunner(
+        app,
+        connection_guard(app),
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=10.0,
+        keepalive_timeout=settings.idle_timeout,
+    )
     await runner.setup()
     try:
         host, port = settings.address
-        site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, ssl_context=ssl_context)
+        site = web.TCPSite(
+            runner, host, port, reuse_port=reuse_port or None, ssl_context=ssl_context, backlog=LISTEN_BACKLOG
+        )
         await site.start()
+        deepen_backlog(site)
         scheme = "https" if ssl_context is not None else "http"
         addresses = ", ".join(f"{scheme}://{a[0]}:{a[1]}" for a in runner.addresses)
         log.info(

@@ -126,3 +126,43 @@ class ServiceMetrics:
         )
         self.backend_write_duration = backend.labels("write")
         self.backend_read_duration = backend.labels("read")
+        self._add_pressure_metrics(registry)
+
+    def _add_pressure_metrics(self, registry: Registry) -> None:
+        """Back-pressure and connection hygiene (429s are also in ``remote_storage_http_requests``)."""
+        self.inflight_write_bytes = Gauge(
+            "remote_storage_inflight_write_bytes",
+            "Bytes of write bodies (compressed plus decompressed) held by requests in flight.",
+            registry=registry,
+        )
+        self.inflight_reads = Gauge(
+            "remote_storage_inflight_reads", "Remote-read requests being served.", registry=registry
+        )
+        self.overloaded = Counter(
+            "remote_storage_overloaded_requests",
+            "Requests answered 429 because a bound on work in flight was reached, by handler.",
+            ["handler"],
+            registry=registry,
+        )
+        self.open_connections = Gauge(
+            "remote_storage_open_connections", "Client connections open.", registry=registry
+        )
+        self.connections_closed = Counter(
+            "remote_storage_connections_closed",
+            "Client connections the server closed, by reason: header_timeout, evicted or refused "
+            "(the last two at --max-connections).",
+            ["reason"],
+            registry=registry,
+        )
+        self.accept_errors = Counter(
+            "remote_storage_accept_errors",
+            "Failed accept() calls on the listening socket, by errno name (EMFILE, ENFILE, ...).",
+            ["errno"],
+            registry=registry,
+        )
+        self.client_aborts = Counter(
+            "remote_storage_client_aborts",
+            "Requests whose client closed the connection before the answer, by handler.",
+            ["handler"],
+            registry=registry,
+        )

@@ -40,7 +40,8 @@ def processes(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Proces
 def adapter(processes: Processes) -> Callable[..., Adapter]:
     """Start the service: ``adapter("memory://")``; returns once ``/-/ready`` is 200.
 
-    Other keyword arguments go to ``start_adapter`` (``extra_args``, ``ssl_context``).
+    Other keyword arguments go to ``start_adapter`` (``extra_args``, ``ssl_context``,
+    ``open_files`` for a lower open-file limit).
     """
 
     def start(storage: str = "memory://", *, timeout: float = READY_TIMEOUT, **options: Any) -> Adapter:

@@ -43,13 +43,17 @@ def start_adapter(
     name: str = "adapter",
     extra_args: tuple[str, ...] = (),
     ssl_context: ssl.SSLContext | None = None,
+    open_files: int | None = None,
 ) -> Adapter:
     """Start ``remote_storage serve`` on a free loopback port; does not wait for it.
 
     Pass ``ssl_context`` (how to reach it) when ``extra_args`` turn HTTPS on.
+    ``open_files`` runs it with that open-file limit (soft and hard), through ``prlimit``.
     """
     port = free_port()
+    limit = [] if open_files is None else ["prlimit", f"--nofile={open_files}:{open_files}"]
     argv = [
+        *limit,
         sys.executable,
         "-m",
         "remote_storage",

@@ -139,6 +139,7 @@ def remote_write_to(
             "max_shards": max_shards,
             "min_backoff": "10ms",
             "max_backoff": "1s",
+            "retry_on_http_429": True,  # the service answers 429 under load (see README)
             **queue_config,
         },
     }
