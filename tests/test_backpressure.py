@@ -75,10 +75,14 @@ def _send_all(adapter: Adapter, body: bytes) -> list[Reply | BaseException]:
     return replies
 
 
+NO_REQUEST_LIMITS = ("--max-series-per-request", "0", "--max-samples-per-request", "0")
+
+
 def test_concurrent_large_writes_get_429_and_memory_stays_bounded(
     adapter: Callable[..., Adapter], storage_url: str, large_body: bytes
 ) -> None:
-    server = adapter(storage_url, extra_args=("--max-inflight-write-bytes", INFLIGHT))
+    # the per-request limits off: these bodies are as large as --max-request-bytes allows
+    server = adapter(storage_url, extra_args=("--max-inflight-write-bytes", INFLIGHT, *NO_REQUEST_LIMITS))
     replies = _send_all(server, large_body)
 
     statuses = sorted(r.status if isinstance(r, Reply) else repr(r) for r in replies)
