@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import re
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from urllib.parse import urlsplit, urlunsplit
 
-from remote_storage.loadgen.encoding import Protocol
+from remote_storage.loadgen.encoding import MIN_TIMESTAMP_MS, Protocol
 from remote_storage.loadgen.progress import Progress
 from remote_storage.loadgen.report import Summary
 from remote_storage.loadgen.runner import run_load
@@ -40,6 +42,9 @@ scraped every --interval. Request bodies are rendered and snappy-compressed
 before the measured window starts (up to --buffer of them; later ones are
 rendered while sending). The run stops after --requests requests or
 --duration, whichever comes first (default: {DEFAULT_REQUESTS:,} requests).
+Sample time starts in the past, so that the last scrape of a run bounded by
+--requests falls at the moment it starts; a run bounded by --duration only
+starts at now, and its samples run ahead of the clock.
 
 Exit status: 0 when every request got a 2xx answer, 1 otherwise.
 """
@@ -209,6 +214,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> tuple[WorkloadSpec, SendOptions]:
+    options = SendOptions(
+        url=write_url(args.url),
+        concurrency=args.concurrency,
+        rate=args.rate,
+        requests=args.requests,
+        duration=args.duration,
+        timeout=args.timeout,
+        headers=dict(args.header),
+        buffer_bytes=args.buffer,
+    )
     spec = WorkloadSpec(
         series=args.series,
         labels=args.labels,
@@ -220,17 +235,25 @@ def _settings(args: argparse.Namespace) -> tuple[WorkloadSpec, SendOptions]:
         interval_ms=round(args.interval * 1000),
         seed=args.seed,
     )
-    options = SendOptions(
-        url=write_url(args.url),
-        concurrency=args.concurrency,
-        rate=args.rate,
-        requests=args.requests,
-        duration=args.duration,
-        timeout=args.timeout,
-        headers=dict(args.header),
-        buffer_bytes=args.buffer,
-    )
-    return spec, options
+    start = first_scrape_ms(spec, options.request_limit, int(time.time() * 1000))
+    return dataclasses.replace(spec, start_ms=start), options
+
+
+def first_scrape_ms(spec: WorkloadSpec, requests: int | None, now_ms: int) -> int:
+    """When the first scrape is, so that the run's last scrape falls at ``now_ms``.
+
+    A run sends sample time faster than it passes: 4,000 requests of 2,000 of
+    100,000 series carry 80 scrapes, 20 minutes at 15 s. Starting that far in
+    the past keeps every sample at or before now, where any receiver takes
+    it (this service refuses samples more than ``--future-grace-period``
+    ahead). A run bounded only by ``--duration`` has no known end: it starts
+    at now, and sample time runs ahead of the clock as fast as it is sent.
+    """
+    if requests is None:
+        return now_ms
+    rounds = -(-requests // spec.requests_per_round)
+    span = (rounds * spec.samples_per_series - 1) * spec.interval_ms + spec.interval_ms  # + target offsets
+    return max(MIN_TIMESTAMP_MS, now_ms - span)
 
 
 async def _run_until_signal(workload: Workload, options: SendOptions, progress: Progress | None) -> Summary:

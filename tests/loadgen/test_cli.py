@@ -126,3 +126,19 @@ def test_every_option_is_documented_in_help(capsys: pytest.CaptureFixture[str]) 
         "--json",
     ):
         assert option in text
+
+
+def test_a_run_of_known_length_ends_its_sample_time_at_the_start() -> None:
+    from remote_storage.loadgen.cli import first_scrape_ms
+    from remote_storage.loadgen.workload import Workload, WorkloadSpec
+
+    now = 1_800_000_000_000
+    spec = WorkloadSpec(series=100_000, series_per_request=2_000, start_ms=now)
+    start = first_scrape_ms(spec, 4_000, now)
+    assert start == now - 80 * 15_000  # 80 rounds of one scrape each
+    workload = Workload(WorkloadSpec(series=100_000, series_per_request=2_000, start_ms=start))
+    last = workload.batch(3_999)
+    assert last.round == 79
+    newest = max(ts for series in workload.expected(3_999) for ts in series.timestamps)
+    assert newest <= now  # every sample at or before the start of the run
+    assert first_scrape_ms(spec, None, now) == now  # bounded by --duration only: from now
