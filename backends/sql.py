@@ -864,7 +864,7 @@ class SQLStorage(RemoteStorage):
     async def process_query(self, ctx: Context, query: Query) -> AsyncIterator[TimeSeries]:
         loop = asyncio.get_running_loop()
         candidates = await loop.run_in_executor(
-            self._readers, self._read, select_series, ctx.tenant, query.matchers
+            self._readers, self._read, select_series, ctx.tenant, query.matchers, ctx.deadline
         )
         # Label pairs decoded for this query, shared by its series (labels are decoded only when
         # asked for: the answer is written from their wire form, made straight from the stored bytes).
@@ -915,7 +915,7 @@ class SQLStorage(RemoteStorage):
         """
         loop = asyncio.get_running_loop()
         candidates = await loop.run_in_executor(
-            self._readers, self._read, select_series, ctx.tenant, matchers
+            self._readers, self._read, select_series, ctx.tenant, matchers, ctx.deadline
         )
         pairs: dict[tuple[bytes, bytes], tuple[str, str]] = {}
         if start_ms <= -(2**53) and end_ms >= 2**53 and not self.retention:

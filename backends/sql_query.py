@@ -11,6 +11,7 @@ SQL only has to narrow, never to be exact.
 
 from __future__ import annotations
 
+import time
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
@@ -30,8 +31,15 @@ __all__ = ["MAX_IN", "Fetched", "fetch", "label_values", "select_series", "sort_
 MAX_IN = 900
 
 
-def select_series(conn: Connection, tenant: str, matchers: Sequence[Matcher]) -> list[tuple[int, bytes]]:
+def select_series(
+    conn: Connection, tenant: str, matchers: Sequence[Matcher], deadline: float | None = None
+) -> list[tuple[int, bytes]]:
     """(id, encoded labels) of the tenant's series matching every matcher, sorted by labels.
+
+    Regular expressions are tested against every stored value of their
+    label, in slices; past ``deadline`` (a :func:`time.monotonic` instant,
+    the read's) the work stops with :class:`TimeoutError`, as the read it
+    served has already been answered.
 
     Label sets stay encoded (:func:`~.sql_schema.encode_labels`): a query may
     select every series, and the caller decodes them a batch at a time. They
@@ -53,13 +61,13 @@ def select_series(conn: Connection, tenant: str, matchers: Sequence[Matcher]) ->
         else:
             existing = label_values(conn, tenant, m.name)
             if m.matches_empty:  # absent, or present with a matching value
-                rejected = [v for v in existing if not m.matches(v)]
+                rejected = _filter(existing, m, False, deadline)
                 if len(rejected) > MAX_IN:
                     exact = False
                 elif rejected:
                     conditions.append(s.c.id.not_in(postings.where(p.c.value.in_(rejected))))
             else:
-                matching = [v for v in existing if m.matches(v)]
+                matching = _filter(existing, m, True, deadline)
                 if len(matching) > MAX_IN:
                     exact = False
                 else:
@@ -77,6 +85,20 @@ def select_series(conn: Connection, tenant: str, matchers: Sequence[Matcher]) ->
                 kept.append(row)
         rows = kept
     return sort_by_labels(rows)
+
+
+#: Label values tested between two looks at the deadline.
+_MATCH_SLICE = 2048
+
+
+def _filter(values: list[str], matcher: Matcher, keep: bool, deadline: float | None) -> list[str]:
+    """The values ``matcher`` accepts (``keep``) or refuses (not ``keep``), checking the deadline."""
+    found: list[str] = []
+    for start in range(0, len(values), _MATCH_SLICE):
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"the read passed its deadline while matching {matcher}")
+        found.extend(v for v in values[start : start + _MATCH_SLICE] if matcher.matches(v) is keep)
+    return found
 
 
 def sort_by_labels(rows: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:

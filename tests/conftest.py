@@ -12,6 +12,7 @@ from tests.support.adapter import Adapter, start_adapter
 from tests.support.postgres import PostgresServer, start_postgres
 from tests.support.procs import Processes
 from tests.support.prometheus import Prometheus, PrometheusConfig, start_prometheus
+from tests.support.stores import storage_url_for
 from tests.support.system import ensure_debian_package
 
 PROCESSES = pytest.StashKey[Processes]()
@@ -114,6 +115,12 @@ class PostgresLogOnFailure:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(PostgresLogOnFailure(), "postgres-log-on-failure")
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def any_storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Storage URL of every shipped backend in turn: memory://, a SQLite file, a PostgreSQL database."""
+    return storage_url_for(request.param, request, tmp_path)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -16,6 +16,7 @@ import pytest
 from remote_storage.matchers import Matcher
 from tests.support.adapter import Adapter
 from tests.support.pressure import HealthProbe, Reply, metric_value, post
+from tests.support.stores import storage_url_for
 from tests.support.wire import READ_HEADERS, V1_HEADERS, read_body, series, v1_body
 
 HEALTH_BOUND = 1.0
@@ -26,25 +27,10 @@ HUGE_WRITE_SERIES = 150_000
 START_MS = 1_700_000_000_000
 
 
-def _storage(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "memory":
-        return "memory://"
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'data.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def read_storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """memory://, SQLite and PostgreSQL (its readers reach the database their own way)."""
-    return _storage(request, tmp_path)
-
-
 @pytest.fixture(params=["memory", "sqlite"])
 def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """memory:// and SQLite (PostgreSQL stores 150,000 new series too slowly for this suite)."""
-    return _storage(request, tmp_path)
+    return storage_url_for(request.param, request, tmp_path)
 
 
 def _concurrently(count: int, send: Callable[[], Reply]) -> list[Reply | BaseException]:
@@ -65,9 +51,9 @@ def _concurrently(count: int, send: Callable[[], Reply]) -> list[Reply | BaseExc
 
 
 def test_health_answers_while_hostile_regex_queries_run(
-    adapter: Callable[..., Adapter], read_storage_url: str
+    adapter: Callable[..., Adapter], any_storage_url: str
 ) -> None:
-    server = adapter(read_storage_url, extra_args=("--read-timeout", "5s"))
+    server = adapter(any_storage_url, extra_args=("--read-timeout", "5s"))
     values = [series([START_MS], [1.0], __name__="hostile", i=f"value-{i:05d}") for i in range(LABEL_VALUES)]
     assert post(server.write_url, v1_body(values), V1_HEADERS).status == 204
     body = read_body((START_MS, START_MS + 1000, [Matcher.parse("i", "=~", HOSTILE_REGEX)]))

@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 
 from remote_storage.backends import InvalidStorageURL, open_storage
 from remote_storage.backends.sql import DatabaseMismatch, SQLStorage
+from remote_storage.backends.sql_query import select_series
 from remote_storage.errors import CannotOpenStorage, SampleConflict
 from remote_storage.matchers import Matcher
 from remote_storage.storage import Context, MetricMetadata, MetricType, WriteRequest
@@ -747,3 +749,26 @@ def test_a_group_postgresql_aborts_for_a_deadlock_runs_again(postgres_url: str) 
             await storage.close()
 
     run(body)
+
+
+def test_regex_matching_stops_at_the_read_deadline(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        storage = SQLStorage.from_url(f"sqlite:///{tmp_path / 'deadline.db'}")
+        await storage.start()
+        try:
+            await storage.write(
+                Context(),
+                WriteRequest(
+                    [make_series({"__name__": "up", "job": f"j{i}"}, [(1000, 1.0)]) for i in range(50)]
+                ),
+            )
+            assert storage._read_engine is not None
+            with storage._read_engine.connect() as conn:
+                matchers = [Matcher.parse("job", "=~", "j1.*")]
+                assert len(select_series(conn, "default", matchers, time.monotonic() + 60)) == 11
+                with pytest.raises(TimeoutError, match="deadline"):
+                    select_series(conn, "default", matchers, time.monotonic() - 1)
+        finally:
+            await storage.close()
+
+    asyncio.run(scenario())

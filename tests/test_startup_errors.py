@@ -21,10 +21,14 @@ from tests.support.net import free_port
 START_TIMEOUT = 60.0
 
 
-def serve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def serve(
+    *args: str, env: dict[str, str] | None = None, port: int | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``serve`` on ``port`` (a free one by default) with ``args``; what it printed once it exited."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("REMOTE_STORAGE_")}
+    listen = f"127.0.0.1:{free_port() if port is None else port}"
     return subprocess.run(
-        [sys.executable, "-m", "remote_storage", "serve", "--listen", f"127.0.0.1:{free_port()}", *args],
+        [sys.executable, "-m", "remote_storage", "serve", "--listen", listen, *args],
         capture_output=True,
         text=True,
         timeout=START_TIMEOUT,
@@ -105,46 +109,13 @@ def test_postgresql_without_the_extra(tmp_path: Path) -> None:
     assert "pip install" in line and "postgresql" in line
 
 
-def test_port_in_use(busy_port: int, tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "remote_storage",
-            "serve",
-            "--listen",
-            f"127.0.0.1:{busy_port}",
-            "--storage",
-            "memory://",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=START_TIMEOUT,
-        check=False,
-    )
-    line = one_line(result)
+def test_port_in_use(busy_port: int) -> None:
+    line = one_line(serve("--storage", "memory://", port=busy_port))
     assert f"127.0.0.1:{busy_port}" in line and "in use" in line
 
 
 def test_workers_on_a_busy_port(busy_port: int, tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "remote_storage",
-            "serve",
-            "--listen",
-            f"127.0.0.1:{busy_port}",
-            "--storage",
-            f"sqlite:///{tmp_path / 'x.db'}",
-            "--workers",
-            "2",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=START_TIMEOUT,
-        check=False,
-    )
+    result = serve("--storage", f"sqlite:///{tmp_path / 'x.db'}", "--workers", "2", port=busy_port)
     assert result.returncode != 0
     assert "Traceback" not in result.stderr, result.stderr
     assert "started 2 worker" not in result.stderr  # never claimed before they bound

@@ -18,7 +18,7 @@ anything. Lengths are in bytes of UTF-8, as Prometheus and Mimir count them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import cast
 
 from remote_storage.errors import LimitExceeded
@@ -47,17 +47,9 @@ class WriteLimits:
     future_grace_ms: int = 10 * 60 * 1000
 
     def __post_init__(self) -> None:
-        for name in (
-            "max_label_name_length",
-            "max_label_value_length",
-            "max_labels_per_series",
-            "max_series_per_request",
-            "max_samples_per_request",
-            "max_sample_age_ms",
-            "future_grace_ms",
-        ):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be 0 (no limit) or positive")
+        for limit in fields(self):
+            if getattr(self, limit.name) < 0:
+                raise ValueError(f"{limit.name} must be 0 (no limit) or positive")
 
 
 def utf8_length(text: str) -> int:
