@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -49,11 +48,6 @@ def large_body() -> bytes:
     return body
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'data.db'}"
-
-
 def _send_all(adapter: Adapter, body: bytes) -> list[Reply | BaseException]:
     replies: list[Reply | BaseException] = [RuntimeError("not sent")] * SENDERS
     start = threading.Barrier(SENDERS)
@@ -79,10 +73,13 @@ NO_REQUEST_LIMITS = ("--max-series-per-request", "0", "--max-samples-per-request
 
 
 def test_concurrent_large_writes_get_429_and_memory_stays_bounded(
-    adapter: Callable[..., Adapter], storage_url: str, large_body: bytes
+    adapter: Callable[..., Adapter], any_storage_url: str, large_body: bytes
 ) -> None:
     # the per-request limits off: these bodies are as large as --max-request-bytes allows
-    server = adapter(storage_url, extra_args=("--max-inflight-write-bytes", INFLIGHT, *NO_REQUEST_LIMITS))
+    server = adapter(
+        any_storage_url,
+        extra_args=("--workers", "1", "--max-inflight-write-bytes", INFLIGHT, *NO_REQUEST_LIMITS),
+    )
     replies = _send_all(server, large_body)
 
     statuses = sorted(r.status if isinstance(r, Reply) else repr(r) for r in replies)
@@ -100,7 +97,7 @@ def test_concurrent_large_writes_get_429_and_memory_stays_bounded(
         refused
     )
     peak = peak_rss_bytes(server.process.pid)
-    print(f"{storage_url}: peak RSS {peak / 2**20:.0f} MiB, {len(refused)} of {SENDERS} refused")
+    print(f"{any_storage_url}: peak RSS {peak / 2**20:.0f} MiB, {len(refused)} of {SENDERS} refused")
     assert peak < RSS_BOUND, f"peak RSS {peak / 2**20:.0f} MiB"
 
     # Recovery: with the crowd gone the body is stored, and reads back.
@@ -114,9 +111,11 @@ def test_concurrent_large_writes_get_429_and_memory_stays_bounded(
     assert metric_value(server.url, "remote_storage_inflight_write_bytes") == 0
 
 
-def test_reads_beyond_the_bound_get_429(adapter: Callable[..., Adapter], storage_url: str) -> None:
+def test_reads_beyond_the_bound_get_429(adapter: Callable[..., Adapter], any_storage_url: str) -> None:
     """With one read slot, reads sent while a slow one runs are refused, then served again."""
-    server = adapter(storage_url, extra_args=("--max-inflight-reads", "1", "--read-timeout", "3s"))
+    server = adapter(
+        any_storage_url, extra_args=("--workers", "1", "--max-inflight-reads", "1", "--read-timeout", "3s")
+    )
     values = [series([START_MS], [1.0], __name__="slow", i=f"value-{i:05d}") for i in range(3000)]
     assert post(server.write_url, v1_body(values), V1_HEADERS).status == 204
     slow = read_body((START_MS, START_MS + 1000, [Matcher.parse("i", "=~", "(.*){1000}")]))

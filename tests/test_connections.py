@@ -1,8 +1,8 @@
 """Connection hygiene against a real server process: header and body timeouts, the connection bound,
 accept errors and client aborts.
 
-The connection layer is the same whatever the backend; the flood runs on memory:// and SQLite
-(whose files also take descriptors), the rest on memory://.
+The connection layer is the same whatever the backend; the flood runs on every shipped backend
+(SQLite's files and PostgreSQL's connections also take descriptors), the rest on memory://.
 """
 
 from __future__ import annotations
@@ -11,9 +11,6 @@ import contextlib
 import socket
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
-
-import pytest
 
 from tests.support.adapter import Adapter
 from tests.support.net import poll_until
@@ -22,11 +19,6 @@ from tests.support.pressure import HealthProbe, metric_value
 PARTIAL_HEADERS = b"GET /-/healthy HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
 HEALTH_BOUND = 1.0
 HEALTH = b"GET /-/healthy HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'data.db'}"
 
 
 @contextlib.contextmanager
@@ -100,10 +92,12 @@ def test_slow_bodies_get_408(adapter: Callable[..., Adapter]) -> None:
 
 
 def test_health_answers_under_a_connection_flood_at_a_low_open_file_limit(
-    adapter: Callable[..., Adapter], storage_url: str
+    adapter: Callable[..., Adapter], any_storage_url: str
 ) -> None:
     """1,100 silent connections against a process allowed 1,024 open files (384 connections by default)."""
-    server = adapter(storage_url, extra_args=("--header-timeout", "60s"), open_files=1024)
+    server = adapter(
+        any_storage_url, extra_args=("--workers", "1", "--header-timeout", "60s"), open_files=1024
+    )
     with HealthProbe(server.url) as probe, slow_clients(server, 1100):
         poll_until(lambda: len(probe.latencies) >= 20 or None, 30, "20 health probes during the flood")
     assert not probe.failures, probe.failures
