@@ -1,8 +1,9 @@
 """Connection hygiene against a real server process: header and body timeouts, the connection bound,
 accept errors and client aborts.
 
-The connection layer is the same whatever the backend; the flood runs on every shipped backend
-(SQLite's files and PostgreSQL's connections also take descriptors), the rest on memory://.
+The connection layer is the same whatever the backend; the tests run on every shipped backend
+(SQLite's files and PostgreSQL's connections also take descriptors) but the EMFILE one, which
+lowers the open-file limit below what a database connection pool needs.
 """
 
 from __future__ import annotations
@@ -53,8 +54,10 @@ def raw_exchange(adapter: Adapter, request: bytes, timeout: float = 10) -> bytes
         return sock.recv(65536)
 
 
-def test_slow_headers_are_cut_off_after_the_header_timeout(adapter: Callable[..., Adapter]) -> None:
-    server = adapter("memory://", extra_args=("--header-timeout", "0.5s"))
+def test_slow_headers_are_cut_off_after_the_header_timeout(
+    adapter: Callable[..., Adapter], any_storage_url: str
+) -> None:
+    server = adapter(any_storage_url, extra_args=("--workers", "1", "--header-timeout", "0.5s"))
     with slow_clients(server, 20) as sockets:
         # A byte now and then does not extend the time a request has for its headers.
         dribbler = sockets[0]
@@ -79,8 +82,8 @@ def test_slow_headers_are_cut_off_after_the_header_timeout(adapter: Callable[...
         assert sock.recv(65536).startswith(b"HTTP/1.1 200")
 
 
-def test_slow_bodies_get_408(adapter: Callable[..., Adapter]) -> None:
-    server = adapter("memory://", extra_args=("--body-timeout", "1s"))
+def test_slow_bodies_get_408(adapter: Callable[..., Adapter], any_storage_url: str) -> None:
+    server = adapter(any_storage_url, extra_args=("--workers", "1", "--body-timeout", "1s"))
     answer = raw_exchange(
         server,
         b"POST /api/v1/write HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-protobuf\r\n"
@@ -133,8 +136,10 @@ def test_accept_errors_are_one_line_per_interval(adapter: Callable[..., Adapter]
     assert "Traceback" not in log
 
 
-def test_a_client_abort_is_counted_not_logged_as_an_error(adapter: Callable[..., Adapter]) -> None:
-    server = adapter("memory://")
+def test_a_client_abort_is_counted_not_logged_as_an_error(
+    adapter: Callable[..., Adapter], any_storage_url: str
+) -> None:
+    server = adapter(any_storage_url, extra_args=("--workers", "1"))
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(
             b"POST /api/v1/write HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-protobuf\r\n"
