@@ -80,16 +80,18 @@ class _Text(_OneLine):
         return line + ("\n" + extra if extra else "")
 
 
-class _Json(_OneLine):
-    def format(self, record: logging.LogRecord) -> str:
+class _Structured(_OneLine):
+    """JSON and logfmt: the same keys, in the same order, written two ways."""
+
+    def entry(self, record: logging.LogRecord) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "ts": self.formatTime(record),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
         }
         if self.prefix:
             entry["process"] = self.prefix.strip()
+        entry["msg"] = record.getMessage()
         entry.update(_fields(record))
         failure = _exception_line(record)
         if failure:
@@ -97,7 +99,12 @@ class _Json(_OneLine):
         extra = self.traceback(record)
         if extra:
             entry["traceback"] = extra
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        return entry
+
+
+class _Json(_Structured):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(self.entry(record), default=str, ensure_ascii=False)
 
 
 def _logfmt_value(value: object) -> str:
@@ -107,24 +114,9 @@ def _logfmt_value(value: object) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-class _Logfmt(_OneLine):
+class _Logfmt(_Structured):
     def format(self, record: logging.LogRecord) -> str:
-        pairs: dict[str, Any] = {
-            "ts": self.formatTime(record),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-        }
-        if self.prefix:
-            pairs["process"] = self.prefix.strip()
-        pairs["msg"] = record.getMessage()
-        pairs.update(_fields(record))
-        failure = _exception_line(record)
-        if failure:
-            pairs["error"] = failure
-        extra = self.traceback(record)
-        if extra:
-            pairs["traceback"] = extra
-        return " ".join(f"{key}={_logfmt_value(value)}" for key, value in pairs.items())
+        return " ".join(f"{key}={_logfmt_value(value)}" for key, value in self.entry(record).items())
 
 
 def formatter(log_format: LogFormat, debug: bool, process: str = "") -> logging.Formatter:
