@@ -13,6 +13,13 @@ class with a ``from_url(url)`` classmethod or any callable taking the URL::
 raises :class:`InvalidStorageURL` for what it does not accept, and returns a
 backend that is not started yet. A factory that also takes a keyword
 ``retention`` (seconds, a float) supports ``--retention``. See ``docs/backends.md``.
+
+How a backend runs in several server processes (``serve --workers``) is a
+:class:`~remote_storage.deployment.Deployment` registered with its scheme,
+not part of the backend object: :func:`deployment_for` finds it in
+``BUILTIN_DEPLOYMENTS`` or in the entry-point group
+``remote_storage.deployments`` (entries name a ``Deployment``); a scheme
+without one runs in one process.
 """
 
 from __future__ import annotations
@@ -23,18 +30,22 @@ from importlib import import_module
 from importlib.metadata import entry_points
 from urllib.parse import urlsplit, urlunsplit
 
+from remote_storage.deployment import ONE_PROCESS, Deployment
 from remote_storage.storage import RemoteStorage
 
 __all__ = [
     "BUILTIN",
+    "BUILTIN_DEPLOYMENTS",
     "InvalidStorageURL",
     "UnknownBackend",
     "available_schemes",
+    "deployment_for",
     "open_storage",
     "redact_url",
 ]
 
 ENTRY_POINT_GROUP = "remote_storage.backends"
+DEPLOYMENT_GROUP = "remote_storage.deployments"
 
 # scheme -> "module:attribute"; imported only when used.
 BUILTIN: dict[str, str] = {
@@ -42,6 +53,14 @@ BUILTIN: dict[str, str] = {
     "sqlite": "remote_storage.backends.sql:SQLStorage",
     "postgresql": "remote_storage.backends.sql:SQLStorage",
     "postgres": "remote_storage.backends.sql:SQLStorage",
+}
+
+# scheme -> "module:attribute" of its Deployment; imported only when used.
+BUILTIN_DEPLOYMENTS: dict[str, str] = {
+    "memory": "remote_storage.deployment:ONE_PROCESS",
+    "sqlite": "remote_storage.backends.sql_deployment:SQLITE",
+    "postgresql": "remote_storage.backends.sql_deployment:POSTGRESQL",
+    "postgres": "remote_storage.backends.sql_deployment:POSTGRESQL",
 }
 
 
@@ -124,3 +143,19 @@ def open_storage(url: str, *, retention: float | None = None) -> RemoteStorage:
     if not isinstance(storage, RemoteStorage):
         raise TypeError(f"backend for {scheme!r} returned {type(storage).__name__}, not a RemoteStorage")
     return storage
+
+
+def deployment_for(url: str) -> Deployment:
+    """How the backend for ``url`` runs in server processes (:data:`ONE_PROCESS` unless registered)."""
+    scheme = urlsplit(url).scheme.lower()
+    base_scheme = scheme.split("+", 1)[0]
+    if base_scheme in BUILTIN_DEPLOYMENTS:
+        found: object = _load(BUILTIN_DEPLOYMENTS[base_scheme])
+    else:
+        entries = [ep for ep in entry_points(group=DEPLOYMENT_GROUP) if ep.name in (scheme, base_scheme)]
+        if not entries:
+            return ONE_PROCESS
+        found = entries[0].load()
+    if not isinstance(found, Deployment):
+        raise TypeError(f"deployment entry for {scheme!r} is not a Deployment: {found!r}")
+    return found

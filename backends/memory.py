@@ -22,7 +22,6 @@ to use for tests and demos::
 from __future__ import annotations
 
 import asyncio
-import struct
 import threading
 import time
 from array import array
@@ -50,6 +49,7 @@ from remote_storage.storage import (
     StorageStats,
     TimeSeries,
     WriteRequest,
+    float_bits,
 )
 
 from . import InvalidStorageURL
@@ -87,9 +87,6 @@ _T = TypeVar("_T")
 
 #: ``_Tenant.newest`` of a series without float samples: before every timestamp.
 _NONE = -(1 << 63)
-
-_DOUBLE = struct.Struct("<d")
-_float_identity = _DOUBLE.pack  # the 64 bits: NaN payloads and -0.0 compare as what they are
 
 
 # What a new series is planned against; never written to.
@@ -441,7 +438,7 @@ class MemoryStorage(RemoteStorage):
             ts, values = _floats(group)
             hts, histograms = _histograms(group)
             try:
-                floats = plan(ts, values, stored.last_float(), stored.float_finder, _float_identity)
+                floats = plan(ts, values, stored.last_float(), stored.float_finder, float_bits)
                 hists: Planned[Histogram] = ((), ())
                 if hts:
                     last = stored.last_histogram()

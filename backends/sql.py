@@ -49,7 +49,6 @@ import asyncio
 import concurrent.futures
 import functools
 import logging
-import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Hashable, Sequence
@@ -297,8 +296,6 @@ class _Dialect:
 class SQLStorage(RemoteStorage):
     """Samples in SQLite or PostgreSQL. See the module docstring for the design."""
 
-    shared_by_processes = True
-
     def __init__(
         self,
         url: str,
@@ -382,14 +379,6 @@ class SQLStorage(RemoteStorage):
             raise InvalidStorageURL(url, f"scheme {parsed.drivername!r} is not sqlite or postgresql")
         parsed = parsed.difference_update_query(_OPTIONS)
         return cls(parsed.render_as_string(hide_password=False), **kwargs)
-
-    def configure_worker(self, index: int, count: int) -> None:
-        self.maintenance = index == 0
-
-    def default_workers(self) -> int:
-        """One per core on PostgreSQL; one on SQLite, whose single write lock the processes would
-        only take turns at (measured: two processes ingest less than one)."""
-        return 1 if self.url.startswith("sqlite") else os.cpu_count() or 1
 
     def describe(self) -> str:
         dialect = "sqlite" if self.url.startswith("sqlite") else "postgresql"

@@ -55,21 +55,19 @@ from __future__ import annotations
 
 import importlib
 import os
-import struct
 from array import array
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from itertools import islice, repeat
 from operator import index
 from typing import Any, Protocol, TypeAlias, cast
 
+from remote_storage.storage import EncodedChunk, float_bits
 from remote_storage.varint import encode_uvarint
 
 __all__ = [
     "IMPLEMENTATION",
     "MAX_SAMPLES",
     "SAMPLES_PER_CHUNK",
-    "Chunk",
     "ChunkDecodeError",
     "XORChunkEncoder",
     "as_columns",
@@ -101,8 +99,6 @@ _WINDOW_BYTES = 64  # the decoder's window on the stream
 _WINDOW_BITS = 8 * _WINDOW_BYTES
 _MAX_SAMPLE_BITS = 4 + 64 + 2 + 5 + 6 + 64  # the widest timestamp field plus the widest value field
 _PADDING = bytes(_WINDOW_BYTES)
-_DOUBLE = struct.Struct(">d")
-_UINT64 = struct.Struct(">Q")
 
 
 class ChunkDecodeError(ValueError):
@@ -113,20 +109,6 @@ class ChunkDecodeError(ValueError):
         super().__init__(f"invalid XOR chunk: {reason}{where}")
         self.reason = reason
         self.sample = sample
-
-
-@dataclass(frozen=True, slots=True)
-class Chunk:
-    """One encoded chunk and what a remote-read ``Chunk`` message carries with it.
-
-    ``min_time`` and ``max_time`` are the first and last timestamps (ms),
-    ``data`` the whole chunk including its 2-byte sample count.
-    """
-
-    min_time: int
-    max_time: int
-    count: int
-    data: bytes
 
 
 def _dod_field(dod: int) -> tuple[int, int]:
@@ -266,16 +248,16 @@ class XORChunkEncoder:
         tail = (self._acc << pad).to_bytes((nacc + pad) >> 3, "big")
         return b"".join((self._count.to_bytes(2, "big"), self._out, tail))
 
-    def chunk(self) -> Chunk:
-        """The chunk so far as a :class:`Chunk`; ValueError while it is empty."""
-        return Chunk(self.min_time, self.max_time, self._count, self.bytes())
+    def chunk(self) -> EncodedChunk:
+        """The chunk so far as an :class:`~remote_storage.storage.EncodedChunk`; ValueError while empty."""
+        return EncodedChunk(self.min_time, self.max_time, self.bytes())
 
     def append(self, t: int, v: float) -> None:
         """Add one sample; ``t`` must be above the last timestamp and fit int64."""
         t = index(t)
         if not _INT64_MIN <= t <= _INT64_MAX:
             raise ValueError(f"timestamp {t} does not fit int64 milliseconds")
-        self._extend((t,), _UINT64.unpack(_DOUBLE.pack(v)), self._count)
+        self._extend((t,), (float_bits(v),), self._count)
 
     def extend(self, timestamps: Iterable[int], values: Iterable[float]) -> None:
         """Add samples in order; all are added or, on ValueError, none."""
@@ -478,7 +460,7 @@ def split_into_chunks(
     max_samples: int = SAMPLES_PER_CHUNK,
     *,
     encode: _Encode | None = None,
-) -> list[Chunk]:
+) -> list[EncodedChunk]:
     """Cut a series into consecutive chunks of at most ``max_samples`` samples each.
 
     Timestamps must be strictly increasing across the whole series. The
@@ -503,7 +485,7 @@ def split_into_chunks(
         except ValueError:  # unordered inside the piece: say where in the whole series
             i = lo + _first_unordered(ts[lo:hi], None)
             raise _unordered(i, ts[i], ts[i - 1]) from None
-        chunks.append(Chunk(ts[lo], ts[hi - 1], hi - lo, data))
+        chunks.append(EncodedChunk(ts[lo], ts[hi - 1], data))
     return chunks
 
 

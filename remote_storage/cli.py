@@ -18,9 +18,9 @@ from remote_storage.auth import DEFAULT_BCRYPT_COST, hash_password, load_auth
 from remote_storage.backends import open_storage
 from remote_storage.check import cli as check_cli
 from remote_storage.config import ConfigError, add_arguments, settings_from
+from remote_storage.launch import check_opens, report_startup_failure, run, run_workers, serve, worker_count
 from remote_storage.loadgen import cli as loadgen_cli
 from remote_storage.logs import configure as configure_logs
-from remote_storage.serving import check_opens, report_startup_failure, run, run_workers, serve, worker_count
 from remote_storage.tls import server_ssl_context
 
 __all__ = ["main", "run", "serve"]
@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         try:
             storage = open_storage(settings.storage, retention=settings.retention or None)
-            count = worker_count(settings, storage)
+            count = worker_count(settings)
             if count > 1:
                 # Opened once here, so that a backend that cannot open fails as one line, not once
                 # per worker; each worker then opens its own.

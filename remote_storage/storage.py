@@ -1,4 +1,4 @@
-"""The extension point: :class:`RemoteStorage` and the types a backend sees.
+"""The backend contract: :class:`RemoteStorage` and the types a backend sees.
 
 A backend never sees protobuf, snappy or HTTP. It receives one
 version-independent :class:`WriteRequest` per remote-write request (remote
@@ -12,6 +12,29 @@ for remote read. A custom backend implements two coroutines::
         async def process_query(self, ctx, query):
             for series in ...:  # in label order
                 yield series
+
+What to implement:
+
+* ``write(ctx, request)`` and ``process_query(ctx, query)``; nothing else.
+
+What is optional (each has a default that works):
+
+* ``start()`` / ``close()``: open and release connections or files.
+* ``read(ctx, request)``: answers all queries of a request; the default
+  fans them out concurrently over ``process_query``.
+* ``metadata(ctx)``: metric metadata for ``GET /api/v1/metadata`` (default: none).
+* ``stats()``: figures for ``/metrics`` (default: none).
+* ``unavailable()``: why writes cannot succeed right now, for ``/-/ready``.
+* ``describe()``: one line for the start-up log, no secrets.
+* Faster paths a backend may take or ignore: :class:`SampleBatch` (a write
+  as columns), :attr:`TimeSeries.key` (a cheap identity of a label set),
+  :class:`EncodedChunk` in query results (XOR chunks passed through),
+  :attr:`TimeSeries.label_records`.
+
+Not part of the contract: how the backend runs in several server processes
+(a :class:`~remote_storage.deployment.Deployment`, registered with its URL
+scheme) and how a URL opens it (:mod:`remote_storage.backends`). Values are
+compared by their bits: :func:`float_bits` and :func:`float_from_bits`.
 
 Semantics every backend keeps (the conformance suite in
 ``remote_storage.testing`` checks them):
@@ -48,7 +71,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from functools import partial
-from typing import ClassVar
 
 from remote_storage.matchers import Matcher
 
@@ -241,12 +263,19 @@ class EncodedChunk:
     """Float samples as one XOR chunk, Prometheus' encoding (see :mod:`remote_storage.chunks`).
 
     ``data`` is the whole chunk including its 2-byte sample count;
-    ``min_time``/``max_time`` are its first and last timestamps.
+    ``min_time``/``max_time`` are its first and last timestamps (ms), as a
+    remote-read ``Chunk`` message carries them. :mod:`remote_storage.chunks`
+    builds these; backends store and return them.
     """
 
     min_time: int
     max_time: int
     data: bytes
+
+    @property
+    def count(self) -> int:
+        """The number of samples in the chunk (its 2-byte big-endian header)."""
+        return int.from_bytes(self.data[:2], "big")
 
 
 class TimeSeries:
@@ -571,9 +600,6 @@ class RemoteStorage(abc.ABC):
     them to open and release connections or files.
     """
 
-    #: True when several processes opening the same URL see one store (``serve --workers N``).
-    shared_by_processes: ClassVar[bool] = False
-
     @abc.abstractmethod
     async def write(self, ctx: Context, request: WriteRequest) -> None:
         """Store every series of ``request``; return once durable, raise to store nothing."""
@@ -616,13 +642,6 @@ class RemoteStorage(abc.ABC):
         connection's last outcome, say), never with I/O.
         """
         return None
-
-    def default_workers(self) -> int:
-        """How many server processes ``serve --workers 0`` (auto) runs for this backend."""
-        return 1
-
-    def configure_worker(self, index: int, count: int) -> None:  # noqa: B027 - optional hook
-        """Called before ``start`` in worker ``index`` of ``count`` server processes."""
 
     async def start(self) -> None:  # noqa: B027 - optional hook, no-op by default
         """Open resources. Called once before the first request."""

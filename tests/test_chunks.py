@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 from remote_storage import chunks
 from remote_storage.chunks import (
     MAX_SAMPLES,
-    Chunk,
     ChunkDecodeError,
     XORChunkEncoder,
     decode_chunk,
@@ -28,6 +27,7 @@ from remote_storage.chunks import (
     pack_chunk,
     split_into_chunks,
 )
+from remote_storage.storage import EncodedChunk
 from remote_storage.testing import MAX_TIME, MIN_TIME, SPECIAL_VALUES, STALE_NAN_BITS, bits, float_from_bits
 from tests.support import chunk_data
 from tests.support.chunk_data import floats
@@ -79,7 +79,8 @@ def test_full_frame_example_chunk() -> None:
     data = FRAME_EXAMPLE[FRAME_EXAMPLE.index(b"\x22\x13") + 2 :]
     assert len(data) == 0x13
     assert encode_chunk([1000, 2000, 3000], [1.0, 2.0, 3.0]) == data
-    assert split_into_chunks([1000, 2000, 3000], [1.0, 2.0, 3.0]) == [Chunk(1000, 3000, 3, data)]
+    assert split_into_chunks([1000, 2000, 3000], [1.0, 2.0, 3.0]) == [EncodedChunk(1000, 3000, data)]
+    assert split_into_chunks([1000, 2000, 3000], [1.0, 2.0, 3.0])[0].count == 3
 
 
 def test_golden_bytes_through_the_incremental_encoder() -> None:
@@ -89,7 +90,8 @@ def test_golden_bytes_through_the_incremental_encoder() -> None:
     assert encoder.bytes() == GOLDEN_3
     encoder.append(4005, 2.0)
     assert encoder.bytes() == GOLDEN_4
-    assert encoder.chunk() == Chunk(1000, 4005, 4, GOLDEN_4)
+    assert encoder.chunk() == EncodedChunk(1000, 4005, GOLDEN_4)
+    assert encoder.chunk().count == 4
 
 
 def test_module_examples_run() -> None:

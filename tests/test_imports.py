@@ -35,9 +35,9 @@ def test_module_imports_alone(module: str) -> None:
 
 
 def test_nothing_below_the_server_imports_it() -> None:
-    """cli -> serving -> server -> protocol -> storage types; backends -> storage types."""
+    """cli -> launch -> server -> protocol -> storage types; backends -> storage types."""
     for module, path in modules().items():
-        if module in ("remote_storage.server", "remote_storage.serving", "remote_storage.cli"):
+        if module in ("remote_storage.server", "remote_storage.launch", "remote_storage.cli"):
             continue
         source = path.read_text()
         assert "remote_storage.server" not in source, module

@@ -9,11 +9,10 @@ accepts and far from any receiver's limit on the future.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from remote_storage.storage import Labels, TimeSeries
+from remote_storage.storage import Labels, TimeSeries, float_bits, float_from_bits
 
 __all__ = [
     "KINDS",
@@ -25,9 +24,7 @@ __all__ = [
     "VALUES",
     "Found",
     "Written",
-    "bits_of",
     "describe_bits",
-    "float_of",
 ]
 
 RUN_LABEL = "remote_storage_check_run"
@@ -53,19 +50,6 @@ KINDS = ("alpha", "beta", "gamma")
 # A label value that needs escaping in every text format, and is not ASCII.
 AWKWARD_VALUE = 'ü "quoted" \\ \n end'
 
-_DOUBLE = struct.Struct("<d")
-_UINT64 = struct.Struct("<Q")
-
-
-def float_of(bits: int) -> float:
-    """The float64 with exactly these bits."""
-    return float(_DOUBLE.unpack(_UINT64.pack(bits))[0])
-
-
-def bits_of(value: float) -> int:
-    """The 64 bits of a float64."""
-    return int(_UINT64.unpack(_DOUBLE.pack(value))[0])
-
 
 def describe_bits(bits: int) -> str:
     names = {**dict(VALUES), NEGATIVE_ZERO: "-0"}
@@ -83,14 +67,14 @@ class Found:
 
     @classmethod
     def of(cls, series: TimeSeries) -> Found:
-        return cls(tuple(series.labels), tuple(series.timestamps), tuple(map(bits_of, series.values)))
+        return cls(tuple(series.labels), tuple(series.timestamps), tuple(map(float_bits, series.values)))
 
     def within(self, start_ms: int, end_ms: int) -> Found:
         kept = [(t, b) for t, b in zip(self.timestamps, self.bits, strict=True) if start_ms <= t <= end_ms]
         return Found(self.labels, tuple(t for t, _ in kept), tuple(b for _, b in kept))
 
     def series(self) -> TimeSeries:
-        return TimeSeries(Labels(self.labels), list(self.timestamps), [float_of(b) for b in self.bits])
+        return TimeSeries(Labels(self.labels), list(self.timestamps), [float_from_bits(b) for b in self.bits])
 
 
 def labels(name: str, run_id: str, protocol: str, extra: Mapping[str, str] | None = None) -> Labels:
@@ -123,7 +107,7 @@ class Written:
         return Found(
             labels("negative_zero", self.run_id, self.protocol),
             tuple(self.start_ms + i * STEP_MS for i in range(3)),
-            (bits_of(1.0), NEGATIVE_ZERO, bits_of(1.0)),
+            (float_bits(1.0), NEGATIVE_ZERO, float_bits(1.0)),
         )
 
     def kind(self, kind: str) -> Found:
@@ -132,7 +116,7 @@ class Written:
         return Found(
             labels("matchers", self.run_id, self.protocol, extra),
             (self.start_ms, self.start_ms + STEP_MS),
-            (bits_of(1.0), bits_of(float(len(kind)))),
+            (float_bits(1.0), float_bits(float(len(kind)))),
         )
 
     def all(self) -> list[Found]:

@@ -42,7 +42,6 @@ from remote_storage.check.data import (
     Found,
     Written,
     as_series,
-    bits_of,
     describe_bits,
     labels,
     sorted_found,
@@ -55,7 +54,7 @@ from remote_storage.protocol.pb import types_pb2
 from remote_storage.protocol.read import decode_read_response, encode_read_request
 from remote_storage.protocol.streamed import decode_frames
 from remote_storage.protocol.write import encode_v1, encode_v2
-from remote_storage.storage import Labels, Query, ReadRequest, TimeSeries
+from remote_storage.storage import Labels, Query, ReadRequest, TimeSeries, float_bits
 
 __all__ = ["PROTOCOLS", "run_checks"]
 
@@ -390,7 +389,7 @@ class _Run:
 
     def single(self, name: str, extra: dict[str, str] | None = None) -> Found:
         protocol = "1.0"
-        return Found(labels(name, self.run_id, protocol, extra or {}), (self.start_ms,), (bits_of(42.0),))
+        return Found(labels(name, self.run_id, protocol, extra or {}), (self.start_ms,), (float_bits(42.0),))
 
     def check_duplicate_label(self) -> str:
         good = self.single("duplicate_label", {"twice": "a"})
@@ -418,7 +417,7 @@ class _Run:
 
     def check_conflict(self) -> str:
         first = self.single("conflict")
-        second = Found(first.labels, first.timestamps, (bits_of(43.0),))
+        second = Found(first.labels, first.timestamps, (float_bits(43.0),))
         answer = self.post_write("1.0", as_series([first]))
         if not answer.ok:
             raise Failed(f"the first value: answered {answer.describe()}")
@@ -470,7 +469,7 @@ def _streamed_results(body: bytes, queries: int) -> list[list[Found]]:
                 except ValueError as exc:
                     raise Failed(f"an XOR chunk of {Labels(key)} does not decode: {exc}") from None
                 timestamps.extend(ts)
-                bits.extend(map(bits_of, values))
+                bits.extend(map(float_bits, values))
     return [[Found(key, tuple(ts), tuple(bits)) for key, (ts, bits) in result.items()] for result in results]
 
 

@@ -19,15 +19,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from remote_storage.instrument.errors import (
-    InvalidBuckets,
-    InvalidLabelName,
-    InvalidMetricName,
-    InvalidQuantiles,
-    LabelValuesMismatch,
-    LabelValuesRequired,
-    UnknownState,
-)
 from remote_storage.instrument.exposition import (
     CONTENT_TYPE_LATEST,
     Encoder,
@@ -54,6 +45,15 @@ from remote_storage.instrument.metrics import (
     IntGauge,
     IntGaugeChild,
 )
+from remote_storage.instrument.misuse import (
+    InvalidBuckets,
+    InvalidLabelName,
+    InvalidMetricName,
+    InvalidQuantiles,
+    LabelValuesMismatch,
+    LabelValuesRequired,
+    UnknownState,
+)
 from remote_storage.instrument.openmetrics import CONTENT_TYPE_OPENMETRICS, generate_openmetrics
 from remote_storage.instrument.process import PROCESS_COLLECTOR, ProcessCollector
 from remote_storage.instrument.registry import (
@@ -63,7 +63,7 @@ from remote_storage.instrument.registry import (
     DuplicateMetricName,
     Registry,
 )
-from remote_storage.instrument.samples import LabelSet, MetricFamily, MetricType, Sample
+from remote_storage.instrument.samples import FamilyType, LabelSet, MetricFamily, Sample
 from remote_storage.instrument.stateset import Enum, EnumChild, StateSet, StateSetChild
 from remote_storage.instrument.static import Bound, bind
 from remote_storage.instrument.summary import Summary, SummaryChild
@@ -138,6 +138,7 @@ __all__ = [
     "Encoder",
     "Enum",
     "EnumChild",
+    "FamilyType",
     "Gauge",
     "GaugeChild",
     "Histogram",
@@ -160,7 +161,6 @@ __all__ = [
     "LocalHistogram",
     "LocalIntCounter",
     "MetricFamily",
-    "MetricType",
     "MetricsExporter",
     "ProcessCollector",
     "PushError",

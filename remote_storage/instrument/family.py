@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from itertools import chain
 from typing import ClassVar, Generic, NoReturn, Protocol, TypedDict, TypeVar, cast
 
-from remote_storage.instrument.errors import (
+from remote_storage.instrument.misuse import (
     LABEL_NAME,
     METRIC_NAME,
     InvalidLabelName,
@@ -30,7 +30,7 @@ from remote_storage.instrument.errors import (
     LabelValuesRequired,
 )
 from remote_storage.instrument.registry import REGISTRY, Registry
-from remote_storage.instrument.samples import NO_LABELS, LabelSet, MetricFamily, MetricType, Sample
+from remote_storage.instrument.samples import NO_LABELS, FamilyType, LabelSet, MetricFamily, Sample
 
 __all__ = ["Child", "Family", "FamilyOptions", "RefusingLock"]
 
@@ -105,7 +105,7 @@ class Family(Generic[ChildT]):
     children update are slotted.
     """
 
-    _type: ClassVar[MetricType]
+    _type: ClassVar[FamilyType]
     _suffix: ClassVar[str] = ""  # dropped from a given name, as other clients do ("_total")
     _reserved_labelnames: ClassVar[Mapping[str, str]] = {}
     _lock: Lock

@@ -8,9 +8,9 @@ from collections.abc import Iterable, Mapping
 from itertools import pairwise
 from typing import ClassVar, Unpack
 
-from remote_storage.instrument.errors import InvalidBuckets
 from remote_storage.instrument.family import Child, Family, FamilyOptions
 from remote_storage.instrument.local import DEFAULT_FLUSH_INTERVAL, LocalHistogram
+from remote_storage.instrument.misuse import InvalidBuckets
 from remote_storage.instrument.samples import NO_LABELS, LabelSet, Sample
 from remote_storage.instrument.textformat import format_float
 from remote_storage.instrument.timers import Timer

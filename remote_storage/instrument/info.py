@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from remote_storage.instrument.errors import InvalidLabelName
 from remote_storage.instrument.family import Child, Family
+from remote_storage.instrument.misuse import InvalidLabelName
 from remote_storage.instrument.samples import NO_LABELS, LabelSet, Sample
 
 __all__ = ["Info", "InfoChild"]

@@ -28,12 +28,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from remote_storage.instrument.registry import REGISTRY, Registry
-from remote_storage.instrument.samples import NO_LABELS, MetricFamily, MetricType, Sample
+from remote_storage.instrument.samples import NO_LABELS, FamilyType, MetricFamily, Sample
 
 __all__ = ["PROCESS_COLLECTOR", "ProcessCollector"]
 
 # name, type, unit, help; the order of collection.
-_FAMILIES: tuple[tuple[str, MetricType, str, str], ...] = (
+_FAMILIES: tuple[tuple[str, FamilyType, str, str], ...] = (
     ("cpu_seconds", "counter", "seconds", "Total user and system CPU time spent in seconds."),
     ("virtual_memory_bytes", "gauge", "bytes", "Virtual memory size in bytes."),
     ("resident_memory_bytes", "gauge", "bytes", "Resident memory size in bytes."),

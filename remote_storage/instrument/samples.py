@@ -8,12 +8,15 @@ from typing import Literal, NamedTuple
 
 from remote_storage.instrument.textformat import escape_label_value, render_labels
 
-__all__ = ["LabelSet", "MetricFamily", "MetricType", "Sample"]
+__all__ = ["FamilyType", "LabelSet", "MetricFamily", "Sample"]
 
-MetricType = Literal[
+FamilyType = Literal[
     "counter", "gauge", "histogram", "gaugehistogram", "summary", "info", "stateset", "unknown"
 ]
-"""The OpenMetrics family types; each exposition format maps them to what it can say."""
+"""The OpenMetrics type name of a family; each exposition format maps them to what it can say.
+
+Not :class:`remote_storage.storage.MetricType`, the remote-write enum the pusher maps these names to.
+"""
 
 
 class Sample(NamedTuple):
@@ -43,7 +46,7 @@ class MetricFamily:
     """
 
     name: str
-    type: MetricType
+    type: FamilyType
     help: str
     unit: str = ""
     samples: list[Sample] = field(default_factory=list)

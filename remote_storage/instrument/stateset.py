@@ -17,7 +17,7 @@ state set with exactly one state on::
 
 OpenMetrics has a type for it (``stateset``); the text format 0.0.4 writes a
 gauge, as other clients do. States are fixed when the metric is defined; an
-unknown state raises :class:`~remote_storage.instrument.errors.UnknownState`.
+unknown state raises :class:`~remote_storage.instrument.misuse.UnknownState`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import ClassVar, TypeVar, Unpack, cast
 
-from remote_storage.instrument.errors import LABEL_NAME, InvalidLabelName, InvalidMetricName, UnknownState
 from remote_storage.instrument.family import Child, Family, FamilyOptions
+from remote_storage.instrument.misuse import LABEL_NAME, InvalidLabelName, InvalidMetricName, UnknownState
 from remote_storage.instrument.samples import NO_LABELS, LabelSet, Sample
 
 __all__ = ["Enum", "EnumChild", "StateSet", "StateSetChild"]

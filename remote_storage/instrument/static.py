@@ -36,8 +36,8 @@ import keyword
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from remote_storage.instrument.errors import LabelValuesMismatch
 from remote_storage.instrument.family import Family
+from remote_storage.instrument.misuse import LabelValuesMismatch
 
 __all__ = ["Bound", "bind"]
 

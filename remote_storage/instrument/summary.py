@@ -27,8 +27,8 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import ClassVar, Unpack
 
-from remote_storage.instrument.errors import InvalidQuantiles
 from remote_storage.instrument.family import Child, Family, FamilyOptions
+from remote_storage.instrument.misuse import InvalidQuantiles
 from remote_storage.instrument.quantiles import SlidingQuantiles
 from remote_storage.instrument.samples import NO_LABELS, LabelSet, Sample
 from remote_storage.instrument.textformat import format_float

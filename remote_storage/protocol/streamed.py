@@ -77,7 +77,7 @@ def _encode(timestamps: Sequence[int], values: Sequence[float]) -> list[EncodedC
         if not timestamps:
             return []
         return [EncodedChunk(timestamps[0], timestamps[-1], encode_chunk(timestamps, values))]
-    return [EncodedChunk(c.min_time, c.max_time, c.data) for c in split_into_chunks(timestamps, values)]
+    return split_into_chunks(timestamps, values)
 
 
 def _trimmed(chunk: EncodedChunk, start: int, end: int) -> list[EncodedChunk]:

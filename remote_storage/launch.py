@@ -4,8 +4,10 @@ Python runs one core per process, so the service scales on one machine by
 running N processes that all listen on the same address (``SO_REUSEPORT``:
 the kernel spreads connections over them). That needs a backend that several
 processes can share (SQLite, PostgreSQL); the in-memory backend keeps data
-per process, so it runs one. Worker 0 also runs the backend's background
-maintenance (compaction, retention), the others only serve requests.
+per process, so it runs one. What a backend allows and wants here is its
+:class:`~remote_storage.deployment.Deployment` (the SQL backend's worker 0
+also runs the background maintenance, compaction and retention; the others
+only serve requests).
 
 The parent process only supervises: it forwards SIGTERM/SIGINT to the
 workers and waits for them; if one dies, it stops the others and exits 1.
@@ -33,9 +35,10 @@ from types import FrameType
 from aiohttp import web
 
 from remote_storage import __version__
-from remote_storage.backends import InvalidStorageURL, UnknownBackend, open_storage
+from remote_storage.backends import InvalidStorageURL, UnknownBackend, deployment_for, open_storage
 from remote_storage.config import ConfigError, Settings
 from remote_storage.connections import LISTEN_BACKLOG, AcceptErrorLog, GuardedAppRunner, deepen_backlog
+from remote_storage.deployment import Deployment
 from remote_storage.errors import CannotOpenStorage
 from remote_storage.logs import configure as configure_logs
 from remote_storage.protocol.v1_scan import IMPLEMENTATION
@@ -159,16 +162,17 @@ def run(storage: RemoteStorage, settings: Settings | None = None) -> None:
     asyncio.run(serve(storage, settings))
 
 
-def worker_count(settings: Settings, storage: RemoteStorage) -> int:
+def worker_count(settings: Settings) -> int:
     """The number of processes to run: ``--workers``, or the backend's choice when 0 (auto)."""
+    deployment: Deployment = deployment_for(settings.storage)
     if settings.workers:
-        if settings.workers > 1 and not storage.shared_by_processes:
+        if settings.workers > 1 and not deployment.shared_by_processes:
             raise ValueError(
                 f"--workers {settings.workers}: the storage {settings.storage!r} keeps data inside one "
                 "process; use --workers 1, or a SQL backend"
             )
         return settings.workers
-    return storage.default_workers()
+    return deployment.default_workers
 
 
 #: How often a worker checks that its parent is alive (where the kernel cannot tell it).
@@ -253,7 +257,7 @@ def _worker(
 
     try:
         storage = open_storage(settings.storage, retention=settings.retention or None)
-        storage.configure_worker(index, count)
+        deployment_for(settings.storage).configure_worker(storage, index, count)
         asyncio.run(serve(storage, settings, reuse_port=True, on_listening=ready))
     except Exception as exc:
         sys.exit(report_startup_failure(exc, settings))
