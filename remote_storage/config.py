@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from remote_storage.address import parse_listen
 from remote_storage.logs import LogFormat
 from remote_storage.protocol.limits import WriteLimits
 from remote_storage.protocol.validation import NameScheme
@@ -27,27 +28,6 @@ ENV_PREFIX = "REMOTE_STORAGE_"
 
 class ConfigError(ValueError):
     """A setting has an unusable value; the message names the flag to fix."""
-
-
-def parse_listen(text: str | int) -> tuple[str, int]:
-    """``"127.0.0.1:9201"`` or ``"[::1]:9201"`` -> (host, port).
-
-    ``":9201"``, ``"9201"`` and the int ``9201`` mean all interfaces.
-    """
-    if isinstance(text, int) and not isinstance(text, bool):
-        text = f":{text}"
-    elif isinstance(text, str) and text.strip().isdigit():
-        text = f":{text.strip()}"
-    if not isinstance(text, str):
-        raise TypeError(f"a listen address is a HOST:PORT string or a port number, not {text!r}")
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not port_text.isdigit():
-        raise ValueError(f"invalid listen address {text!r}: use HOST:PORT, e.g. 127.0.0.1:9201")
-    port = int(port_text)
-    if not 0 <= port <= 65535:
-        raise ValueError(f"invalid port {port} in {text!r}")
-    host = host.strip("[]") or "0.0.0.0"
-    return host, port
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,12 @@ import argparse
 
 import pytest
 
+from remote_storage.address import parse_listen
 from remote_storage.config import (
     ConfigError,
     Settings,
     add_arguments,
     parse_duration,
-    parse_listen,
     parse_size,
     settings_from,
 )

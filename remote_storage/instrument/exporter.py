@@ -35,7 +35,7 @@ from signal import Signals
 
 from aiohttp import web
 
-from remote_storage.config import parse_listen
+from remote_storage.address import parse_listen
 from remote_storage.instrument.exposition import choose_encoder
 from remote_storage.instrument.registry import REGISTRY, Collector
 from remote_storage.instrument.service import DEFAULT_SIGNALS, ServiceContext, ServiceThread, serve

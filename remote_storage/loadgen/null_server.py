@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from remote_storage.config import parse_listen
+from remote_storage.address import parse_listen
 
 __all__ = ["create_app", "main"]
 
