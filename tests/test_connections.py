@@ -67,7 +67,7 @@ def test_slow_headers_are_cut_off_after_the_header_timeout(
                 dribbler.sendall(b"x")
             if closed_by_server(dribbler):
                 break
-            time.sleep(0.1)
+            time.sleep(0.1)  # the pace of a slow client: what is tested, bounded by the 30 rounds
         assert closed_by_server(dribbler) and time.monotonic() - started < 2
         poll_until(lambda: all(map(closed_by_server, sockets)) or None, 10, "every slow client closed")
     closed = metric_value(server.url, "remote_storage_connections_closed_total", reason="header_timeout")
@@ -145,7 +145,12 @@ def test_a_client_abort_is_counted_not_logged_as_an_error(
             b"POST /api/v1/write HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-protobuf\r\n"
             b"Content-Encoding: snappy\r\nContent-Length: 100000\r\n\r\nthe start of a body"
         )
-        time.sleep(0.2)  # let the handler start reading the body
+        # The handler has reserved the body's bytes: it is reading the body when the client goes.
+        poll_until(
+            lambda: metric_value(server.url, "remote_storage_inflight_write_bytes") >= 100_000 or None,
+            10,
+            "the handler reading the body",
+        )
     poll_until(
         lambda: metric_value(server.url, "remote_storage_client_aborts_total", handler="write") == 1 or None,
         10,

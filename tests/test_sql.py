@@ -690,16 +690,33 @@ async def writer_held(storage: SQLStorage) -> AsyncIterator[None]:
         await asyncio.wrap_future(blocker)
 
 
+def next_submission(storage: SQLStorage) -> asyncio.Event:
+    """An event set once a job reaches the writer's queue (from the event loop, where writes submit)."""
+    writer = storage._writer
+    assert writer is not None
+    queued = asyncio.Event()
+    submit = writer.submit
+
+    def submit_and_tell(job: Any) -> Any:
+        future = submit(job)
+        queued.set()
+        return future
+
+    writer.submit = submit_and_tell  # type: ignore[method-assign]
+    return queued
+
+
 def test_a_write_cancelled_while_queued_is_left_out_and_the_writer_goes_on(tmp_path: Path) -> None:
     async def body() -> None:
         storage = SQLStorage.from_url(f"sqlite:///{tmp_path}/d.db")
         await storage.start()
         try:
             async with writer_held(storage):
+                queued = next_submission(storage)
                 cancelled = asyncio.create_task(
                     storage.write(Context(), WriteRequest([make_series({"__name__": "gone"}, [(1, 1.0)])]))
                 )
-                await asyncio.sleep(0.05)
+                await asyncio.wait_for(queued.wait(), timeout=30)  # waiting in the queue, not yet taken
                 cancelled.cancel()
                 with pytest.raises(asyncio.CancelledError):
                     await cancelled
@@ -732,8 +749,9 @@ def test_a_group_postgresql_aborts_for_a_deadlock_runs_again(postgres_url: str) 
         try:
             new_series = make_series({"__name__": "new", "n": "1"}, [(5, 0.5)])
             async with writer_held(storage):  # both queued: they run in one group
+                queued = next_submission(storage)
                 write = asyncio.create_task(storage.write(Context(), WriteRequest([new_series])))
-                await asyncio.sleep(0.05)
+                await asyncio.wait_for(queued.wait(), timeout=30)
                 failing = storage._submit(Job(deadlocked_once))
             await asyncio.wait_for(asyncio.wrap_future(failing), timeout=30)
             await asyncio.wait_for(write, timeout=30)

@@ -26,6 +26,8 @@ class Concurrent(RemoteStorage):
         self.expected = expected
         self.started = 0
         self.all_started = asyncio.Event()
+        self.finished = [asyncio.Event() for _ in range(expected)]
+        self.finish_order: list[int] = []
 
     async def write(self, ctx: Context, request: WriteRequest) -> None:
         raise NotImplementedError
@@ -35,8 +37,12 @@ class Concurrent(RemoteStorage):
         if self.started == self.expected:
             self.all_started.set()
         await self.all_started.wait()
-        await asyncio.sleep(0.001 * (self.expected - query.start_ms))  # later queries finish first
-        yield TimeSeries(Labels([("__name__", f"q{query.start_ms}")]), [query.start_ms], [1.0])
+        index = query.start_ms
+        if index + 1 < self.expected:
+            await self.finished[index + 1].wait()  # later queries finish first
+        yield TimeSeries(Labels([("__name__", f"q{index}")]), [index], [1.0])
+        self.finish_order.append(index)
+        self.finished[index].set()
 
 
 def test_default_read_runs_queries_concurrently_and_keeps_their_order() -> None:
@@ -46,6 +52,7 @@ def test_default_read_runs_queries_concurrently_and_keeps_their_order() -> None:
         storage = Concurrent(len(queries))
         async with asyncio.timeout(10):  # a sequential read would wait forever on the event
             results = await storage.read(Context(), ReadRequest(queries))
+        assert storage.finish_order == [4, 3, 2, 1, 0]
         return [r.series[0].labels.metric_name for r in results]
 
     assert asyncio.run(main()) == ["q0", "q1", "q2", "q3", "q4"]

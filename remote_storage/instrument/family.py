@@ -51,6 +51,14 @@ class Lock(Protocol):
     def release(self) -> None: ...
 
 
+def wall_clock() -> float:
+    """The time children record as created or reset (OpenMetrics ``_created``): :func:`time.time`.
+
+    Read through this module at every use, so a test can replace it to move time without waiting.
+    """
+    return time.time()
+
+
 class Child:
     """What every child has: a lock, its labels (rendered once) and when it was created."""
 
@@ -59,7 +67,7 @@ class Child:
     def __init__(self, labels: LabelSet = NO_LABELS) -> None:
         self._lock: Lock = threading.Lock()
         self._labels = labels
-        self._created = time.time()
+        self._created = wall_clock()
 
     def _check_updatable(self) -> None:
         """Raise if updates would be refused; a child always takes them (a labelled family does not)."""

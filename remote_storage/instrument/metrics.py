@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import ClassVar, TypeVar, cast
 
+from remote_storage.instrument import family
 from remote_storage.instrument.family import Child, Family, RefusingLock
 from remote_storage.instrument.local import (
     DEFAULT_FLUSH_INTERVAL,
@@ -123,7 +124,7 @@ class _CounterValue(Child):
             self._ticks = itertools.count()
             self._tick = self._ticks.__next__
             self._reads = 0
-            self._created = time.time()
+            self._created = family.wall_clock()
         finally:
             lock.release()
 

@@ -24,6 +24,9 @@ up only loses resolution: the next one carries the totals.
 
 ``labels`` are added to every series that lacks them (as Prometheus'
 ``external_labels``); ``job`` and ``instance`` are the usual ones.
+
+The schedule and the backoff run on a :class:`PushClock`, the event loop's
+time by default; a test passes its own to step through them without waiting.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -44,7 +47,16 @@ from remote_storage.protocol import snappy
 from remote_storage.protocol.write import encode_v1
 from remote_storage.storage import Labels, MetricMetadata, MetricType, TimeSeries
 
-__all__ = ["PushError", "PushFailed", "PushRejected", "Pusher", "start_pusher", "write_request"]
+__all__ = [
+    "LoopClock",
+    "PushClock",
+    "PushError",
+    "PushFailed",
+    "PushRejected",
+    "Pusher",
+    "start_pusher",
+    "write_request",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -129,6 +141,31 @@ def _retry_after(value: str | None) -> float | None:
     return seconds if seconds >= 0 else None
 
 
+class PushClock(Protocol):
+    """The time a :class:`Pusher` keeps its schedule and backoff by."""
+
+    def now(self) -> float:
+        """Seconds on a monotonic scale."""
+        ...
+
+    async def wait(self, event: asyncio.Event, seconds: float) -> bool:
+        """Wait up to ``seconds`` for ``event``; True if it is set."""
+        ...
+
+
+class LoopClock:
+    """The running event loop's clock: the default :class:`PushClock`."""
+
+    def now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def wait(self, event: asyncio.Event, seconds: float) -> bool:
+        if seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), seconds)
+        return event.is_set()
+
+
 class Pusher(ServiceContext):
     """Sends ``registry`` to the remote-write ``url`` every ``interval`` seconds.
 
@@ -136,8 +173,9 @@ class Pusher(ServiceContext):
     :meth:`stop`); from code without asyncio use :func:`start_pusher`. With
     ``interval=None`` it only pushes when :meth:`push` is awaited (a batch
     job pushing once at its end). ``push_on_stop`` sends one last push,
-    without retries, when stopping. Settings are checked here, so a bad
-    one fails at once.
+    without retries, when stopping. ``clock`` is what the schedule and the
+    backoff wait on (:class:`LoopClock` when None). Settings are checked
+    here, so a bad one fails at once.
     """
 
     def __init__(
@@ -153,6 +191,7 @@ class Pusher(ServiceContext):
         max_backoff: float = 5.0,
         headers: Mapping[str, str] | None = None,
         push_on_stop: bool = True,
+        clock: PushClock | None = None,
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"the remote-write URL must start with http:// or https://, not {url!r}")
@@ -175,6 +214,7 @@ class Pusher(ServiceContext):
         self.min_backoff = min_backoff
         self.max_backoff = max_backoff
         self.push_on_stop = push_on_stop
+        self.clock: PushClock = LoopClock() if clock is None else clock
         self._headers = {**HEADERS, **(headers or {})}
         self._session: aiohttp.ClientSession | None = None
         self._stopping: asyncio.Event | None = None
@@ -245,7 +285,7 @@ class Pusher(ServiceContext):
                     self.max_retries + 1,
                     wait,
                 )
-                if await _wait(stopping, wait):
+                if await self.clock.wait(stopping, wait):
                     raise PushFailed(
                         self.url, attempt, f"{failure.outcome}, then the pusher stopped"
                     ) from None
@@ -273,8 +313,8 @@ class Pusher(ServiceContext):
 
     async def _run(self, interval: float) -> None:
         assert self._stopping is not None
-        loop = asyncio.get_running_loop()
-        next_push = loop.time()
+        clock = self.clock
+        next_push = clock.now()
         while not self._stopping.is_set():
             try:
                 await self.push()
@@ -283,8 +323,8 @@ class Pusher(ServiceContext):
             except Exception:
                 _log.exception("pushing to %s failed", self.url)
             # Keep to the schedule, but after a long push start again from now rather than burst.
-            next_push = max(next_push + interval, loop.time())
-            if await _wait(self._stopping, next_push - loop.time()):
+            next_push = max(next_push + interval, clock.now())
+            if await clock.wait(self._stopping, next_push - clock.now()):
                 break
 
 
@@ -295,14 +335,6 @@ class _Retryable(Exception):
         super().__init__(outcome)
         self.outcome = outcome
         self.retry_after = retry_after
-
-
-async def _wait(event: asyncio.Event, seconds: float) -> bool:
-    """Wait up to ``seconds`` for ``event``; True if it is set."""
-    if seconds > 0:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), seconds)
-    return event.is_set()
 
 
 def start_pusher(url: str, registry: Collector = REGISTRY, **options: Any) -> ServiceThread[Pusher]:

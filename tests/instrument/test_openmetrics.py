@@ -6,6 +6,7 @@ import math
 import time
 
 import prometheus_client
+import pytest
 from prometheus_client.openmetrics.exposition import generate_latest as oracle_openmetrics
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
@@ -18,6 +19,7 @@ from remote_storage.instrument import (
     Registry,
     Sample,
     Summary,
+    family,
     generate_openmetrics,
 )
 from tests.instrument.zoo import AWKWARD, define, every_type
@@ -103,16 +105,20 @@ def test_units_types_and_created() -> None:
     ]
 
 
-def test_reset_moves_created() -> None:
+def test_reset_moves_created(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1_700_000_000.0]
+    monkeypatch.setattr(family, "wall_clock", lambda: now[0])
     registry = Registry()
     counter = Counter("jobs", "J.", registry=registry)
     counter.inc(5)
     first = registry.collect().__next__().samples[0].created
-    time.sleep(0.01)
+    now[0] += 10.0
     counter.reset()
     [sample] = next(registry.collect()).samples
     assert sample.value == 0.0
-    assert sample.created is not None and first is not None and sample.created > first
+    assert first == 1_700_000_000.0
+    assert sample.created is not None and sample.created > first
+    assert sample.created == 1_700_000_010.0
 
 
 def test_exact_layout() -> None:

@@ -81,6 +81,44 @@ def registry_with_data() -> Registry:
     return registry
 
 
+class FakeClock:
+    """A :class:`~remote_storage.instrument.pusher.PushClock` that moves only when told.
+
+    Every wait the pusher asks for is recorded in ``waits`` (and put in
+    ``asked``, for a test to await). With ``stepped`` a wait lasts until
+    :meth:`advance` (or the event); otherwise time jumps ahead at once.
+    """
+
+    def __init__(self, stepped: bool = False) -> None:
+        self.time = 1000.0
+        self.stepped = stepped
+        self.waits: list[float] = []
+        self.asked: asyncio.Queue[float] = asyncio.Queue()
+        self._tick = asyncio.Event()
+
+    def now(self) -> float:
+        return self.time
+
+    async def wait(self, event: asyncio.Event, seconds: float) -> bool:
+        self.waits.append(seconds)
+        self.asked.put_nowait(seconds)
+        if event.is_set():
+            return True
+        if not self.stepped:
+            self.time += max(seconds, 0.0)
+            return False
+        self._tick.clear()
+        ticked, stopped = asyncio.ensure_future(self._tick.wait()), asyncio.ensure_future(event.wait())
+        await asyncio.wait({ticked, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        ticked.cancel()
+        stopped.cancel()
+        return event.is_set()
+
+    def advance(self, seconds: float) -> None:
+        self.time += seconds
+        self._tick.set()
+
+
 def fast_pusher(url: str, registry: Registry, **options: object) -> Pusher:
     settings: dict[str, object] = {
         "interval": None,
@@ -129,19 +167,18 @@ def test_request_is_remote_write_1_0_with_metadata() -> None:
 def test_5xx_and_429_are_retried_with_backoff(caplog: pytest.LogCaptureFixture) -> None:
     registry = registry_with_data()
 
+    clock = FakeClock()
+
     async def scenario(url: str, stub: Stub) -> None:
-        async with fast_pusher(url, registry, max_retries=5) as pusher:
+        async with fast_pusher(url, registry, max_retries=5, clock=clock) as pusher:
             await pusher.push()
 
     caplog.set_level(logging.WARNING, logger="remote_storage.instrument.pusher")
     stub = run([500, 503, (429, {"Retry-After": "0"}), 429, 204], scenario)
     assert len(stub.received) == 5
     assert len({r.body for r in stub.received}) == 1  # a retry resends the same request
-    gaps = [b.at - a.at for a, b in zip(stub.received, stub.received[1:], strict=False)]
-    assert gaps[0] >= 0.02  # min_backoff
-    assert gaps[1] >= 0.04  # doubled
-    assert gaps[2] < 0.04  # Retry-After: 0 is honoured
-    assert gaps[3] >= 0.05  # doubled again, capped at max_backoff
+    # min_backoff, doubled, Retry-After: 0 honoured, doubled again and capped at max_backoff
+    assert clock.waits == [0.02, 0.04, 0.0, 0.05]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 4
     assert "HTTP 500" in warnings[0] and "attempt 1 of 6" in warnings[0]
@@ -194,16 +231,21 @@ def test_pushes_every_interval_and_once_more_on_stop() -> None:
     counter = Counter("pushed_ticks", "Ticks.", registry=registry)
 
     async def scenario(url: str, stub: Stub) -> None:
-        pusher = fast_pusher(url, registry, interval=0.05, push_on_stop=True)
+        clock = FakeClock(stepped=True)
+        pusher = fast_pusher(url, registry, interval=30, push_on_stop=True, clock=clock)
         await pusher.start()
-        while len(stub.received) < 3:
-            await asyncio.sleep(0.01)
+        for push in range(1, 4):
+            # Each periodic push is sent, then the pusher waits the interval on the clock.
+            assert await clock.asked.get() == 30
+            assert len(stub.received) == push
+            if push < 3:
+                clock.advance(30)
         counter.inc()
         await pusher.stop()
         await pusher.stop()  # twice is fine
 
     stub = run([204], scenario)
-    assert len(stub.received) in (4, 5)  # three (perhaps four) periodic pushes, then the last one
+    assert len(stub.received) == 4  # three periodic pushes, then the last one
     requests = [decode_v1(snappy.decompress(r.body, 1 << 20)) for r in stub.received]
     stamps = [next(iter(r.series)).timestamps[0] for r in requests]
     assert stamps == sorted(stamps)
@@ -215,13 +257,12 @@ def test_stop_abandons_retries_promptly(caplog: pytest.LogCaptureFixture) -> Non
     registry = registry_with_data()
 
     async def scenario(url: str, stub: Stub) -> None:
-        pusher = Pusher(url, registry, interval=60, min_backoff=5, max_backoff=5, max_retries=10)
+        clock = FakeClock(stepped=True)
+        pusher = Pusher(url, registry, interval=60, min_backoff=5, max_backoff=5, max_retries=10, clock=clock)
         await pusher.start()
-        while not stub.received:
-            await asyncio.sleep(0.01)
-        started = time.monotonic()
+        assert await clock.asked.get() == 5  # the first push failed: backing off
+        # The clock never moves: a stop that waited out the backoff, or retried, would hang here.
         await pusher.stop()
-        assert time.monotonic() - started < 2.0  # not the 5 s backoff, nor ten retries
 
     stub = run([503], scenario)
     assert len(stub.received) == 2  # the periodic push and the last one, neither retried after stop
