@@ -39,7 +39,7 @@ class CompactingStorage(SQLStorage):
 
 
 class TestSQLiteCompactedConformance(BackendConformance):
-    storage_factory = "tests.test_sql:CompactingStorage.from_url"
+    storage_factory = "tests.backends.test_sql:CompactingStorage.from_url"
 
     def storage_url(self) -> str:
         return f"sqlite:///{self.tmp_path}/data.db"
@@ -48,7 +48,7 @@ class TestSQLiteCompactedConformance(BackendConformance):
 class TestSQLiteSmallChunksConformance(BackendConformance):
     """Chunks of 3 samples: every write lands in a refilled last chunk or in new ones after it."""
 
-    storage_factory = "tests.test_sql:CompactingStorage.from_url"
+    storage_factory = "tests.backends.test_sql:CompactingStorage.from_url"
 
     def storage_url(self) -> str:
         return f"sqlite:///{self.tmp_path}/data.db?chunk_samples=3"

@@ -1,0 +1,1 @@
+"""Tests of the storage backends: memory, SQLite and PostgreSQL."""
