@@ -161,8 +161,16 @@ class _Tenant:
         self.series.append(Series(labels))
         self.newest.append(_NONE)
         self.by_labels[labels] = series_id
-        for name, value in labels:
-            self.postings.setdefault(name, {}).setdefault(value, set()).add(series_id)
+        postings = self.postings
+        for name, value in labels:  # get before set: setdefault would build a dict and a set every time
+            by_value = postings.get(name)
+            if by_value is None:
+                by_value = postings[name] = {}
+            ids = by_value.get(value)
+            if ids is None:
+                by_value[value] = {series_id}
+            else:
+                ids.add(series_id)
         return series_id
 
     def candidates(
