@@ -202,7 +202,9 @@ async def _admitted_write(
     if version is WriteVersion.V1 and state.decoder is not None:
         found = await state.decoder.decode_v1(body, limit)
         if found is not None:
+            state.metrics.decoded_in_process.inc()
             return found
+    state.metrics.decoded_inline.inc()
     decode = decode_v2 if version is WriteVersion.V2 else decode_v1
 
     def decoded() -> WriteRequest:

@@ -25,7 +25,7 @@ from remote_storage.protocol.validation import LabelValidator
 from remote_storage.protocol.write import decode_v1, encode_v1
 from remote_storage.storage import Labels, MetricMetadata, MetricType, TimeSeries, WriteRequest
 from tests.support.adapter import start_adapter
-from tests.support.net import poll_until
+from tests.support.net import http_get, poll_until
 from tests.support.procs import Processes, child_pids, is_running
 from tests.support.wire import V1_HEADERS, series, v1_body
 
@@ -197,6 +197,9 @@ def test_the_server_runs_one_and_it_stops_with_the_server(processes: Processes, 
     )
     assert post(adapter.write_url, body_of([series([1], [1.0], __name__="up")])) == 204
     assert post(adapter.write_url, body_of([series([1], [1.0], job="no-name")])) == 400
+    metrics = http_get(f"{adapter.url}/metrics")[1].decode()
+    assert 'remote_storage_write_bodies_decoded_total{where="decode_process"} 1.0' in metrics
+    assert 'remote_storage_write_bodies_decoded_total{where="serving_process"} 1.0' in metrics
     os.kill(adapter.process.pid, signal.SIGKILL)
     poll_until(lambda: True if not is_running(children[0]) else None, BOUND, "the decode process to exit")
 
