@@ -18,6 +18,11 @@ setup(
             optional=True,
         ),
         Extension(
+            "remote_storage.backends._memory_head",
+            sources=["backends/_memory_head.c"],
+            optional=True,
+        ),
+        Extension(
             "remote_storage._codec",
             sources=["remote_storage/_codec.c"],
             optional=True,

@@ -22,6 +22,7 @@ to use for tests and demos::
 from __future__ import annotations
 
 import asyncio
+import importlib
 import threading
 import time
 from array import array
@@ -33,7 +34,7 @@ from operator import attrgetter, gt
 from typing import ClassVar, TypeVar, cast
 from urllib.parse import parse_qsl, urlsplit
 
-from remote_storage.chunks import SAMPLES_PER_CHUNK
+from remote_storage.chunks import IMPLEMENTATION, SAMPLES_PER_CHUNK
 from remote_storage.errors import SampleConflict
 from remote_storage.matchers import Matcher, MatchType
 from remote_storage.storage import (
@@ -91,6 +92,24 @@ _NONE = -(1 << 63)
 
 # What a new series is planned against; never written to.
 _NO_SERIES = Series(Labels())
+
+_AppendNext = Callable[
+    [list[Series], "array[int]", list[int], Sequence[int], Sequence[float], int], "list[Series] | None"
+]
+
+
+def _load_append_next() -> _AppendNext | None:
+    """The batch append in C (``_memory_head.c``) when built and the C codec is in use, else None."""
+    if IMPLEMENTATION != "c":
+        return None
+    try:
+        module = importlib.import_module("remote_storage.backends._memory_head")
+    except ImportError:  # not built: no C compiler when the package was installed
+        return None
+    return cast(_AppendNext, module.append_next)
+
+
+_append_next = _load_append_next()
 _NOTHING: Planned[Histogram] = ((), ())
 
 
@@ -158,8 +177,16 @@ class _Tenant:
         self.series.append(Series(labels))
         self.newest.append(_NONE)
         self.by_labels[labels] = series_id
-        for name, value in labels:
-            self.postings.setdefault(name, {}).setdefault(value, set()).add(series_id)
+        postings = self.postings
+        for name, value in labels:  # get before set: setdefault would build a dict and a set every time
+            by_value = postings.get(name)
+            if by_value is None:
+                by_value = postings[name] = {}
+            ids = by_value.get(value)
+            if ids is None:
+                by_value[value] = {series_id}
+            else:
+                ids.add(series_id)
         return series_id
 
     def candidates(
@@ -373,14 +400,21 @@ class MemoryStorage(RemoteStorage):
         if not all(map(gt, timestamps, map(newest.__getitem__, ids))):
             return False
         series = tenant.series
-        for series_id, timestamp, value in zip(ids, timestamps, batch.values, strict=True):
-            target = series[series_id]
-            head = target.head_ts
-            head.append(timestamp)
-            target.head_values.append(value)
-            if len(head) >= SAMPLES_PER_CHUNK:
-                target._seal()  # the full head becomes a chunk, as add_floats does
-            newest[series_id] = timestamp
+        if _append_next is not None:  # the same loop in C
+            full = _append_next(series, newest, ids, timestamps, batch.values, SAMPLES_PER_CHUNK)
+            if full is None:
+                return False
+            for target in full:
+                target._seal()
+        else:
+            for series_id, timestamp, value in zip(ids, timestamps, batch.values, strict=True):
+                target = series[series_id]
+                head = target.head_ts
+                head.append(timestamp)
+                target.head_values.append(value)
+                if len(head) >= SAMPLES_PER_CHUNK:
+                    target._seal()  # the full head becomes a chunk, as add_floats does
+                newest[series_id] = timestamp
         tenant.samples += len(ids)
         return True
 

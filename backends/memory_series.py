@@ -182,8 +182,9 @@ class Series:
         self.chunk_min: array[int] = cast("array[int]", ())
         self.chunk_max: array[int] = cast("array[int]", ())
         self.chunks: list[bytes] = cast("list[bytes]", ())
-        self.histogram_ts: array[int] = array("q")
-        self.histograms: list[Histogram] = []
+        # Most series never get a histogram: no containers until the first (see add_histograms).
+        self.histogram_ts: array[int] = cast("array[int]", ())
+        self.histograms: list[Histogram] = cast("list[Histogram]", ())
 
     # -- floats ----------------------------------------------------------------------
 
@@ -308,6 +309,10 @@ class Series:
 
     def add_histograms(self, timestamps: Sequence[int], histograms: Sequence[Histogram]) -> None:
         """Store planned histograms (sorted, none stored yet)."""
+        if not timestamps:
+            return
+        if not self.histogram_ts:
+            self.histogram_ts, self.histograms = array("q"), []
         _insert(self.histogram_ts, self.histograms, timestamps, histograms)
 
     def _histogram_range(self, start: int, end: int) -> tuple[int, int]:

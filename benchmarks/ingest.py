@@ -357,11 +357,13 @@ def print_table(best: dict[str, Result], args: argparse.Namespace) -> None:
     print(
         f"\nworkload: {args.series:,} series x 10 labels, {args.series_per_request:,} series/request, "
         f"{args.requests:,} requests, concurrency {args.concurrency}, values {args.values}; "
-        f"best of {args.rounds} round(s); ratios against Prometheus' receiver in the same run\n"
+        f"best of {args.rounds} round(s); ratios against Prometheus' receiver in the same run (vs VM: "
+        f"against VictoriaMetrics'); cores: server CPU seconds per second of the run\n"
     )
+    peer = best.get("victoria-metrics")
     header = (
-        f"{'target':<18}{'samples/s':>22}{'CPU s / M samples':>24}{'peak RSS MiB':>20}{'stored B/sample':>20}"
-        f"{'sealed B/sample':>20}"
+        f"{'target':<18}{'samples/s':>22}{'vs VM':>8}{'CPU s / M samples':>24}{'cores':>7}"
+        f"{'peak RSS MiB':>20}{'stored B/sample':>20}{'sealed B/sample':>20}"
     )
     print(header)
     print("-" * len(header))
@@ -370,7 +372,9 @@ def print_table(best: dict[str, Result], args: argparse.Namespace) -> None:
         print(
             f"{name:<18}"
             f"{r.rate:>12,.0f}{ratio(r.rate, base.rate if base else None):>10}"
+            f"{ratio(r.rate, peer.rate if peer else None):>8}"
             f"{r.cpu_per_million:>14.2f}{ratio(r.cpu_per_million, base_cpu):>10}"
+            f"{fmt(r.cpu_seconds / r.seconds if r.seconds else None, 1):>7}"
             f"{r.peak_rss / 2**20:>10.0f}{ratio(r.peak_rss, base.peak_rss if base else None):>10}"
             f"{fmt(bps):>10}"
             f"{ratio(bps, base.bytes_per_sample if base else None):>10}"

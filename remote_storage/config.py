@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from remote_storage.address import parse_listen
+from remote_storage.decode_process import DecoderMode
 from remote_storage.logs import LogFormat
 from remote_storage.protocol.limits import WriteLimits
 from remote_storage.protocol.validation import NameScheme
@@ -47,6 +48,7 @@ class Settings:
     log_level: str = "info"
     log_format: LogFormat = LogFormat.TEXT
     workers: int = 0
+    decoder: DecoderMode = DecoderMode.AUTO
     # write limits (0 turns one off); see remote_storage/protocol/limits.py
     max_label_name_length: int = 1024
     max_label_value_length: int = 2048
@@ -233,6 +235,12 @@ _OPTIONS: dict[str, tuple[str, Any, str]] = {
         "workers",
         int,
         "server processes sharing the port; 0: one per core for PostgreSQL, 1 for SQLite and memory://",
+    ),
+    "--decoder": (
+        "decoder",
+        _choice(DecoderMode),
+        "where remote-write bodies are decoded: process (a child process, a second core), inline, "
+        "or auto (process with 2+ cores and one server process)",
     ),
     "--max-label-name-length": (
         "max_label_name_length",

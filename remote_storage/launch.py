@@ -18,7 +18,6 @@ forward) stops as on SIGTERM, gracefully: see :func:`exit_with_parent`.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import errno
 import gc
 import logging
@@ -27,8 +26,6 @@ import multiprocessing.connection
 import os
 import signal
 import sys
-import threading
-import time
 from collections.abc import Callable
 from types import FrameType
 
@@ -38,9 +35,11 @@ from remote_storage import __version__
 from remote_storage.backends import InvalidStorageURL, UnknownBackend, deployment_for, open_storage
 from remote_storage.config import ConfigError, Settings
 from remote_storage.connections import LISTEN_BACKLOG, AcceptErrorLog, GuardedAppRunner, deepen_backlog
+from remote_storage.decode_process import use_process
 from remote_storage.deployment import Deployment
 from remote_storage.errors import CannotOpenStorage
 from remote_storage.logs import configure as configure_logs
+from remote_storage.parent import exit_with_parent
 from remote_storage.protocol.v1_scan import IMPLEMENTATION
 from remote_storage.server import STATE, connection_guard, create_app
 from remote_storage.storage import RemoteStorage
@@ -49,7 +48,6 @@ from remote_storage.tls import describe_tls, server_ssl_context
 __all__ = [
     "check_opens",
     "describe_limits",
-    "exit_with_parent",
     "report_startup_failure",
     "run",
     "run_workers",
@@ -112,7 +110,8 @@ async def serve(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    app = create_app(storage, settings)
+    workers = 2 if reuse_port else 1  # a worker of several, or the only server process
+    app = create_app(storage, settings, decode_process=use_process(settings.decoder, workers, os.cpu_count()))
     asyncio.get_running_loop().set_exception_handler(AcceptErrorLog(connection_guard(app)))
     runner = GuardedAppRunner(
         app,
@@ -137,7 +136,9 @@ async def serve(
             __version__,
             addresses,
             storage.describe(),
-            extra={"fields": {"codec": IMPLEMENTATION}},
+            extra={
+                "fields": {"codec": IMPLEMENTATION, "decoder": "process" if app[STATE].decoder else "inline"}
+            },
         )
         auth = app[STATE].auth
         log.info("auth: %s; %s", auth.describe() if auth is not None else "none", describe_tls(settings))
@@ -173,37 +174,6 @@ def worker_count(settings: Settings) -> int:
             )
         return settings.workers
     return deployment.default_workers
-
-
-#: How often a worker checks that its parent is alive (where the kernel cannot tell it).
-PARENT_CHECK_INTERVAL = 1.0
-_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-
-
-def exit_with_parent(parent: int) -> None:
-    """Make this process get SIGTERM (a graceful stop, in ``serve``) when process ``parent`` dies.
-
-    On Linux the kernel sends it (``prctl(PR_SET_PDEATHSIG)``) the moment the
-    parent exits, however it dies. Everywhere, a daemon thread also checks
-    every :data:`PARENT_CHECK_INTERVAL` whether the parent changed (an
-    orphan is adopted by another process) and sends the signal itself; it
-    also covers a parent that died before this function ran.
-    """
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
-                log.warning("prctl(PR_SET_PDEATHSIG) failed: %s", os.strerror(ctypes.get_errno()))
-        except (OSError, AttributeError):
-            log.warning("prctl is not available; a thread watches the parent process instead")
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(PARENT_CHECK_INTERVAL)
-        log.warning("the parent process %d is gone; stopping", parent)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def startup_failure(exc: BaseException, settings: Settings) -> str | None:

@@ -31,6 +31,7 @@ from remote_storage.active_series import ActiveSeries
 from remote_storage.auth import AuthConfig, auth_middleware, bound_tenant, load_auth
 from remote_storage.backpressure import ByteBudget, Reservation, Slots
 from remote_storage.config import Settings
+from remote_storage.decode_process import DecodeProcess
 from remote_storage.errors import (
     BodyTooLarge,
     Overloaded,
@@ -106,6 +107,8 @@ class ServerState:
     started: float = dataclasses.field(default_factory=time.time)
     ready: bool = False
     auth: AuthConfig | None = None
+    #: the child process remote-write 1.0 bodies are decoded in (``--decoder``), or None
+    decoder: DecodeProcess | None = None
 
 
 STATE = web.AppKey("state", ServerState)
@@ -196,6 +199,12 @@ async def _admitted_write(
     body = await _body(request, limit)
     size = snappy.uncompressed_length(body)
     held.add(min(size, limit))
+    if version is WriteVersion.V1 and state.decoder is not None:
+        found = await state.decoder.decode_v1(body, limit)
+        if found is not None:
+            state.metrics.decoded_in_process.inc()
+            return found
+    state.metrics.decoded_inline.inc()
     decode = decode_v2 if version is WriteVersion.V2 else decode_v1
 
     def decoded() -> WriteRequest:
@@ -583,9 +592,13 @@ def _context_of(request: web.Request) -> Context:
 
 
 def create_app(
-    storage: RemoteStorage, settings: Settings | None = None, registry: Registry | None = None
+    storage: RemoteStorage,
+    settings: Settings | None = None,
+    registry: Registry | None = None,
+    *,
+    decode_process: bool = False,
 ) -> web.Application:
-    """Build the application; the backend is started and closed with it."""
+    """Build the application; the backend (and a decode process, if asked) start and stop with it."""
     settings = settings or Settings()
     metrics = ServiceMetrics(registry if registry is not None else Registry())
     state = ServerState(
@@ -621,11 +634,16 @@ def create_app(
 
     async def storage_lifetime(app: web.Application) -> AsyncIterator[None]:
         await storage.start()
+        if decode_process:
+            state.decoder = DecodeProcess(state.validator)
+            await state.decoder.start()
         state.ready = True
         try:
             yield
         finally:
             state.ready = False
+            if state.decoder is not None:
+                await state.decoder.close()
             await storage.close()
 
     app.cleanup_ctx.append(storage_lifetime)

@@ -54,6 +54,14 @@ class ServiceMetrics:
             ["version"],
             registry=registry,
         )
+        decoded = Counter(
+            "remote_storage_write_bodies_decoded",
+            "Remote-write bodies decoded, by where: in the decode process (--decoder) or the serving one.",
+            ["where"],
+            registry=registry,
+        )
+        self.decoded_in_process = decoded.labels("decode_process")
+        self.decoded_inline = decoded.labels("serving_process")
         self.write_rejected = Counter(
             "remote_storage_write_requests_rejected",
             "Remote-write requests answered with an error, by reason.",

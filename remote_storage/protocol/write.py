@@ -78,9 +78,9 @@ def decode_v1(payload: bytes, validate: LabelValidator = _DEFAULT_VALIDATOR) -> 
     series = []
     for key, (timestamps, values) in scanned.series.items():
         if validate.knows(key):
-            series.append(TimeSeries.lazy(key, partial(_labels_from_key, key, validate), timestamps, values))
+            series.append(TimeSeries.lazy(key, partial(labels_from_key, key, validate), timestamps, values))
         else:
-            labels = _labels_from_key(key, validate)
+            labels = labels_from_key(key, validate)
             validate.remember(key)
             series.append(TimeSeries(labels, timestamps, values, key=key))
     return WriteRequest(series, _metadata(scanned.metadata))
@@ -97,14 +97,14 @@ def _from_columns(found: Columns, validate: LabelValidator) -> WriteRequest:
     if unknown:
         for key in found.keys:  # in request order: the first invalid entry is the one reported
             if key in unknown and key not in decoded:
-                decoded[key] = _labels_from_key(key, validate)
+                decoded[key] = labels_from_key(key, validate)
                 validate.remember(key)
 
     def labels(key: Hashable) -> Labels:
         found_labels = decoded.get(key)
         if found_labels is None:
             assert isinstance(key, bytes)
-            found_labels = decoded[key] = _labels_from_key(key, validate)
+            found_labels = decoded[key] = labels_from_key(key, validate)
         return found_labels
 
     batch = SampleBatch(found.keys, found.timestamps, found.values, labels)
@@ -121,7 +121,7 @@ def _metadata(records: list[bytes]) -> list[MetricMetadata]:
     return metadata
 
 
-def _labels_from_key(key: bytes, validate: LabelValidator) -> Labels:
+def labels_from_key(key: bytes, validate: LabelValidator) -> Labels:
     message = types_pb2.Labels()
     parse(message, key)
     return validate(tuple((label.name, label.value) for label in message.labels))

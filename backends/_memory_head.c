@@ -1,0 +1,147 @@
+/* The in-memory backend's hot write path in C: append each row of a batch to its series' head.
+ *
+ * append_next(series, newest, ids, timestamps, values, seal_at) -> list
+ *
+ *   series      list of Series objects (backends/memory_series.py), indexed by id
+ *   newest      array('q'): each series' newest timestamp, indexed by id (written here)
+ *   ids         list of int: the series id of each row (each id at most once)
+ *   timestamps  buffer of int64, one per row
+ *   values      buffer of float64, one per row
+ *   seal_at     a head of this many samples is due to be sealed
+ *
+ * Every row is checked first: its id is in range and its timestamp after the series'
+ * newest. If one is not, nothing is stored and None is returned (the caller takes the
+ * general path). Otherwise every row is appended to series.head_ts / series.head_values
+ * (array.array objects), newest is updated, and the list of series whose head reached
+ * seal_at is returned for the caller to seal. It is exactly the pure-Python loop in
+ * backends/memory.py, without an interpreter step per row.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+static PyObject *str_head_ts;
+static PyObject *str_head_values;
+static PyObject *str_append;
+
+static int
+append_one(PyObject *array, PyObject *item)
+{
+    PyObject *done = PyObject_CallMethodOneArg(array, str_append, item);
+    Py_DECREF(item);
+    if (done == NULL)
+        return -1;
+    Py_DECREF(done);
+    return 0;
+}
+
+static PyObject *
+append_next(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "append_next takes 6 arguments");
+        return NULL;
+    }
+    PyObject *series = args[0], *ids = args[2];
+    if (!PyList_Check(series) || !PyList_Check(ids)) {
+        PyErr_SetString(PyExc_TypeError, "series and ids must be lists");
+        return NULL;
+    }
+    Py_ssize_t seal_at = PyLong_AsSsize_t(args[5]);
+    if (seal_at == -1 && PyErr_Occurred())
+        return NULL;
+    Py_buffer newest, ts, vs;
+    if (PyObject_GetBuffer(args[1], &newest, PyBUF_WRITABLE | PyBUF_FORMAT) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(args[3], &ts, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&newest);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[4], &vs, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&newest);
+        PyBuffer_Release(&ts);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    Py_ssize_t rows = PyList_GET_SIZE(ids);
+    Py_ssize_t count = PyList_GET_SIZE(series);
+    if (newest.itemsize != 8 || newest.len != 8 * count || ts.len != 8 * rows || vs.len != 8 * rows) {
+        PyErr_SetString(PyExc_ValueError, "newest, timestamps and values do not match series and ids");
+        goto done;
+    }
+    long long *newest_ts = (long long *)newest.buf;
+    const long long *row_ts = (const long long *)ts.buf;
+    const double *row_vs = (const double *)vs.buf;
+    /* Check every row before storing any. */
+    for (Py_ssize_t i = 0; i < rows; i++) {
+        Py_ssize_t id = PyLong_AsSsize_t(PyList_GET_ITEM(ids, i));
+        if (id == -1 && PyErr_Occurred())
+            goto done;
+        if (id < 0 || id >= count || row_ts[i] <= newest_ts[id]) {
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+    }
+    PyObject *full = PyList_New(0);
+    if (full == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < rows; i++) {
+        Py_ssize_t id = PyLong_AsSsize_t(PyList_GET_ITEM(ids, i));
+        PyObject *target = PyList_GET_ITEM(series, id);
+        PyObject *head = PyObject_GetAttr(target, str_head_ts);
+        if (head == NULL)
+            goto fail;
+        PyObject *head_values = PyObject_GetAttr(target, str_head_values);
+        if (head_values == NULL) {
+            Py_DECREF(head);
+            goto fail;
+        }
+        PyObject *stamp = PyLong_FromLongLong(row_ts[i]);
+        PyObject *value = PyFloat_FromDouble(row_vs[i]);
+        int failed = stamp == NULL || value == NULL;
+        if (failed) {
+            Py_XDECREF(stamp);
+            Py_XDECREF(value);
+        } else {
+            /* The value first: a failure after it leaves the head's timestamps as they were. */
+            failed = append_one(head_values, value) < 0 || append_one(head, stamp) < 0;
+        }
+        Py_ssize_t length = failed ? -1 : PyObject_Size(head);
+        Py_DECREF(head_values);
+        Py_DECREF(head);
+        if (length < 0)
+            goto fail;
+        newest_ts[id] = row_ts[i];
+        if (length >= seal_at && PyList_Append(full, target) < 0)
+            goto fail;
+    }
+    result = full;
+    goto done;
+fail:
+    Py_DECREF(full);
+done:
+    PyBuffer_Release(&newest);
+    PyBuffer_Release(&ts);
+    PyBuffer_Release(&vs);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"append_next", (PyCFunction)(void (*)(void))append_next, METH_FASTCALL,
+     "append_next(series, newest, ids, timestamps, values, seal_at) -> list | None"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_memory_head", "The in-memory backend's batch append in C.", -1, methods,
+};
+
+PyMODINIT_FUNC
+PyInit__memory_head(void)
+{
+    str_head_ts = PyUnicode_InternFromString("head_ts");
+    str_head_values = PyUnicode_InternFromString("head_values");
+    str_append = PyUnicode_InternFromString("append");
+    if (str_head_ts == NULL || str_head_values == NULL || str_append == NULL)
+        return NULL;
+    return PyModule_Create(&module);
+}
