@@ -32,7 +32,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import NullPool
 
 from remote_storage.errors import CannotOpenStorage
@@ -93,6 +93,7 @@ class Dialect(ABC):
     #: whether the database may hold other programs' tables beside ours (else it must be empty or ours)
     shares_database: ClassVar[bool] = False
     _sqlalchemy: ClassVar[Any]  # the SQLAlchemy dialect module (its ``insert`` has ON CONFLICT)
+    _open_failure: ClassVar[str]  # the line of :meth:`open_failure`, with {where} and {detail}
 
     # -- URL and engines -------------------------------------------------------
 
@@ -113,9 +114,9 @@ class Dialect(ABC):
     def default_workers(self) -> int:
         """How many server processes ``serve --workers 0`` runs on this database."""
 
-    @abstractmethod
     def open_failure(self, where: str, exc: DBAPIError) -> str:
         """One line on why a database could not be opened, and what to do."""
+        return self._open_failure.format(where=where, detail=" ".join(str(exc.orig).split()))
 
     # -- statements ------------------------------------------------------------
 
@@ -190,6 +191,9 @@ class SQLiteDialect(Dialect):
     title = "SQLite"
     placeholder = "?"
     _sqlalchemy: ClassVar[Any] = sqlite_dialect
+    _open_failure = (
+        "cannot open the SQLite {where}: {detail}; check the path given with --storage and its permissions"
+    )
 
     def driver_url(self, url: str, parsed: URL, options: Sequence[str]) -> URL:
         unknown = sorted(set(parsed.query) - set(options))
@@ -257,13 +261,6 @@ class SQLiteDialect(Dialect):
         processes ingest less than one)."""
         return 1
 
-    def open_failure(self, where: str, exc: DBAPIError) -> str:
-        detail = " ".join(str(exc.orig).split())
-        return (
-            f"cannot open the SQLite {where}: {detail}; "
-            "check the path given with --storage and its permissions"
-        )
-
     def insert_ignore_columns(
         self, conn: Connection, table: str, names: Sequence[str], columns: Sequence[Sequence[Any]]
     ) -> int:
@@ -324,6 +321,10 @@ class PostgreSQLDialect(Dialect):
     index_entry_limit = POSTGRESQL_INDEX_ENTRY_LIMIT
     shares_database = True
     _sqlalchemy: ClassVar[Any] = postgresql_dialect
+    _open_failure = (
+        "cannot connect to the {where}: {detail}; check that PostgreSQL runs and accepts this user, "
+        "and the URL given with --storage"
+    )
 
     def driver_url(self, url: str, parsed: URL, options: Sequence[str]) -> URL:
         return parsed.set(drivername="postgresql+psycopg")
@@ -352,13 +353,6 @@ class PostgreSQLDialect(Dialect):
     def default_workers(self) -> int:
         """One per core: PostgreSQL takes writes from many connections at once."""
         return os.cpu_count() or 1
-
-    def open_failure(self, where: str, exc: DBAPIError) -> str:
-        detail = " ".join(str(exc.orig).split())
-        return (
-            f"cannot connect to the {where}: {detail}; check that PostgreSQL runs and accepts "
-            "this user, and the URL given with --storage"
-        )
 
     def insert_ignore_rows(
         self, conn: Connection, table: str, names: Sequence[str], rows: Sequence[Sequence[Any]]
@@ -417,8 +411,8 @@ def for_url(url: str) -> Dialect:
     """The dialect of a storage URL (``sqlite://``, ``postgresql://``, ``postgres://``)."""
     try:
         scheme = make_url(url).get_backend_name()
-    except Exception:
-        scheme = url.partition(":")[0]
+    except ArgumentError as exc:
+        raise InvalidStorageURL(url, str(exc)) from None
     name = _SCHEMES.get(scheme)
     if name is None:
         raise InvalidStorageURL(url, f"scheme {scheme!r} is not sqlite or postgresql")
