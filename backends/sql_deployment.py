@@ -9,9 +9,8 @@ so two processes ingest less than one (measured).
 
 from __future__ import annotations
 
-import os
-
 from remote_storage.backends.sql import SQLStorage
+from remote_storage.backends.sql_dialect import Dialect, PostgreSQLDialect, SQLiteDialect
 from remote_storage.deployment import Deployment
 from remote_storage.storage import RemoteStorage
 
@@ -24,9 +23,13 @@ def maintenance_in_first_worker(storage: RemoteStorage, index: int, count: int) 
         storage.maintenance = index == 0
 
 
-SQLITE = Deployment(shared_by_processes=True, default_workers=1, configure_worker=maintenance_in_first_worker)
-POSTGRESQL = Deployment(
-    shared_by_processes=True,
-    default_workers=os.cpu_count() or 1,
-    configure_worker=maintenance_in_first_worker,
-)
+def _deployment(dialect: Dialect) -> Deployment:
+    return Deployment(
+        shared_by_processes=True,
+        default_workers=dialect.default_workers(),
+        configure_worker=maintenance_in_first_worker,
+    )
+
+
+SQLITE = _deployment(SQLiteDialect())
+POSTGRESQL = _deployment(PostgreSQLDialect())

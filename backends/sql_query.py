@@ -23,12 +23,11 @@ from remote_storage.matchers import Matcher, MatchType
 from remote_storage.storage import EncodedChunk, Histogram
 
 from . import sql_schema as schema
-from .sql_compaction import chunk_rows, load_chunks
+from .sql_chunks import encoded_chunks, load_chunks
+from .sql_dialect import of
+from .sql_schema import MAX_IN
 
-__all__ = ["MAX_IN", "Fetched", "fetch", "label_values", "select_series", "sort_by_labels"]
-
-#: Values listed in one IN (...) clause.
-MAX_IN = 900
+__all__ = ["Fetched", "fetch", "label_values", "select_series", "sort_by_labels"]
 
 
 def select_series(
@@ -164,34 +163,31 @@ def fetch(
     raw: dict[int, tuple[array[int], array[int]]] = {}
     hists: dict[int, list[Histogram]] = {}
     generations = schema.generations_in(conn, start, end)
+    dialect = of(conn)
+    mark = dialect.placeholder
     for first in range(0, len(ids), MAX_IN):
         part = ids[first : first + MAX_IN]
-        in_part = schema.placeholders(len(part))
+        in_part = dialect.marks(len(part))
         if generations:
             rows = schema.driver_rows(
                 conn,
                 f"SELECT series_id, ts, value FROM {schema.samples.name} "
-                f"WHERE generation IN ({schema.placeholders(len(generations))}) "
-                f"AND series_id IN ({in_part}) AND ts BETWEEN ? AND ? ORDER BY series_id, ts",
+                f"WHERE generation IN ({dialect.marks(len(generations))}) "
+                f"AND series_id IN ({in_part}) AND ts BETWEEN {mark} AND {mark} ORDER BY series_id, ts",
                 [*generations, *part, start, end],
             )
             raw.update(_columns_by_series(rows, part))
         rows = schema.driver_rows(
             conn,
             f"SELECT series_id, ts, data FROM {schema.histograms.name} "
-            f"WHERE series_id IN ({in_part}) AND ts BETWEEN ? AND ? ORDER BY series_id, ts",
+            f"WHERE series_id IN ({in_part}) AND ts BETWEEN {mark} AND {mark} ORDER BY series_id, ts",
             [*part, start, end],
         )
         for series_id, ts, data in rows:
             hists.setdefault(series_id, []).append(schema.decode_histogram(ts, bytes(data)))
     chunks: dict[int, list[EncodedChunk]] = {}
     if raw_chunks:
-        current = None
-        for series_id, min_ts, max_ts, data in chunk_rows(conn, ids, start, end):  # by series, in time
-            if series_id != current:
-                current = series_id
-                series_chunks = chunks[series_id] = []
-            series_chunks.append(EncodedChunk(min_ts, max_ts, bytes(data)))
+        chunks = encoded_chunks(conn, ids, start, end)
     else:
         for series_id, (chunk_ts, chunk_bits) in load_chunks(conn, ids, start, end).items():
             head = raw.get(series_id)

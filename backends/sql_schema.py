@@ -42,6 +42,7 @@ chunks.
 from __future__ import annotations
 
 import json
+import logging
 from array import array
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -49,6 +50,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Column,
+    Engine,
     Integer,
     LargeBinary,
     MetaData,
@@ -56,32 +58,47 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    select,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
+from remote_storage.errors import CannotOpenStorage
 from remote_storage.storage import Histogram, Labels, ResetHint, float_bits
+
+from .sql_dialect import POSTGRESQL_INDEX_ENTRY_LIMIT, Dialect, of
 
 __all__ = [
     "FORMAT",
     "GENERATION_MS",
+    "MAX_IN",
     "POSTGRESQL_INDEX_ENTRY_LIMIT",
+    "SAMPLE_COLUMNS",
     "SCHEMA_VERSION",
+    "DatabaseMismatch",
     "bits_to_floats",
     "decode_histogram",
     "decode_labels",
+    "driver_rows",
     "encode_histogram",
     "encode_labels",
     "floats_to_bits",
     "generation",
     "generations_in",
     "metadata",
+    "open_schema",
     "oversized_postgresql_entry",
     "postgresql_index_entry_bytes",
     "signed_bits",
+    "statement_rows",
 ]
+
+log = logging.getLogger("remote_storage.backends.sql")
 
 FORMAT = "prometheus-remote-storage"
 SCHEMA_VERSION = 2
+#: Values listed in one IN (...) clause.
+MAX_IN = 900
 
 #: Width of a generation of ``rs_samples`` in milliseconds of sample time.
 #:
@@ -130,6 +147,7 @@ postings = Table(
     sqlite_with_rowid=False,
 )
 
+SAMPLE_COLUMNS = ("generation", "series_id", "ts", "value")
 samples = Table(
     "rs_samples",
     metadata,
@@ -220,12 +238,6 @@ def decode_labels(data: bytes, pairs: dict[tuple[bytes, bytes], tuple[str, str]]
     return Labels(found)
 
 
-#: Largest entry of a PostgreSQL B-tree index on the default 8 KiB pages (``BTMaxItemSize`` of
-#: B-tree version 4, PostgreSQL 12 and later): a third of what a page holds after its header, three
-#: line pointers and the B-tree's special space, less room for a heap TID (8192 - 40 - 16 = 8136;
-#: 8136 / 3 = 2712; 2712 - 8 = 2704). A larger entry fails the insert (SQLSTATE 54000), whatever
-#: the table's TOAST settings: index entries are never stored out of line.
-POSTGRESQL_INDEX_ENTRY_LIMIT = 2704
 #: Longest text a B-tree entry stores with a 1-byte header (and no alignment); longer ones take a
 #: 4-byte header aligned to 4 bytes.
 _SHORT_TEXT = 126
@@ -345,14 +357,13 @@ def decode_histogram(timestamp: int, data: bytes) -> Histogram:
 
 
 def driver_rows(conn: Connection, sql: str, parameters: Sequence[Any]) -> list[Any]:
-    """Rows of ``sql`` (``?`` placeholders) as the driver's own cursor returns them.
+    """Rows of ``sql`` (parameters marked as the dialect marks them: :meth:`.Dialect.marks`) as the
+    driver's own cursor returns them.
 
     For reads of many rows: no result processing per row, and no statement
     compiled for each length of an IN list. It runs in the connection's
     current transaction (begin one first when several reads must agree).
     """
-    if conn.dialect.name != "sqlite":
-        sql = sql.replace("?", "%s")
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(sql, parameters)
@@ -381,16 +392,84 @@ def statement_rows(conn: Connection, statement: Any) -> list[Any]:
         cursor.close()
 
 
-def placeholders(count: int) -> str:
-    """``?, ?, ...`` for an IN list of ``count`` values."""
-    return ", ".join("?" * count)
-
-
 def generations_in(conn: Connection, start: int, end: int) -> list[int]:
     """The generations that may hold rows of ``rs_samples`` with timestamps in ``[start, end]``."""
+    mark = of(conn).placeholder
     rows = driver_rows(
         conn,
-        f"SELECT generation FROM {generations.name} WHERE generation BETWEEN ? AND ? ORDER BY generation",
+        f"SELECT generation FROM {generations.name} WHERE generation BETWEEN {mark} AND {mark} "
+        "ORDER BY generation",
         [generation(start), generation(end)],
     )
     return [value for (value,) in rows]
+
+
+# -- opening: create, check, migrate ---------------------------------------------
+
+
+class DatabaseMismatch(CannotOpenStorage):
+    """The database is not one this version can open (foreign, or a newer schema)."""
+
+
+def open_schema(engine: Engine, dialect: Dialect, where: str) -> None:
+    """Create the tables in a new database, or check that an existing one is ours (and upgrade it).
+
+    ``where`` names the database in messages. Processes starting together
+    check it one at a time (:meth:`.Dialect.lock_schema`).
+    """
+    try:
+        with engine.begin() as conn:
+            dialect.lock_schema(conn)
+            existing = set(conn.dialect.get_table_names(conn))
+            if meta.name in existing:
+                rows: dict[str, str] = {k: v for k, v in conn.execute(select(meta.c.key, meta.c.value))}
+                if rows.get("format") != FORMAT:
+                    raise DatabaseMismatch(f"{where} has an rs_meta table of another program")
+                version = int(rows.get("schema_version", "0"))
+                if version > SCHEMA_VERSION:
+                    raise DatabaseMismatch(
+                        f"{where} has schema version {version}, newer than this "
+                        f"remote-storage supports ({SCHEMA_VERSION}); upgrade remote-storage"
+                    )
+                if version == 1:
+                    _upgrade_from_1(conn, dialect, where)
+                elif version < SCHEMA_VERSION:
+                    raise DatabaseMismatch(f"{where} has unknown old schema version {version}")
+                return
+            ours = {t.name for t in metadata.sorted_tables}
+            if existing & ours:
+                raise DatabaseMismatch(f"{where} has remote-storage tables but no rs_meta table")
+            if existing and not dialect.shares_database:
+                raise DatabaseMismatch(
+                    f"{where} is an SQLite database of another program "
+                    f"(tables: {', '.join(sorted(existing)[:5])})"
+                )
+            metadata.create_all(conn)
+            conn.execute(
+                meta.insert(),
+                [{"key": "format", "value": FORMAT}, {"key": "schema_version", "value": str(SCHEMA_VERSION)}],
+            )
+    except DBAPIError as exc:
+        raise CannotOpenStorage(dialect.open_failure(where, exc)) from None
+
+
+def _upgrade_from_1(conn: Connection, dialect: Dialect, where: str) -> None:
+    """Schema 1 -> 2: ``rs_samples`` gains the generation key, ``rs_generations`` appears.
+
+    Runs in the opening transaction: a failure leaves the database at
+    version 1, as it was.
+    """
+    log.warning("%s: upgrading the schema from version 1 to 2 (rs_samples is rewritten)", where)
+    conn.exec_driver_sql("ALTER TABLE rs_samples RENAME TO rs_samples_v1")
+    dialect.free_key_name(conn, "rs_samples", "rs_samples_v1")
+    samples.create(conn)
+    generations.create(conn)
+    result = conn.exec_driver_sql("SELECT series_id, ts, value FROM rs_samples_v1")
+    seen: set[int] = set()
+    while rows := result.fetchmany(10_000):
+        keyed = [(generation(ts), series_id, ts, value) for series_id, ts, value in rows]
+        seen.update(row[0] for row in keyed)
+        dialect.insert_ignore_rows(conn, samples.name, SAMPLE_COLUMNS, keyed)
+    dialect.insert_ignore_rows(conn, generations.name, ("generation",), [(g,) for g in sorted(seen)])
+    conn.exec_driver_sql("DROP TABLE rs_samples_v1")
+    conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))

@@ -26,9 +26,23 @@ A write is never answered later than the bound its caller waits
 (:meth:`Writer.run`): a job still queued then is dropped, a job already
 running may still commit, which a retry finds stored. A writer stuck in one
 transaction for longer than that bound (a database that stopped answering
-without closing the connection) also counts as unavailable. On PostgreSQL an
-idle writer checks its connection every :data:`PING_INTERVAL`, so readiness
-follows an outage even when no writes come.
+without closing the connection) also counts as unavailable. Given a
+``ping_interval`` (the dialect's: PostgreSQL's), an idle writer checks its
+connection that often, so readiness follows an outage even when no writes come.
+
+Public API (what the backend and tests use)::
+
+    writer = Writer(engine, apply_group, where="database ...", timeout=15.0)
+    writer.start()
+    future = writer.submit(Job(apply))   # concurrent.futures.Future, done after the commit
+    await writer.run(job)                # submit and wait, at most the timeout
+    writer.pending                       # jobs queued, not yet taken into a transaction
+    writer.unavailable()                 # None, or why writes are refused now
+    writer.is_alive(); writer.stop()
+
+A :class:`Job` is ``Job(apply)`` with ``apply(connection, job)`` run in its own
+savepoint of the group's transaction; write jobs also carry a tenant and the
+encoding keys of their series, whose ids the backend resolves before ``apply``.
 """
 
 from __future__ import annotations
@@ -54,7 +68,6 @@ from remote_storage.storage import Labels
 __all__ = [
     "GROUP_ATTEMPTS",
     "MAX_GROUP",
-    "PING_INTERVAL",
     "RECONNECT_MAX",
     "Job",
     "Writer",
@@ -74,8 +87,6 @@ _RETRIED_STATES = frozenset({"40P01", "40001"})
 #: RECONNECT_MAX, so a database that comes back is found within about a second.
 RECONNECT_FIRST = 0.05
 RECONNECT_MAX = 1.0
-#: How often an idle writer checks its PostgreSQL connection.
-PING_INTERVAL = 5.0
 
 
 @dataclass
@@ -106,7 +117,15 @@ ApplyGroup = Callable[[Connection, list[Job]], list[BaseException | None]]
 class Writer:
     """The writer thread of one SQL backend. ``start``, then ``run`` jobs; ``stop`` at the end."""
 
-    def __init__(self, engine: Engine, apply_group: ApplyGroup, *, where: str, timeout: float) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        apply_group: ApplyGroup,
+        *,
+        where: str,
+        timeout: float,
+        ping_interval: float | None = None,
+    ) -> None:
         self.engine = engine
         self.apply_group = apply_group
         #: the database, as messages name it (no password)
@@ -114,7 +133,8 @@ class Writer:
         #: longest a write waits for its commit, and longest a transaction may take before the
         #: writer counts as stalled
         self.timeout = timeout
-        self._ping = engine.dialect.name == "postgresql"
+        #: how often an idle writer checks its connection (None: never)
+        self.ping_interval = ping_interval
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="sql-writer", daemon=True)
         self._down: str | None = None  # why the database cannot be reached, while it cannot
@@ -138,7 +158,13 @@ class Writer:
                 log.warning("the SQL writer did not finish within %gs; leaving it behind", self.timeout)
 
     def is_alive(self) -> bool:
+        """Whether the writer thread runs (from :meth:`start` until :meth:`stop` returned)."""
         return self._thread.is_alive()
+
+    @property
+    def pending(self) -> int:
+        """Jobs queued and not yet taken into a transaction (approximate while the thread runs)."""
+        return self._jobs.qsize()
 
     def unavailable(self) -> str | None:
         """Why writes cannot be taken now (one line), or None when they can."""
@@ -192,7 +218,7 @@ class Writer:
                 if conn is None:
                     timeout: float | None = max(retry_at - time.monotonic(), 0.0)
                 else:
-                    timeout = PING_INTERVAL if self._ping else None
+                    timeout = self.ping_interval
                 try:
                     job = self._jobs.get(timeout=timeout)
                 except queue.Empty:

@@ -137,8 +137,8 @@ def test_wal_mode_and_full_synchronous(tmp_path: Path) -> None:
     async def body() -> None:
         storage = SQLStorage.from_url(f"sqlite:///{tmp_path}/d.db")
         await storage.start()
-        assert storage._engine is not None
-        with storage._engine.connect() as conn:
+        assert storage.engine is not None
+        with storage.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
         await storage.close()
@@ -152,8 +152,8 @@ def test_reads_take_a_snapshot_and_never_hold_up_the_writer(tmp_path: Path) -> N
         await storage.start()
         try:
             await storage.write(Context(), WriteRequest([make_series({"__name__": "a"}, [(1, 1.0)])]))
-            assert storage._read_engine is not None and storage._read_engine is not storage._engine
-            with storage._read_engine.connect() as reader:
+            assert storage.read_engine is not storage.engine
+            with storage.read_engine.connect() as reader:
                 assert reader.exec_driver_sql("PRAGMA query_only").scalar() == 1
                 count = "SELECT count(*) FROM rs_samples"
                 assert reader.exec_driver_sql(count).scalar() == 1  # the read transaction is open
@@ -193,10 +193,10 @@ def test_a_read_sees_one_snapshot_while_compaction_moves_rows_into_chunks(sql_st
                 moved = asyncio.run_coroutine_threadsafe(storage.compact(2**62), loop).result(timeout=60)
                 return before, moved, counts(conn)
 
-            before, moved, after = await loop.run_in_executor(None, storage._read, compact_between)
+            before, moved, after = await loop.run_in_executor(None, storage.in_snapshot, compact_between)
             assert moved == 10
             assert before == after == [10, 0]
-            assert await loop.run_in_executor(None, storage._read, counts) == [0, 1]
+            assert await loop.run_in_executor(None, storage.in_snapshot, counts) == [0, 1]
         finally:
             await storage.close()
 
@@ -394,17 +394,17 @@ def test_a_compaction_backlog_is_moved_in_jobs_of_bounded_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """60 series x 50 old rows, about 120 rows a job: the first job spans 16 ids, then 2 series each."""
-    from remote_storage.backends import sql
+    from remote_storage.backends import sql_maintenance
 
     jobs: list[tuple[int, int, int]] = []  # (low, high, rows moved)
-    compact_slice = sql.compact_slice
+    compact_slice = sql_maintenance.compact_slice
 
-    def recorded(conn: Any, insert: Any, low: int, high: int, *args: Any) -> tuple[int, int]:
-        moved, written = compact_slice(conn, insert, low, high, *args)
+    def recorded(conn: Any, low: int, high: int, *args: Any) -> tuple[int, int]:
+        moved, written = compact_slice(conn, low, high, *args)
         jobs.append((low, high, moved))
         return moved, written
 
-    monkeypatch.setattr(sql, "compact_slice", recorded)
+    monkeypatch.setattr(sql_maintenance, "compact_slice", recorded)
     series = [
         make_series({"__name__": "m", "i": str(i)}, [(t, float(i + t)) for t in range(50)]) for i in range(60)
     ]
@@ -448,13 +448,13 @@ def test_sqlite_bulk_insert_covers_every_row_once(tmp_path: Path, count: int) ->
     """Multi-row statements of power-of-two sizes insert every row; ignored duplicates are not counted."""
     from sqlalchemy import create_engine
 
-    from remote_storage.backends.sql import _Dialect
+    from remote_storage.backends.sql_dialect import SQLiteDialect
 
     engine = create_engine(f"sqlite:///{tmp_path / 'rows.db'}")
     rows = [(n % 7, n, n * 3) for n in range(count)]
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE t (a INTEGER, b INTEGER PRIMARY KEY, c INTEGER)")
-        dialect = _Dialect("sqlite")
+        dialect = SQLiteDialect()
         assert dialect.insert_ignore_rows(conn, "t", ("a", "b", "c"), rows) == count
         again = [*rows[: count // 2], (0, count + 5, 1)]  # half repeated, one new
         assert dialect.insert_ignore_rows(conn, "t", ("a", "b", "c"), again) == 1
@@ -470,7 +470,7 @@ def test_sqlite_bulk_insert_from_columns_covers_every_row_once(tmp_path: Path, c
 
     from sqlalchemy import create_engine
 
-    from remote_storage.backends.sql import _Dialect
+    from remote_storage.backends.sql_dialect import SQLiteDialect
 
     engine = create_engine(f"sqlite:///{tmp_path / 'columns.db'}")
     rows = [(n % 7, n, n * 3) for n in range(count)]
@@ -481,7 +481,7 @@ def test_sqlite_bulk_insert_from_columns_covers_every_row_once(tmp_path: Path, c
     )
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE t (a INTEGER, b INTEGER PRIMARY KEY, c INTEGER)")
-        dialect = _Dialect("sqlite")
+        dialect = SQLiteDialect()
         assert dialect.insert_ignore_columns(conn, "t", ("a", "b", "c"), columns) == count
         assert (
             dialect.insert_ignore_columns(conn, "t", ("a", "b", "c"), ([0, 0], [0, count + 5], [0, 1])) == 1
@@ -582,10 +582,9 @@ def test_generations_are_forgotten_when_emptied_and_found_again_for_late_samples
 def test_compaction_keeps_rows_another_process_commits_meanwhile(postgres_url: str) -> None:
     """At READ COMMITTED a row committed between compaction's read and its delete stays a row."""
     from sqlalchemy import create_engine, event
-    from sqlalchemy.dialects.postgresql import insert
 
     from remote_storage.backends import sql_schema
-    from remote_storage.backends.sql_compaction import compact_slice
+    from remote_storage.backends.sql_chunks import compact_slice
 
     labels = {"__name__": "m"}
     query = Matcher.parse("__name__", "=", "m")
@@ -616,7 +615,7 @@ def test_compaction_keeps_rows_another_process_commits_meanwhile(postgres_url: s
 
             event.listen(compacting, "before_cursor_execute", late_write)
             with compacting.begin():
-                assert compact_slice(compacting, insert, 0, series_id + 1, 2**62) == (2, 1)
+                assert compact_slice(compacting, 0, series_id + 1, 2**62) == (2, 1)
     finally:
         engine.dispose()
     assert committed
@@ -681,7 +680,7 @@ async def writer_held(storage: SQLStorage) -> AsyncIterator[None]:
         started.set()
         release.wait(30)
 
-    blocker = storage._submit(Job(hold))
+    blocker = storage.writer.submit(Job(hold))
     try:
         assert await asyncio.to_thread(started.wait, 30)
         yield
@@ -692,8 +691,7 @@ async def writer_held(storage: SQLStorage) -> AsyncIterator[None]:
 
 def next_submission(storage: SQLStorage) -> asyncio.Event:
     """An event set once a job reaches the writer's queue (from the event loop, where writes submit)."""
-    writer = storage._writer
-    assert writer is not None
+    writer = storage.writer
     queued = asyncio.Event()
     submit = writer.submit
 
@@ -724,7 +722,7 @@ def test_a_write_cancelled_while_queued_is_left_out_and_the_writer_goes_on(tmp_p
             await asyncio.wait_for(storage.write(Context(), WriteRequest([kept])), timeout=30)
             everything = Matcher.parse("__name__", "=~", ".+")
             assert snapshot(await run_query(storage, everything)) == snapshot([kept])
-            assert storage._writer is not None and storage._writer.is_alive()
+            assert storage.writer.is_alive()
         finally:
             await storage.close()
 
@@ -752,7 +750,7 @@ def test_a_group_postgresql_aborts_for_a_deadlock_runs_again(postgres_url: str) 
                 queued = next_submission(storage)
                 write = asyncio.create_task(storage.write(Context(), WriteRequest([new_series])))
                 await asyncio.wait_for(queued.wait(), timeout=30)
-                failing = storage._submit(Job(deadlocked_once))
+                failing = storage.writer.submit(Job(deadlocked_once))
             await asyncio.wait_for(asyncio.wrap_future(failing), timeout=30)
             await asyncio.wait_for(write, timeout=30)
             assert len(attempts) == 2
@@ -780,8 +778,7 @@ def test_regex_matching_stops_at_the_read_deadline(tmp_path: Path) -> None:
                     [make_series({"__name__": "up", "job": f"j{i}"}, [(1000, 1.0)]) for i in range(50)]
                 ),
             )
-            assert storage._read_engine is not None
-            with storage._read_engine.connect() as conn:
+            with storage.read_engine.connect() as conn:
                 matchers = [Matcher.parse("job", "=~", "j1.*")]
                 assert len(select_series(conn, "default", matchers, time.monotonic() + 60)) == 11
                 with pytest.raises(TimeoutError, match="deadline"):

@@ -1,6 +1,15 @@
-"""Compaction: older samples move from ``rs_samples`` rows into XOR chunks in ``rs_chunks``.
+"""The chunk table ``rs_chunks``: its rows' layout, their reads, and compaction, which writes them.
 
-A row per sample costs tens of bytes; an XOR chunk of hundreds of samples of a
+Every statement that names a column of ``rs_chunks`` is here. A row is
+``(series_id, min_ts, max_ts, count, data)``: ``data`` is one XOR chunk of
+``count`` samples from ``min_ts`` to ``max_ts``; a series' chunks never
+overlap. Reads: :func:`chunk_rows` (as stored), :func:`encoded_chunks` (as
+:class:`~remote_storage.storage.EncodedChunk`), :func:`load_chunks` (decoded
+and trimmed to a range). Writes: :func:`compact_slice` and, for retention,
+:func:`delete_chunks_before`.
+
+Compaction: older samples move from ``rs_samples`` rows into XOR chunks. A
+row per sample costs tens of bytes; an XOR chunk of hundreds of samples of a
 regularly scraped series costs one to a few bytes per sample. The writer
 thread compacts in slices of series ids, each slice one short transaction
 queued behind the writes:
@@ -27,19 +36,25 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, exists, select
+from sqlalchemy import Connection, exists, func, select, tuple_
 
 from remote_storage.chunks import SAMPLES_PER_CHUNK, decode_chunk, encode_for_storage, split_into_chunks
+from remote_storage.storage import EncodedChunk
 
 from . import sql_schema as schema
+from .sql_dialect import of
+from .sql_schema import MAX_IN
 
 __all__ = [
+    "MIN_TIME",
     "NO_WATERMARK",
     "WATERMARK_KEY",
     "chunk_rows",
     "compact_slice",
+    "delete_chunks_before",
     "drop_empty_generations",
     "drop_stored_in_chunks",
+    "encoded_chunks",
     "load_chunks",
     "read_watermark",
 ]
@@ -47,7 +62,6 @@ __all__ = [
 WATERMARK_KEY = "compacted_before"
 NO_WATERMARK = -(2**63)
 MIN_TIME = -(2**63)
-MAX_IN = 900
 
 _Rows = list[tuple[int, int, int]]  # (series_id, ts, value bits)
 
@@ -60,9 +74,10 @@ def read_watermark(conn: Connection) -> int:
     return NO_WATERMARK if value is None else int(value)
 
 
-def _write_watermark(conn: Connection, insert: Callable[[Any], Any], value: int) -> None:
-    statement = insert(schema.meta).values(key=WATERMARK_KEY, value=str(value))
-    conn.execute(statement.on_conflict_do_update(index_elements=["key"], set_={"value": str(value)}))
+def _write_watermark(conn: Connection, value: int) -> None:
+    conn.execute(
+        of(conn).upsert(schema.meta, ["key"], ["value"]), {"key": WATERMARK_KEY, "value": str(value)}
+    )
 
 
 def _decoded(data: bytes) -> tuple[array[int], array[int]]:
@@ -75,15 +90,41 @@ def _decoded(data: bytes) -> tuple[array[int], array[int]]:
 def chunk_rows(conn: Connection, ids: Sequence[int], start: int, end: int) -> list[Any]:
     """(series_id, min_ts, max_ts, data) of the chunks of ``ids`` overlapping ``[start, end]``."""
     rows: list[Any] = []
+    dialect = of(conn)
+    mark = dialect.placeholder
     for first in range(0, len(ids), MAX_IN):
         part = list(ids[first : first + MAX_IN])
         sql = (
             f"SELECT series_id, min_ts, max_ts, data FROM {schema.chunks.name} "
-            f"WHERE series_id IN ({schema.placeholders(len(part))}) AND max_ts >= ? AND min_ts <= ? "
+            f"WHERE series_id IN ({dialect.marks(len(part))}) AND max_ts >= {mark} AND min_ts <= {mark} "
             "ORDER BY series_id, min_ts"
         )
         rows.extend(schema.driver_rows(conn, sql, [*part, start, end]))
     return rows
+
+
+def encoded_chunks(
+    conn: Connection, ids: Sequence[int], start: int, end: int
+) -> dict[int, list[EncodedChunk]]:
+    """The chunks of ``ids`` overlapping ``[start, end]`` as stored, by series id, in time order."""
+    chunks: dict[int, list[EncodedChunk]] = {}
+    current = None
+    for series_id, min_ts, max_ts, data in chunk_rows(conn, ids, start, end):  # by series, in time
+        if series_id != current:
+            current = series_id
+            series_chunks = chunks[series_id] = []
+        series_chunks.append(EncodedChunk(min_ts, max_ts, bytes(data)))
+    return chunks
+
+
+def delete_chunks_before(conn: Connection, low: int, high: int, cutoff: int) -> int:
+    """Delete the chunks of series ids in ``[low, high)`` whose samples are all older than
+    ``cutoff``; return how many samples they held."""
+    c = schema.chunks
+    in_range = (c.c.series_id >= low, c.c.series_id < high, c.c.max_ts < cutoff)
+    counted = conn.execute(select(func.coalesce(func.sum(c.c.count), 0)).where(*in_range)).scalar_one()
+    conn.execute(c.delete().where(*in_range))
+    return int(counted)
 
 
 def load_chunks(
@@ -141,7 +182,6 @@ def drop_stored_in_chunks(
 
 def compact_slice(
     conn: Connection,
-    insert: Callable[[Any], Any],
     low: int,
     high: int,
     cutoff: int,
@@ -152,8 +192,7 @@ def compact_slice(
     Chunks hold at most ``chunk_samples`` samples; a series' last chunk with
     fewer takes the next samples in (it is written again).
 
-    Returns (samples moved, chunks written). ``insert`` is the dialect's insert
-    construct (for the watermark upsert).
+    Returns (samples moved, chunks written).
     """
     s, c = schema.samples, schema.chunks
     in_slice = (
@@ -172,7 +211,7 @@ def compact_slice(
         entry[0].append(ts)
         entry[1].append(value)
     if not new:
-        _raise_watermark(conn, insert, cutoff)
+        _raise_watermark(conn, cutoff)
         return 0, 0
     earliest = min(entry[0][0] for entry in new.values())
     # Chunks to merge: those reaching into the new samples' time, and partial last chunks.
@@ -215,25 +254,16 @@ def compact_slice(
             )
     for first in range(0, len(replaced), MAX_IN):
         part = replaced[first : first + MAX_IN]
-        conn.execute(c.delete().where(tuple_in(c.c.series_id, c.c.min_ts, part)))
+        conn.execute(c.delete().where(tuple_(c.c.series_id, c.c.min_ts).in_(part)))
     if chunk_rows:
         conn.execute(c.insert(), chunk_rows)
     _delete_moved(conn, new, in_slice)
-    _raise_watermark(conn, insert, cutoff)
+    _raise_watermark(conn, cutoff)
     return moved, len(chunk_rows)
 
 
 def _delete_moved(conn: Connection, moved: dict[int, tuple[array[int], array[int]]], in_slice: Any) -> None:
-    """Delete the sample rows just moved into chunks.
-
-    SQLite: by the range they were read with; the write lock held since then
-    kept every other writer out. PostgreSQL: by their keys, because at READ
-    COMMITTED the range would also take rows another process (``serve
-    --workers``, a replica) committed since the read, which are in no chunk.
-    """
-    if conn.dialect.name != "postgresql":
-        conn.execute(schema.samples.delete().where(*in_slice))
-        return
+    """Delete the sample rows just moved into chunks (how: :meth:`.Dialect.delete_moved`)."""
     generations: list[int] = []
     series_ids: list[int] = []
     timestamps: list[int] = []
@@ -241,34 +271,23 @@ def _delete_moved(conn: Connection, moved: dict[int, tuple[array[int], array[int
         generations.extend(map(schema.generation, stamps))
         series_ids.extend([series_id] * len(stamps))
         timestamps.extend(stamps)
-    conn.exec_driver_sql(
-        f"DELETE FROM {schema.samples.name} WHERE (generation, series_id, ts) IN "
-        "(SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]))",
-        (generations, series_ids, timestamps),
-    )
+    of(conn).delete_moved(conn, schema.samples, in_slice, (generations, series_ids, timestamps))
 
 
 def drop_empty_generations(conn: Connection, below: int) -> int:
     """Forget the generations before ``below`` that hold no rows any more; returns how many.
 
-    On PostgreSQL the table is locked first, so that a writer adding a row to
-    a generation being forgotten either commits before (its row is seen and
-    the generation kept) or runs after (and records the generation again).
-    SQLite runs one write transaction at a time anyway.
+    The table is locked first (:meth:`.Dialect.lock_generations`), so that a
+    writer adding a row to a generation being forgotten either commits before
+    (its row is seen and the generation kept) or runs after (and records the
+    generation again).
     """
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"LOCK TABLE {schema.generations.name} IN EXCLUSIVE MODE")
+    of(conn).lock_generations(conn, schema.generations.name)
     g, s = schema.generations, schema.samples
     empty = ~exists().where(s.c.generation == g.c.generation)
     return int(conn.execute(g.delete().where(g.c.generation < below, empty)).rowcount)
 
 
-def tuple_in(first: Any, second: Any, pairs: Sequence[tuple[int, int]]) -> Any:
-    from sqlalchemy import tuple_
-
-    return tuple_(first, second).in_(pairs)
-
-
-def _raise_watermark(conn: Connection, insert: Callable[[Any], Any], cutoff: int) -> None:
+def _raise_watermark(conn: Connection, cutoff: int) -> None:
     if read_watermark(conn) < cutoff:
-        _write_watermark(conn, insert, cutoff)
+        _write_watermark(conn, cutoff)

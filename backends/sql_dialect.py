@@ -1,0 +1,470 @@
+"""What differs between SQLite and PostgreSQL, as one strategy object per database.
+
+The SQL backend picks its :class:`Dialect` once, from the URL's scheme
+(:func:`for_url`) or from a connection (:func:`of`), and every module of the
+backend asks it instead of testing the database's name. A dialect owns:
+
+* the URL: options it refuses, the driver it names (:meth:`Dialect.driver_url`);
+* the engines and connection set-up (:meth:`Dialect.create_engines`): SQLite's
+  PRAGMAs and ``BEGIN IMMEDIATE`` writer, PostgreSQL's pool and keep-alives;
+* bulk "insert or ignore" (:meth:`Dialect.insert_ignore_rows`) and the
+  ``ON CONFLICT`` statements (:meth:`Dialect.insert_ignore`, :meth:`Dialect.upsert`);
+* the parameter marker of statements written as text (:meth:`Dialect.marks`);
+* locking: the schema lock of processes starting together, the lock compaction
+  takes before it forgets generations, a read's isolation;
+* limits: :attr:`Dialect.index_entry_limit` (PostgreSQL's B-tree entry bound);
+* :meth:`Dialect.default_workers`, the server processes ``serve --workers 0`` runs.
+
+Adding a database means one more subclass here, registered in :data:`DIALECTS`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.dialects import postgresql as postgresql_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.pool import NullPool
+
+from remote_storage.errors import CannotOpenStorage
+
+from . import InvalidStorageURL, redact_url
+
+__all__ = [
+    "DIALECTS",
+    "POSTGRESQL_INDEX_ENTRY_LIMIT",
+    "SQLITE_ROWS_PER_STATEMENT",
+    "Dialect",
+    "PostgreSQLDialect",
+    "SQLiteDialect",
+    "for_url",
+    "of",
+]
+
+#: Rows per multi-row INSERT on SQLite (fewer when the build allows fewer bound variables).
+SQLITE_ROWS_PER_STATEMENT = 512
+#: The first 16 bytes of every SQLite database file.
+SQLITE_HEADER = b"SQLite format 3\x00"
+#: Largest entry of a PostgreSQL B-tree index on the default 8 KiB pages (``BTMaxItemSize`` of
+#: B-tree version 4, PostgreSQL 12 and later): a third of what a page holds after its header, three
+#: line pointers and the B-tree's special space, less room for a heap TID (8192 - 40 - 16 = 8136;
+#: 8136 / 3 = 2712; 2712 - 8 = 2704). A larger entry fails the insert (SQLSTATE 54000), whatever
+#: the table's TOAST settings: index entries are never stored out of line.
+POSTGRESQL_INDEX_ENTRY_LIMIT = 2704
+#: PostgreSQL connection settings used unless the URL sets them: give up connecting after 5 s,
+#: and notice a server that vanished without closing the connection (a dead network) in about
+#: 30 s instead of the kernel's two hours.
+_POSTGRESQL_CONNECT_ARGS = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
+#: PostgreSQL advisory lock key held while the schema is checked or created.
+_SCHEMA_LOCK = 0x72735F6D657461  # "rs_meta"
+#: How often an idle writer checks its PostgreSQL connection.
+_POSTGRESQL_PING_INTERVAL = 5.0
+
+
+class Dialect(ABC):
+    """One database's way of doing what the SQL backend needs. Stateless: one instance serves all."""
+
+    #: SQLAlchemy's name of the database (``conn.dialect.name``)
+    name: ClassVar[str]
+    #: the database's name in messages
+    title: ClassVar[str]
+    #: the driver's positional parameter marker, for statements written as text
+    placeholder: ClassVar[str]
+    #: how often an idle writer checks its connection (None: never)
+    ping_interval: ClassVar[float | None] = None
+    #: largest index entry in bytes (None: no limit); a label set that needs a larger one is refused
+    index_entry_limit: ClassVar[int | None] = None
+    #: whether the database may hold other programs' tables beside ours (else it must be empty or ours)
+    shares_database: ClassVar[bool] = False
+    _sqlalchemy: ClassVar[Any]  # the SQLAlchemy dialect module (its ``insert`` has ON CONFLICT)
+    _open_failure: ClassVar[str]  # the line of :meth:`open_failure`, with {where} and {detail}
+
+    # -- URL and engines -------------------------------------------------------
+
+    @abstractmethod
+    def driver_url(self, url: str, parsed: URL, options: Sequence[str]) -> URL:
+        """The URL the driver gets (``options``, the backend's own, are still in it): checked,
+        with the driver named. Raises InvalidStorageURL or CannotOpenStorage naming the fix."""
+
+    @abstractmethod
+    def location(self, url: str) -> str:
+        """Where the data is, for the start-up line (no password)."""
+
+    @abstractmethod
+    def create_engines(self, url: str, *, pool_size: int, synchronous: str) -> tuple[Engine, Engine]:
+        """The writer's engine and the engine of the read pool (possibly the same one)."""
+
+    @abstractmethod
+    def default_workers(self) -> int:
+        """How many server processes ``serve --workers 0`` runs on this database."""
+
+    def open_failure(self, where: str, exc: DBAPIError) -> str:
+        """One line on why a database could not be opened, and what to do."""
+        return self._open_failure.format(where=where, detail=" ".join(str(exc.orig).split()))
+
+    # -- statements ------------------------------------------------------------
+
+    def marks(self, count: int) -> str:
+        """``count`` parameter markers separated by commas, for an IN list written as text."""
+        return ", ".join([self.placeholder] * count)
+
+    def insert(self, table: Any) -> Any:
+        """The database's INSERT construct (it has ``on_conflict_do_nothing``/``_do_update``)."""
+        return self._sqlalchemy.insert(table)
+
+    def insert_ignore(self, table: Any) -> Any:
+        """INSERT that skips rows whose key is stored already."""
+        return self.insert(table).on_conflict_do_nothing()
+
+    def upsert(self, table: Any, keys: Sequence[str], columns: Sequence[str]) -> Any:
+        """INSERT that, for a stored key, overwrites ``columns`` with the values sent."""
+        statement = self.insert(table)
+        return statement.on_conflict_do_update(
+            index_elements=list(keys), set_={name: statement.excluded[name] for name in columns}
+        )
+
+    def insert_ignore_columns(
+        self, conn: Connection, table: str, names: Sequence[str], columns: Sequence[Sequence[Any]]
+    ) -> int:
+        """Bulk "insert or ignore" of rows given as columns of equal length; the count of new rows."""
+        return self.insert_ignore_rows(conn, table, names, list(zip(*columns, strict=True)))
+
+    @abstractmethod
+    def insert_ignore_rows(
+        self, conn: Connection, table: str, names: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> int:
+        """Bulk "insert or ignore" of rows given as tuples; the count of new rows."""
+
+    # -- locking ---------------------------------------------------------------
+
+    def lock_schema(self, conn: Connection) -> None:  # noqa: B027 - optional hook
+        """Inside the opening transaction: make processes starting together check the schema one
+        at a time. (Nothing by default: a writer transaction already excludes the others.)"""
+
+    def lock_generations(self, conn: Connection, table: str) -> None:  # noqa: B027 - optional hook
+        """Before forgetting empty generations: keep writers out of ``table`` until the commit.
+        (Nothing by default: one write transaction at a time.)"""
+
+    def begin_read(self, conn: Connection) -> None:  # noqa: B027 - optional hook
+        """Before a read's transaction begins: make all its statements see one snapshot."""
+
+    def delete_moved(
+        self, conn: Connection, table: Any, in_slice: Any, keys: Sequence[Sequence[int]]
+    ) -> None:
+        """Delete the sample rows compaction just read with ``in_slice`` and moved into chunks;
+        ``keys`` are their (generation, series id, timestamp) columns. By default by the range:
+        the write lock held since the read kept every other writer out."""
+        conn.execute(table.delete().where(*in_slice))
+
+    def free_key_name(self, conn: Connection, old: str, new: str) -> None:  # noqa: B027 - optional hook
+        """After table ``old`` was renamed ``new`` for a migration: free its primary key's name for
+        the table that takes the old name. (Nothing by default: the key has no name of its own.)"""
+
+
+@functools.lru_cache(maxsize=64)
+def _values_statement(table: str, columns: tuple[str, ...], rows: int) -> str:
+    row = "(" + ", ".join("?" * len(columns)) + ")"
+    values = ", ".join([row] * rows)
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values} ON CONFLICT DO NOTHING"
+
+
+class SQLiteDialect(Dialect):
+    """SQLite: one file, WAL mode, one writer connection and a pool of read-only readers."""
+
+    name = "sqlite"
+    title = "SQLite"
+    placeholder = "?"
+    _sqlalchemy: ClassVar[Any] = sqlite_dialect
+    _open_failure = (
+        "cannot open the SQLite {where}: {detail}; check the path given with --storage and its permissions"
+    )
+
+    def driver_url(self, url: str, parsed: URL, options: Sequence[str]) -> URL:
+        unknown = sorted(set(parsed.query) - set(options))
+        if unknown:
+            raise InvalidStorageURL(
+                url, f"unknown option {', '.join(unknown)}; the SQLite backend takes {', '.join(options)}"
+            )
+        check_sqlite_path(url, parsed.database)
+        return parsed
+
+    def location(self, url: str) -> str:
+        return str(make_url(url).database)
+
+    def create_engines(self, url: str, *, pool_size: int, synchronous: str) -> tuple[Engine, Engine]:
+        """The writer's connections start their transactions with ``BEGIN IMMEDIATE``; readers
+        keep ``pool_size`` connections open (with their page caches) and start plain deferred
+        transactions, which read a snapshot of the WAL and never wait for the writer nor hold it up.
+        """
+        path = make_url(url).database
+        if path and path != ":memory:":
+            directory = Path(path).parent
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise CannotOpenStorage(
+                    f"cannot create the directory {directory} of the SQLite database: {exc.strerror}; "
+                    "choose another path with --storage, or let this user write there"
+                ) from None
+        writer = self._engine(create_engine(url, poolclass=NullPool), synchronous, reader=False)
+        readers = create_engine(url, pool_size=pool_size, max_overflow=pool_size)
+        return writer, self._engine(readers, synchronous, reader=True)
+
+    @staticmethod
+    def _engine(engine: Engine, synchronous: str, *, reader: bool) -> Engine:
+        setting = synchronous.upper()
+
+        @event.listens_for(engine, "connect")
+        def configure(dbapi_connection: Any, record: Any) -> None:
+            # Let SQLAlchemy, not the driver, issue BEGIN, so savepoints work.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            # 16 KiB pages (new databases only): half the B-tree depth of the default 4 KiB;
+            # measured 1.5x the insert rate of the (series, timestamp) keyed sample rows.
+            cursor.execute("PRAGMA page_size=16384")
+            cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+            cursor.execute(f"PRAGMA synchronous={setting}")  # FULL: commit is fsynced
+            cursor.execute("PRAGMA busy_timeout=30000")  # other processes' writes: wait
+            # Page cache: 64 MiB for the writer; 16 MiB per reader, whose large scans
+            # would only churn a bigger one (the kernel caches the file as well).
+            cursor.execute(f"PRAGMA cache_size={-16384 if reader else -65536}")
+            cursor.execute("PRAGMA temp_store=MEMORY")
+            if reader:
+                cursor.execute("PRAGMA query_only=1")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def begin(connection: Connection) -> None:
+            # Writer: IMMEDIATE takes the write lock at once instead of failing on upgrade.
+            connection.exec_driver_sql("BEGIN" if reader else "BEGIN IMMEDIATE")
+
+        return engine
+
+    def default_workers(self) -> int:
+        """One: SQLite's single write lock the processes would only take turns at (measured: two
+        processes ingest less than one)."""
+        return 1
+
+    def insert_ignore_columns(
+        self, conn: Connection, table: str, names: Sequence[str], columns: Sequence[Sequence[Any]]
+    ) -> int:
+        """Multi-row ``VALUES`` statements through the driver.
+
+        Not ``executemany``: it hands the interpreter lock back and forth once
+        per row, and while the event loop thread decodes the next request the
+        writer waits for the lock at every row (measured: a busy second
+        thread cut ``executemany`` to about 1% of its speed, and multi-row
+        statements to 27%). A statement of N rows binds them all and then runs
+        with the lock released. Statements have power-of-two row counts, so a
+        handful of texts covers every size and the driver's statement cache
+        keeps them compiled. Each statement's parameters are laid out by slice
+        assignments, one per column, which the interpreter does in C: no tuple
+        per row.
+        """
+        count = len(columns[0]) if columns else 0
+        if not count:
+            return 0
+        driver = conn.connection.driver_connection
+        width = len(names)
+        variables = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)  # type: ignore[union-attr]
+        most = min(SQLITE_ROWS_PER_STATEMENT, variables // width)
+        size = 1 << (max(most, 1).bit_length() - 1)
+        cursor = driver.cursor()  # type: ignore[union-attr]
+        inserted = 0
+        try:
+            start = 0
+            while start < count:
+                while size > count - start:
+                    size //= 2
+                parameters: list[Any] = [None] * (size * width)
+                for offset, column in enumerate(columns):
+                    parameters[offset::width] = column[start : start + size]
+                cursor.execute(_values_statement(table, tuple(names), size), parameters)
+                inserted += cursor.rowcount
+                start += size
+            return inserted
+        finally:
+            cursor.close()
+
+    def insert_ignore_rows(
+        self, conn: Connection, table: str, names: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> int:
+        """:meth:`insert_ignore_columns` of the rows' columns."""
+        if not rows:
+            return 0
+        return self.insert_ignore_columns(conn, table, names, list(zip(*rows, strict=True)))
+
+
+class PostgreSQLDialect(Dialect):
+    """PostgreSQL through psycopg 3: one pooled engine, COPY for bulk inserts, advisory locks."""
+
+    name = "postgresql"
+    title = "PostgreSQL"
+    placeholder = "%s"
+    ping_interval = _POSTGRESQL_PING_INTERVAL
+    index_entry_limit = POSTGRESQL_INDEX_ENTRY_LIMIT
+    shares_database = True
+    _sqlalchemy: ClassVar[Any] = postgresql_dialect
+    _open_failure = (
+        "cannot connect to the {where}: {detail}; check that PostgreSQL runs and accepts this user, "
+        "and the URL given with --storage"
+    )
+
+    def driver_url(self, url: str, parsed: URL, options: Sequence[str]) -> URL:
+        return parsed.set(drivername="postgresql+psycopg")
+
+    def location(self, url: str) -> str:
+        return redact_url(url)
+
+    def create_engines(self, url: str, *, pool_size: int, synchronous: str) -> tuple[Engine, Engine]:
+        """One pooled engine for the writer and the readers (``synchronous`` is SQLite's)."""
+        try:
+            import psycopg  # noqa: F401 - the driver SQLAlchemy loads for postgresql+psycopg
+        except ModuleNotFoundError:
+            raise CannotOpenStorage(
+                "the PostgreSQL backend needs the psycopg driver, which is not installed: "
+                "pip install 'prometheus-remote-storage[postgresql]'"
+            ) from None
+        engine = create_engine(
+            url,
+            pool_size=pool_size + 1,
+            max_overflow=2,
+            pool_pre_ping=True,
+            connect_args=_postgresql_connect_args(make_url(url).query),
+        )
+        return engine, engine
+
+    def default_workers(self) -> int:
+        """One per core: PostgreSQL takes writes from many connections at once."""
+        return os.cpu_count() or 1
+
+    def insert_ignore_rows(
+        self, conn: Connection, table: str, names: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> int:
+        """COPY into a temporary staging table, then one INSERT ... ON CONFLICT DO NOTHING."""
+        columns = ", ".join(names)
+        staging = f"{table}_staging"
+        with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+            cursor.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {staging} AS SELECT {columns} FROM {table} WITH NO DATA"
+            )
+            cursor.execute(f"TRUNCATE {staging}")
+            with cursor.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} ON CONFLICT DO NOTHING"
+            )
+            return int(cursor.rowcount)
+
+    def lock_schema(self, conn: Connection) -> None:
+        """Processes starting together (serve --workers N) create the schema once: the others
+        wait here and then find it."""
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})")
+
+    def lock_generations(self, conn: Connection, table: str) -> None:
+        """A writer adding a row to a generation being forgotten either commits before (its row
+        is seen and the generation kept) or runs after (and records the generation again)."""
+        conn.exec_driver_sql(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
+
+    def begin_read(self, conn: Connection) -> None:
+        conn.execution_options(isolation_level="REPEATABLE READ")
+
+    def delete_moved(
+        self, conn: Connection, table: Any, in_slice: Any, keys: Sequence[Sequence[int]]
+    ) -> None:
+        """By the rows' keys: at READ COMMITTED the range would also take rows another process
+        (``serve --workers``, a replica) committed since the read, which are in no chunk."""
+        conn.exec_driver_sql(
+            f"DELETE FROM {table.name} WHERE (generation, series_id, ts) IN "
+            "(SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]))",
+            tuple(keys),
+        )
+
+    def free_key_name(self, conn: Connection, old: str, new: str) -> None:
+        conn.exec_driver_sql(f"ALTER INDEX {old}_pkey RENAME TO {new}_pkey")
+
+
+#: SQLAlchemy's name of a database -> its strategy
+DIALECTS: dict[str, Dialect] = {d.name: d for d in (SQLiteDialect(), PostgreSQLDialect())}
+#: URL schemes -> SQLAlchemy's name of the database
+_SCHEMES = {"sqlite": "sqlite", "postgresql": "postgresql", "postgres": "postgresql"}
+
+
+def for_url(url: str) -> Dialect:
+    """The dialect of a storage URL (``sqlite://``, ``postgresql://``, ``postgres://``)."""
+    try:
+        scheme = make_url(url).get_backend_name()
+    except ArgumentError as exc:
+        raise InvalidStorageURL(url, str(exc)) from None
+    name = _SCHEMES.get(scheme)
+    if name is None:
+        raise InvalidStorageURL(url, f"scheme {scheme!r} is not sqlite or postgresql")
+    return DIALECTS[name]
+
+
+def of(conn: Connection) -> Dialect:
+    """The dialect of an open connection."""
+    return DIALECTS[conn.dialect.name]
+
+
+def _postgresql_connect_args(given: Any) -> dict[str, int]:
+    """:data:`_POSTGRESQL_CONNECT_ARGS` less those the URL sets and those the driver's libpq lacks."""
+    import psycopg  # the postgresql extra: imported only for a PostgreSQL URL
+
+    found = {k: v for k, v in _POSTGRESQL_CONNECT_ARGS.items() if k not in given}
+    if psycopg.pq.version() < 120000:  # tcp_user_timeout came with libpq 12
+        found.pop("tcp_user_timeout", None)
+    return found
+
+
+def check_sqlite_path(url: str, path: str | None) -> None:
+    """Refuse, with the reason and the fix, a SQLite path that cannot hold this database.
+
+    Checked before anything is opened, so that a wrong ``--storage`` is one
+    clear line rather than a driver's error from deep inside a connection.
+    """
+    if not path or path == ":memory:":
+        raise InvalidStorageURL(
+            url,
+            "a SQLite URL needs a file path: sqlite:///relative/path.db or sqlite:////absolute/path.db",
+        )
+    target = Path(path)
+    if target.is_dir():
+        raise CannotOpenStorage(
+            f"--storage {url}: {target} is a directory; name a file in it, "
+            f"e.g. {target / 'remote-storage.db'}"
+        )
+    for ancestor in target.parents:
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise CannotOpenStorage(
+                    f"--storage {url}: {ancestor} is not a directory, so {target} cannot be created in it"
+                )
+            break
+    if target.is_file() and target.stat().st_size:
+        try:
+            with target.open("rb") as file:
+                header = file.read(len(SQLITE_HEADER))
+        except OSError as exc:
+            raise CannotOpenStorage(f"--storage {url}: cannot read {target}: {exc.strerror}") from None
+        if header != SQLITE_HEADER:
+            raise CannotOpenStorage(
+                f"--storage {url}: {target} is not a SQLite database; choose another path"
+            )
