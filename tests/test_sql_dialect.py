@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import BigInteger, Column, Engine, MetaData, Table, Text
 
-from remote_storage.backends import InvalidStorageURL
+from remote_storage.backends import InvalidStorageURL, deployment_for
 from remote_storage.backends import sql_dialect as dialects
 from remote_storage.backends.sql import SQLStorage
 from remote_storage.backends.sql_schema import driver_rows
@@ -125,7 +125,7 @@ def test_locks_are_taken_inside_a_write_transaction(engines: tuple[dialects.Dial
 def test_worker_count_limits_and_writer_checks_are_the_dialects(sql_storage_url: str) -> None:
     storage = SQLStorage.from_url(sql_storage_url)
     dialect = storage.dialect
-    assert storage.default_workers() == dialect.default_workers()
+    assert deployment_for(sql_storage_url).default_workers == dialect.default_workers()
     expected: dict[str, tuple[int, Any, Any]] = {
         "sqlite": (1, None, None),
         "postgresql": (os.cpu_count() or 1, dialects.POSTGRESQL_INDEX_ENTRY_LIMIT, 5.0),
