@@ -66,7 +66,6 @@ from sqlalchemy.pool import NullPool
 from remote_storage.chunks import MAX_SAMPLES
 from remote_storage.errors import CannotOpenStorage, LabelSetTooLarge, SampleConflict, StorageUnavailable
 from remote_storage.matchers import Matcher
-from remote_storage.protocol.read import encode_joined_labels
 from remote_storage.storage import (
     Context,
     Exemplar,
@@ -867,7 +866,7 @@ class SQLStorage(RemoteStorage):
             self._readers, self._read, select_series, ctx.tenant, query.matchers, ctx.deadline
         )
         # Label pairs decoded for this query, shared by its series (labels are decoded only when
-        # asked for: the answer is written from their wire form, made straight from the stored bytes).
+        # asked for: the answer is written straight from the stored bytes).
         pairs: dict[tuple[bytes, bytes], tuple[str, str]] = {}
 
         def read_batch(conn: Connection, batch: list[tuple[int, bytes]]) -> list[TimeSeries]:
@@ -877,9 +876,8 @@ class SQLStorage(RemoteStorage):
                 data = found.get(series_id)
                 if data is not None:
                     decode = functools.partial(schema.decode_labels, blob, pairs)
-                    records = encode_joined_labels(blob)
                     series.append(
-                        TimeSeries.lazy(blob, decode, *data[:3], chunks=data[3], label_records=records)
+                        TimeSeries.lazy(blob, decode, *data[:3], chunks=data[3], joined_labels=blob)
                     )
             return series
 

@@ -38,7 +38,7 @@ from remote_storage.config import ConfigError, Settings
 from remote_storage.connections import LISTEN_BACKLOG, AcceptErrorLog, GuardedAppRunner, deepen_backlog
 from remote_storage.errors import CannotOpenStorage
 from remote_storage.logs import configure as configure_logs
-from remote_storage.protocol.v1_scan import IMPLEMENTATION
+from remote_storage.native import IMPLEMENTATION
 from remote_storage.server import STATE, connection_guard, create_app
 from remote_storage.storage import RemoteStorage
 from remote_storage.tls import describe_tls, server_ssl_context
