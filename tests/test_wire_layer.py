@@ -200,3 +200,13 @@ def test_without_the_switch_the_c_code_runs() -> None:
         timeout=60,
     )
     assert run.stdout.strip() == "c", run.stderr
+
+
+def test_backends_import_nothing_from_the_protocol() -> None:
+    """Backends speak storage terms: joined label bytes, not protobuf records."""
+    hits = []
+    for path in sorted((ROOT / "backends").rglob("*.py")):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if re.search(r"^\s*(from|import)\s+remote_storage\.protocol\b", line):
+                hits.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not hits, "\n".join(hits)
