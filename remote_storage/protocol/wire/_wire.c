@@ -480,7 +480,7 @@ frame_checksum(wire_state *state, const unsigned char *message, Py_ssize_t len)
     return (int64_t)(crc & 0xFFFFFFFFu);
 }
 
-/* What a chunk is taken to add to a frame while filling it (streamed.py's _CHUNK_OVERHEAD). */
+/* What a chunk is taken to add to a frame while filling it (frames.py's CHUNK_OVERHEAD). */
 #define CHUNK_FRAME_OVERHEAD 32
 /* ChunkedReadResponse.chunked_series and .query_index */
 #define TAG_CHUNKED_SERIES 0x0A
@@ -493,7 +493,7 @@ PyDoc_STRVAR(encode_series_frames_doc,
 "The frames of one series of a STREAMED_XOR_CHUNKS answer, joined, and the\n"
 "number of samples its chunks hold: (bytes, int). label_records are the\n"
 "series' Label records (encode_labels), chunks a sequence of EncodedChunk.\n"
-"Frames are cut as remote_storage.protocol.streamed.series_frames cuts them.");
+"Frames are cut as remote_storage.protocol.wire.frames.iter_series_frames cuts them.");
 
 static PyObject *
 encode_series_frames(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
