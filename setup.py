@@ -2,29 +2,37 @@
 
 The extensions are declared here rather than in ``[tool.setuptools.ext-modules]``,
 which setuptools still marks experimental. ``optional=True``: without a C
-compiler the install still succeeds and the pure-Python twins are used
-(``remote_storage.protocol.v1_scan`` scans remote-write bodies,
-``remote_storage.chunks`` and ``remote_storage.protocol.read`` encode chunks and
-remote-read responses).
+compiler the install still succeeds and the pure-Python twins are used.
+``remote_storage.native`` imports them, once, and says which implementation
+runs (``IMPLEMENTATION``):
+
+* ``remote_storage._xor``: the XOR chunk codec (``remote_storage.chunks``);
+* ``remote_storage.protocol.wire._wire``: the protobuf records and stream
+  frames of remote read (``remote_storage.protocol.wire.records``/``frames``);
+* ``remote_storage.protocol.wire._v1scan``: the remote-write 1.0 scanner
+  (``remote_storage.protocol.wire.v1_scan``);
+* ``remote_storage.backends._memory_head``: the in-memory backend's append of
+  one sample per series (``remote_storage.backends.memory``).
 """
 
 from setuptools import Extension, setup
 
 setup(
     ext_modules=[
+        Extension("remote_storage._xor", sources=["remote_storage/_xor.c"], optional=True),
         Extension(
-            "remote_storage.protocol._v1scan",
-            sources=["remote_storage/protocol/_v1scan.c"],
+            "remote_storage.protocol.wire._wire",
+            sources=["remote_storage/protocol/wire/_wire.c"],
+            optional=True,
+        ),
+        Extension(
+            "remote_storage.protocol.wire._v1scan",
+            sources=["remote_storage/protocol/wire/_v1scan.c"],
             optional=True,
         ),
         Extension(
             "remote_storage.backends._memory_head",
             sources=["backends/_memory_head.c"],
-            optional=True,
-        ),
-        Extension(
-            "remote_storage._codec",
-            sources=["remote_storage/_codec.c"],
             optional=True,
         ),
     ]

@@ -22,7 +22,6 @@ to use for tests and demos::
 from __future__ import annotations
 
 import asyncio
-import importlib
 import threading
 import time
 from array import array
@@ -34,7 +33,8 @@ from operator import attrgetter, gt
 from typing import ClassVar, TypeVar, cast
 from urllib.parse import parse_qsl, urlsplit
 
-from remote_storage.chunks import IMPLEMENTATION, SAMPLES_PER_CHUNK
+from remote_storage import native
+from remote_storage.chunks import SAMPLES_PER_CHUNK
 from remote_storage.errors import SampleConflict
 from remote_storage.matchers import Matcher, MatchType
 from remote_storage.storage import (
@@ -93,23 +93,8 @@ _NONE = -(1 << 63)
 # What a new series is planned against; never written to.
 _NO_SERIES = Series(Labels())
 
-_AppendNext = Callable[
-    [list[Series], "array[int]", list[int], Sequence[int], Sequence[float], int], "list[Series] | None"
-]
-
-
-def _load_append_next() -> _AppendNext | None:
-    """The batch append in C (``_memory_head.c``) when built and the C codec is in use, else None."""
-    if IMPLEMENTATION != "c":
-        return None
-    try:
-        module = importlib.import_module("remote_storage.backends._memory_head")
-    except ImportError:  # not built: no C compiler when the package was installed
-        return None
-    return cast(_AppendNext, module.append_next)
-
-
-_append_next = _load_append_next()
+#: The batch append in C (``_memory_head.c``) when the C implementation runs, else None.
+_append_next = native.memory_head.append_next if native.IMPLEMENTATION == "c" and native.memory_head else None
 _NOTHING: Planned[Histogram] = ((), ())
 
 

@@ -54,7 +54,6 @@ from sqlalchemy.exc import ArgumentError
 from remote_storage.chunks import MAX_SAMPLES
 from remote_storage.errors import StorageUnavailable
 from remote_storage.matchers import Matcher
-from remote_storage.protocol.read import encode_joined_labels
 from remote_storage.storage import (
     Context,
     Labels,
@@ -268,7 +267,7 @@ class SQLStorage(RemoteStorage):
             self._readers, self.in_snapshot, select_series, ctx.tenant, query.matchers, ctx.deadline
         )
         # Label pairs decoded for this query, shared by its series (labels are decoded only when
-        # asked for: the answer is written from their wire form, made straight from the stored bytes).
+        # asked for: the answer is written straight from the stored bytes).
         pairs: dict[tuple[bytes, bytes], tuple[str, str]] = {}
 
         def read_batch(conn: Connection, batch: list[tuple[int, bytes]]) -> list[TimeSeries]:
@@ -278,9 +277,8 @@ class SQLStorage(RemoteStorage):
                 data = found.get(series_id)
                 if data is not None:
                     decode = functools.partial(schema.decode_labels, blob, pairs)
-                    records = encode_joined_labels(blob)
                     series.append(
-                        TimeSeries.lazy(blob, decode, *data[:3], chunks=data[3], label_records=records)
+                        TimeSeries.lazy(blob, decode, *data[:3], chunks=data[3], joined_labels=blob)
                     )
             return series
 

@@ -33,16 +33,13 @@ fewer bytes.
 There are two implementations of :func:`encode_chunk`, :func:`pack_chunk`
 and :func:`decode_chunk` (and so of :func:`split_into_chunks`), with the
 same results for every input:
-the C extension ``remote_storage._codec``, which ``pip install`` builds when a
-C compiler is available, and the pure Python below, the reference. The choice
-is made once, at import, and :data:`IMPLEMENTATION` says which is in use
-(``"c"`` or ``"python"``); the Python one is used when the extension is not
-built, or when the environment variable ``REMOTE_STORAGE_PURE_PYTHON`` is
-``1``. The C functions hand every error case (unordered timestamps, too many
-samples, a malformed chunk) back to the Python code, so the errors and their
-messages are the same in both. The same switch picks the encoders of the
-protobuf records of remote-read responses (:mod:`remote_storage.protocol.read`,
-:mod:`remote_storage.protocol.streamed`), which the extension also holds.
+the C extension ``remote_storage._xor``, which ``pip install`` builds when a
+C compiler is available, and the pure Python below, the reference.
+:mod:`remote_storage.native` loads the extension and decides, once, which
+runs (:data:`remote_storage.native.IMPLEMENTATION`). The C functions hand
+every error case (unordered timestamps, too many samples, a malformed chunk)
+back to the Python code, so the errors and their messages are the same in
+both.
 
 The Python code is written for throughput: bits are gathered in Python ints
 and moved as whole bytes, zero counts come from ``int.bit_length``, and the
@@ -53,19 +50,17 @@ in Python.
 
 from __future__ import annotations
 
-import importlib
-import os
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from itertools import islice, repeat
 from operator import index
-from typing import Any, Protocol, TypeAlias, cast
+from typing import TypeAlias
 
+from remote_storage import native
 from remote_storage.storage import EncodedChunk, float_bits
 from remote_storage.varint import encode_uvarint
 
 __all__ = [
-    "IMPLEMENTATION",
     "MAX_SAMPLES",
     "SAMPLES_PER_CHUNK",
     "ChunkDecodeError",
@@ -86,8 +81,6 @@ SAMPLES_PER_CHUNK = 120
 
 #: What :func:`decode_chunk` accepts.
 BytesLike = bytes | bytearray | memoryview
-#: A column of samples as the C codec takes it: ``array('q')``/``array('d')`` or a memoryview of one.
-Column: TypeAlias = "array[Any] | memoryview"
 
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
@@ -383,7 +376,7 @@ def _py_encode_chunk(timestamps: Iterable[int], values: Iterable[float]) -> byte
 
 
 #: How far back :func:`pack_chunk` looks for the start of a window, in values
-#: that differ from the one before them (``PLAN_LOOKBACK`` in ``_codec.c``).
+#: that differ from the one before them (``PLAN_LOOKBACK`` in ``_xor.c``).
 _PLAN_LOOKBACK = 32
 #: The flag of a forced window in a plan (a window may be all zeros: leading 0, trailing 0).
 _FORCED = 0x8000
@@ -619,39 +612,11 @@ def _decode_tail(
 
 # -- the choice of implementation ----------------------------------------------------
 
-
-class Codec(Protocol):
-    """The C extension ``remote_storage._codec`` (see ``_codec.c``), for the type checker.
-
-    Columns are ``array('q')``/``array('d')`` or memoryviews of one. None from
-    the chunk functions means "not here": the Python code then runs and
-    raises its precise error.
-    """
-
-    def encode_chunk(self, timestamps: Column, values: Column, /) -> bytes | None: ...
-    def pack_chunk(self, timestamps: Column, values: Column, /) -> bytes | None: ...
-    def decode_chunk(self, data: BytesLike, /) -> tuple[array[int], array[float]] | None: ...
-    def encode_samples(self, timestamps: Column, values: Column, /) -> bytes: ...
-    def encode_labels(self, labels: tuple[tuple[str, str], ...], /) -> bytes: ...
-    def encode_chunk_records(self, chunks: Sequence[Any], /) -> bytes: ...
-    def encode_series_frames(
-        self, query_index: int, label_records: BytesLike, chunks: Sequence[Any], max_frame_bytes: int, /
-    ) -> tuple[bytes, int]: ...
-    def encode_joined_labels(self, data: BytesLike, /) -> bytes | None: ...
-
-
-def _load_c() -> Codec | None:
-    try:
-        return cast(Codec, importlib.import_module("remote_storage._codec"))
-    except ImportError:  # not built: no C compiler when the package was installed
-        return None
-
-
 _Encode: TypeAlias = Callable[[Iterable[int], Iterable[float]], bytes]
 _Decode: TypeAlias = "Callable[[BytesLike], tuple[array[int], array[float]]]"
 
 
-def _c_functions(codec: Codec) -> tuple[_Encode, _Encode, _Decode]:
+def _c_functions(codec: native.XorCodec) -> tuple[_Encode, _Encode, _Decode]:
     def _c_encode_chunk(timestamps: Iterable[int], values: Iterable[float]) -> bytes:
         ts, vs = as_columns(timestamps, values)
         data = codec.encode_chunk(ts, vs)
@@ -672,30 +637,20 @@ def _c_functions(codec: Codec) -> tuple[_Encode, _Encode, _Decode]:
     return _c_encode_chunk, _c_pack_chunk, _c_decode_chunk
 
 
-#: The C extension when it is built, whichever implementation is in use: the
-#: tests run both side by side, and :mod:`remote_storage.protocol.read` and
-#: :mod:`remote_storage.protocol.streamed` take their record encoders from it.
-c_codec = _load_c()
+# The C functions exist whenever the extension is built (the tests run both side by side).
 _c_encode_chunk, _c_pack_chunk, _c_decode_chunk = (
-    _c_functions(c_codec) if c_codec is not None else (None, None, None)
+    _c_functions(native.xor) if native.xor is not None else (None, None, None)
 )
 encode_chunk: _Encode
 pack_chunk: _Encode
 decode_chunk: _Decode
-if (
-    _c_encode_chunk is not None
-    and _c_pack_chunk is not None
-    and _c_decode_chunk is not None
-    and os.environ.get("REMOTE_STORAGE_PURE_PYTHON") != "1"
-):
+if native.IMPLEMENTATION == "c" and _c_encode_chunk and _c_pack_chunk and _c_decode_chunk:
     encode_chunk, pack_chunk, decode_chunk = _c_encode_chunk, _c_pack_chunk, _c_decode_chunk
-    IMPLEMENTATION = "c"
 else:
     encode_chunk, pack_chunk, decode_chunk = _py_encode_chunk, _py_pack_chunk, _py_decode_chunk
-    IMPLEMENTATION = "python"
 
 #: The encoder of the chunks backends keep: :func:`pack_chunk` with the C
 #: extension, where packing takes about 40 ns a sample (6 times what
 #: :func:`encode_chunk` takes); :func:`encode_chunk` in pure Python, where
 #: packing takes 20 times what encoding does, about 10 µs a sample.
-encode_for_storage: _Encode = pack_chunk if IMPLEMENTATION == "c" else encode_chunk
+encode_for_storage: _Encode = pack_chunk if native.IMPLEMENTATION == "c" else encode_chunk

@@ -46,8 +46,8 @@ from typing import cast
 
 from remote_storage.protocol import snappy
 from remote_storage.protocol.limits import WriteLimits, check_request
-from remote_storage.protocol.v1_scan import columns
 from remote_storage.protocol.validation import LabelValidator, NameScheme
+from remote_storage.protocol.wire.v1_scan import columns
 from remote_storage.protocol.write import labels_from_key
 from remote_storage.storage import Labels, SampleBatch, WriteRequest
 

@@ -39,8 +39,8 @@ from remote_storage.decode_process import use_process
 from remote_storage.deployment import Deployment
 from remote_storage.errors import CannotOpenStorage
 from remote_storage.logs import configure as configure_logs
+from remote_storage.native import IMPLEMENTATION
 from remote_storage.parent import exit_with_parent
-from remote_storage.protocol.v1_scan import IMPLEMENTATION
 from remote_storage.server import STATE, connection_guard, create_app
 from remote_storage.storage import RemoteStorage
 from remote_storage.tls import describe_tls, server_ssl_context

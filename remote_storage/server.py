@@ -50,8 +50,9 @@ from remote_storage.protocol.negotiation import (
     choose_response_type,
     write_version,
 )
-from remote_storage.protocol.read import decode_read_request, encode_labels, encode_read_response
+from remote_storage.protocol.read import decode_read_request, encode_read_response
 from remote_storage.protocol.validation import LabelValidator
+from remote_storage.protocol.wire import records
 from remote_storage.protocol.write import decode_v1, decode_v2
 from remote_storage.read_budget import SampleBudget, collect_results
 from remote_storage.recent import IngestHistory, RecentErrors
@@ -458,10 +459,7 @@ class _Frames:
         chunks = streamed.chunks_of(series, query.start_ms, query.end_ms)
         if not chunks:
             return  # histogram-only series: not representable here
-        records = series.label_records
-        if records is None:
-            records = encode_labels(series.labels)
-        data, samples = streamed.series_frames(index, records, chunks, max_frame_bytes)
+        data, samples = streamed.series_frames(index, records.label_records(series), chunks, max_frame_bytes)
         self.budget.add(index, samples)
         self.series += 1
         self.samples += samples

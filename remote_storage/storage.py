@@ -95,6 +95,8 @@ __all__ = [
     "WriteRequest",
     "float_bits",
     "float_from_bits",
+    "join_labels",
+    "split_labels",
 ]
 
 DEFAULT_TENANT = "default"
@@ -143,6 +145,50 @@ class Labels(tuple[tuple[str, str], ...]):
 
 def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+# -- joined label bytes ---------------------------------------------------------------
+
+#: What :func:`join_labels` puts between names and values: UTF-8 never holds this byte.
+LABEL_SEPARATOR = b"\xff"
+
+
+def join_labels(labels: Iterable[tuple[str, str]]) -> bytes:
+    """A label set as bytes: ``name 0xFF value 0xFF name ...`` in UTF-8 (no labels: ``b""``).
+
+    The storage form of a label set: one bytes object per series that
+    compares, hashes and stores cheaply, and that the protocol layer turns
+    into wire records without decoding the strings (see
+    :attr:`TimeSeries.joined_labels`). :func:`split_labels` is its inverse.
+
+    >>> join_labels([("__name__", "up"), ("job", "node")])
+    b'__name__\\xffup\\xffjob\\xffnode'
+    """
+    return LABEL_SEPARATOR.join(part.encode() for pair in labels for part in pair)
+
+
+def split_labels(data: bytes, pairs: dict[tuple[bytes, bytes], tuple[str, str]] | None = None) -> Labels:
+    """Inverse of :func:`join_labels`.
+
+    ``pairs`` is a cache for decoding many label sets: a ``(name, value)``
+    pair met before is shared instead of decoded again. Series share most of
+    their pairs (job, cluster, metric name, ...), so 100,000 label sets of 10
+    labels take about a tenth of the memory and half the time.
+    """
+    if not data:
+        return Labels()
+    parts = data.split(LABEL_SEPARATOR)
+    if pairs is None:
+        strings = [part.decode() for part in parts]
+        return Labels(zip(strings[::2], strings[1::2], strict=True))
+    found = []
+    for index in range(0, len(parts), 2):
+        key = (parts[index], parts[index + 1])
+        pair = pairs.get(key)
+        if pair is None:
+            pair = pairs[key] = (key[0].decode(), key[1].decode())
+        found.append(pair)
+    return Labels(found)
 
 
 class MetricType(enum.IntEnum):
@@ -295,13 +341,11 @@ class TimeSeries:
     label sets, across requests and protocol versions (backends cache them);
     equal label sets may still arrive under different keys.
 
-    A backend that keeps label sets in protobuf's wire form may also hand
-    them over as such in ``label_records``: the repeated ``Label`` records
-    (field 1) of ``prometheus.TimeSeries``, exactly as protobuf serializes
-    the labels (see :func:`remote_storage.protocol.read.encode_labels`). The
-    server then writes them as they are, and ``labels`` need not be decoded
-    (pair them with :meth:`lazy`). None (the default) means "encode
-    ``labels``".
+    A backend that keeps label sets joined (:func:`join_labels`) may also
+    hand them over as such in ``joined_labels``, in a query result: the
+    server then writes the response from those bytes, and ``labels`` need
+    not be decoded (pair them with :meth:`lazy`). None (the default) means
+    "use ``labels``".
     """
 
     __slots__ = (
@@ -310,8 +354,8 @@ class TimeSeries:
         "chunks",
         "exemplars",
         "histograms",
+        "joined_labels",
         "key",
-        "label_records",
         "timestamps",
         "values",
     )
@@ -326,7 +370,7 @@ class TimeSeries:
         *,
         key: Hashable = None,
         chunks: Sequence[EncodedChunk] = (),
-        label_records: bytes | None = None,
+        joined_labels: bytes | None = None,
     ) -> None:
         if len(timestamps) != len(values):
             raise ValueError(f"{len(timestamps)} timestamps but {len(values)} values")
@@ -338,7 +382,7 @@ class TimeSeries:
         self.histograms = histograms
         self.exemplars = exemplars
         self.chunks = chunks
-        self.label_records = label_records
+        self.joined_labels = joined_labels
 
     @classmethod
     def lazy(
@@ -351,7 +395,7 @@ class TimeSeries:
         exemplars: Sequence[Exemplar] = (),
         *,
         chunks: Sequence[EncodedChunk] = (),
-        label_records: bytes | None = None,
+        joined_labels: bytes | None = None,
     ) -> TimeSeries:
         """A series whose labels are decoded by ``decode()`` on first access."""
         series = cls.__new__(cls)  # skips __init__'s checks: this is the decoders' hot path
@@ -363,7 +407,7 @@ class TimeSeries:
         series.histograms = histograms
         series.exemplars = exemplars
         series.chunks = chunks
-        series.label_records = label_records
+        series.joined_labels = joined_labels
         return series
 
     @property

@@ -1,4 +1,4 @@
-"""The C codec, ``remote_storage._codec``, gives what its pure-Python twins give, bit for bit.
+"""The C extensions ``remote_storage._xor`` and ``..protocol.wire._wire`` give what their Python twins give.
 
 Chunks: the C encoder and decoder against the Python ones of
 :mod:`remote_storage.chunks` (the reference, itself checked against
@@ -26,7 +26,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from remote_storage import chunks
+from remote_storage import chunks, native
 from remote_storage.chunks import (
     MAX_SAMPLES,
     ChunkDecodeError,
@@ -36,26 +36,31 @@ from remote_storage.chunks import (
     _py_decode_chunk,
     _py_encode_chunk,
     _py_pack_chunk,
-    c_codec,
 )
 from remote_storage.protocol import histograms, read, streamed
 from remote_storage.protocol.pb import remote_pb2, types_pb2
+from remote_storage.protocol.wire import frames as wire_frames
+from remote_storage.protocol.wire import records as wire_records
 from remote_storage.storage import EncodedChunk, Histogram, Labels, QueryResult, ResetHint, TimeSeries
 from remote_storage.testing import MAX_TIME, MIN_TIME, SPECIAL_VALUES, float_from_bits
 from tests.support import chunk_data
 from tests.support.chunk_data import floats
 
 needs_c = pytest.mark.skipif(
-    c_codec is None,
-    reason="the C extension remote_storage._codec is not built (no C compiler at installation)",
+    not native.built, reason="the C extensions are not built (no C compiler at installation)"
 )
 
 Decode = Callable[[Any], "tuple[array[int], array[float]]"]
 
 
-def codec() -> chunks.Codec:
-    assert c_codec is not None
-    return c_codec
+def xor() -> native.XorCodec:
+    assert native.xor is not None
+    return native.xor
+
+
+def wire() -> native.WireCodec:
+    assert native.wire is not None
+    return native.wire
 
 
 def c_encode(timestamps: Any, values: Any) -> bytes:
@@ -135,7 +140,7 @@ def random_samples(n: int, seed: int) -> tuple[list[int], list[int]]:
 def test_c_encoder_writes_the_python_encoders_bytes(drawn: tuple[list[int], list[int]]) -> None:
     timestamps, patterns = drawn
     expected = _py_encode_chunk(timestamps, floats(patterns))
-    assert codec().encode_chunk(array("q", timestamps), floats(patterns)) == expected
+    assert xor().encode_chunk(array("q", timestamps), floats(patterns)) == expected
     assert c_encode(timestamps, floats(patterns)) == expected
     assert c_encode(timestamps, [float_from_bits(p) for p in patterns]) == expected  # lists are converted
 
@@ -156,7 +161,7 @@ def test_c_encoder_at_the_sizes_that_matter(n: int) -> None:
 def test_c_packer_writes_the_python_packers_bytes(drawn: tuple[list[int], list[int]]) -> None:
     timestamps, patterns = drawn
     expected = _py_pack_chunk(timestamps, floats(patterns))
-    assert codec().pack_chunk(array("q", timestamps), floats(patterns)) == expected
+    assert xor().pack_chunk(array("q", timestamps), floats(patterns)) == expected
     assert c_pack(timestamps, floats(patterns)) == expected
 
 
@@ -182,20 +187,20 @@ def test_c_encoder_takes_any_int64_and_float64_buffer() -> None:
     timestamps, patterns = random_samples(300, seed=1)
     ts, vs = array("q", timestamps), floats(patterns)
     expected = _py_encode_chunk(timestamps[100:250:3], vs[100:250:3])
-    assert codec().encode_chunk(memoryview(ts)[100:250:3], memoryview(vs)[100:250:3]) == expected  # strided
-    assert codec().encode_chunk(memoryview(ts[100:250:3]), memoryview(vs[100:250:3])) == expected
+    assert xor().encode_chunk(memoryview(ts)[100:250:3], memoryview(vs)[100:250:3]) == expected  # strided
+    assert xor().encode_chunk(memoryview(ts[100:250:3]), memoryview(vs[100:250:3])) == expected
     cast_ts, cast_vs = memoryview(ts.tobytes()).cast("q"), memoryview(vs.tobytes()).cast("d")
-    assert codec().encode_chunk(cast_ts, cast_vs) == _py_encode_chunk(ts, vs)
+    assert xor().encode_chunk(cast_ts, cast_vs) == _py_encode_chunk(ts, vs)
     assert c_encode(range(0, 5000, 1000), (float(i) for i in range(5))) == _py_encode_chunk(
         range(0, 5000, 1000), [0.0, 1.0, 2.0, 3.0, 4.0]
     )
     with pytest.raises(TypeError, match="bytes-like object is required"):
-        codec().encode_chunk([1, 2], array("d", [1.0, 2.0]))  # a list: the wrapper converts it first
+        xor().encode_chunk([1, 2], array("d", [1.0, 2.0]))  # a list: the wrapper converts it first
     for bad in (array("d", [1.0]), b"12345678", memoryview(array("i", [1, 2])), memoryview(ts).cast("B")):
         with pytest.raises(TypeError, match="timestamps must be a one-dimensional buffer of int64"):
-            codec().encode_chunk(bad, array("d", [1.0]))
+            xor().encode_chunk(bad, array("d", [1.0]))
     with pytest.raises(TypeError, match="values must be a one-dimensional buffer of float64"):
-        codec().encode_chunk(array("q", [1]), array("q", [1]))
+        xor().encode_chunk(array("q", [1]), array("q", [1]))
 
 
 @pytest.mark.parametrize(
@@ -214,14 +219,14 @@ def test_encoding_errors_are_the_same_in_both(timestamps: list[int], values: lis
     with pytest.raises(ValueError) as python_packed:
         _py_pack_chunk(timestamps, values)
     assert str(python_packed.value) == str(python.value)
-    if c_codec is not None:
+    if native.xor is not None:
         for encode in (c_encode, c_pack):
             with pytest.raises(ValueError) as c:
                 encode(timestamps, values)
             assert str(c.value) == str(python.value)
         if len(timestamps) == len(values) and MAX_TIME + 1 not in timestamps:
-            assert codec().encode_chunk(array("q", timestamps), array("d", values)) is None  # left to Python
-            assert codec().pack_chunk(array("q", timestamps), array("d", values)) is None
+            assert xor().encode_chunk(array("q", timestamps), array("d", values)) is None  # left to Python
+            assert xor().pack_chunk(array("q", timestamps), array("d", values)) is None
 
 
 # -- chunk decoding -----------------------------------------------------------------
@@ -233,7 +238,7 @@ def test_encoding_errors_are_the_same_in_both(timestamps: list[int], values: lis
 def test_c_decoder_reads_what_the_python_decoder_reads(drawn: tuple[list[int], list[int]]) -> None:
     timestamps, patterns = drawn
     data = _py_encode_chunk(timestamps, floats(patterns))
-    found = codec().decode_chunk(data)
+    found = xor().decode_chunk(data)
     assert found is not None
     assert (found[0].typecode, found[1].typecode) == ("q", "d")
     assert (found[0].tolist(), patterns_of(found[1])) == (timestamps, patterns)
@@ -243,7 +248,7 @@ def test_c_decoder_reads_what_the_python_decoder_reads(drawn: tuple[list[int], l
 def agree_on(data: bytes) -> None:
     """The raw C decoder refuses exactly what the Python decoder refuses, and otherwise agrees."""
     expected = outcome(_py_decode_chunk, data)
-    raw = codec().decode_chunk(data)
+    raw = xor().decode_chunk(data)
     if isinstance(expected, tuple) and expected[0] == "error":
         assert raw is None
     else:
@@ -300,7 +305,7 @@ def test_decoder_edge_cases_decode_alike() -> None:
     for chunk in (memoryview(b"\x00\x01\x02" + bytes(8)), bytearray(b"\x00\x00")):
         assert outcome(c_decode, chunk) == outcome(_py_decode_chunk, bytes(chunk))
     strided = memoryview(b"\x00\x00\x00\x01\x00\x02" + bytes(16))[::2]  # not contiguous: left to Python
-    assert codec().decode_chunk(strided) is None
+    assert xor().decode_chunk(strided) is None
     assert outcome(c_decode, strided) == outcome(_py_decode_chunk, strided)
     with pytest.raises(TypeError):
         c_decode("not bytes")
@@ -318,18 +323,14 @@ def implementations() -> list[Any]:
 
 @pytest.fixture(scope="module", params=implementations())
 def records(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The record encoders of read.py and streamed.py in each implementation in turn."""
+    """The record encoders and frame writer of the wire layer in each implementation in turn."""
     python = request.param == "python"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(read, "encode_labels", read._py_encode_labels if python else read._c_encode_labels)
-        patch.setattr(read, "encode_samples", read._py_encode_samples if python else read._c_encode_samples)
-        patch.setattr(streamed, "encode_labels", read.encode_labels)
-        chunk_records = streamed._py_encode_chunk_records if python else streamed._c_encode_chunk_records
-        patch.setattr(streamed, "encode_chunk_records", chunk_records)
-        joined = read._py_encode_joined_labels if python else read._c_encode_joined_labels
-        patch.setattr(read, "encode_joined_labels", joined)
-        frames = streamed._py_series_frames if python else codec().encode_series_frames
-        patch.setattr(streamed, "series_frames", frames)
+        twin = "_py_" if python else "_c_"
+        for name in ("encode_labels", "encode_samples", "encode_chunk_records", "encode_joined_labels"):
+            patch.setattr(wire_records, name, getattr(wire_records, twin + name))
+        frames = wire_frames._py_series_frames if python else wire().encode_series_frames
+        patch.setattr(wire_frames, "series_frames", frames)
         yield request.param
 
 
@@ -341,15 +342,15 @@ def test_sample_records_are_protobufs(records: str, pairs: list[tuple[int, int]]
         message.samples.add(timestamp=t, value=float_from_bits(pattern))
     timestamps = array("q", [t for t, _ in pairs])
     values = floats([p for _, p in pairs])
-    assert read.encode_samples(timestamps, values) == message.SerializeToString()
-    assert read.encode_samples(list(timestamps), values.tolist()) == message.SerializeToString()
+    assert wire_records.encode_samples(timestamps, values) == message.SerializeToString()
+    assert wire_records.encode_samples(list(timestamps), values.tolist()) == message.SerializeToString()
 
 
 def test_sample_records_leave_out_defaults_by_their_bits(records: str) -> None:
-    data = read.encode_samples(array("q", [0, 0, 1]), floats([0, 0x8000000000000000, 0]))
+    data = wire_records.encode_samples(array("q", [0, 0, 1]), floats([0, 0x8000000000000000, 0]))
     assert data.hex(" ") == "12 00 12 09 09 00 00 00 00 00 00 00 80 12 02 10 01"
     with pytest.raises(ValueError, match="2 timestamps but 1 values"):
-        read.encode_samples(array("q", [1, 2]), array("d", [1.0]))
+        wire_records.encode_samples(array("q", [1, 2]), array("d", [1.0]))
 
 
 @settings(max_examples=200, deadline=None)
@@ -358,8 +359,8 @@ def test_label_records_are_protobufs(records: str, pairs: list[tuple[str, str]])
     message = types_pb2.TimeSeries()
     for name, value in pairs:
         message.labels.add(name=name, value=value)
-    assert read.encode_labels(Labels(pairs)) == message.SerializeToString()
-    assert read.encode_labels(tuple(pairs)) == message.SerializeToString()  # type: ignore[arg-type]
+    assert wire_records.encode_labels(Labels(pairs)) == message.SerializeToString()
+    assert wire_records.encode_labels(tuple(pairs)) == message.SerializeToString()  # type: ignore[arg-type]
 
 
 @settings(max_examples=200, deadline=None)
@@ -369,8 +370,8 @@ def test_chunk_records_are_protobufs(records: str, fields: list[tuple[int, int, 
     for min_time, max_time, data in fields:
         message.chunks.add(min_time_ms=min_time, max_time_ms=max_time, type=types_pb2.Chunk.XOR, data=data)
     encoded = [EncodedChunk(*f) for f in fields]
-    assert streamed.encode_chunk_records(encoded) == message.SerializeToString()
-    assert streamed.encode_chunk_records(tuple(encoded)) == message.SerializeToString()
+    assert wire_records.encode_chunk_records(encoded) == message.SerializeToString()
+    assert wire_records.encode_chunk_records(tuple(encoded)) == message.SerializeToString()
 
 
 def joined(pairs: Sequence[tuple[str, str]]) -> bytes:
@@ -384,24 +385,24 @@ def test_joined_label_sets_become_label_records(records: str, pairs: list[tuple[
     message = types_pb2.TimeSeries()
     for name, value in pairs:
         message.labels.add(name=name, value=value)
-    assert read.encode_joined_labels(joined(pairs)) == message.SerializeToString()
+    assert wire_records.encode_joined_labels(joined(pairs)) == message.SerializeToString()
 
 
 def test_joined_label_sets_must_pair_up(records: str) -> None:
     for data in (b"name", b"a\xffb\xffc", b"a\xffb\xff", b"\xff\xff"):
         with pytest.raises(ValueError, match="do not pair up"):
-            read.encode_joined_labels(data)
-    assert read.encode_joined_labels(b"") == b""
-    assert read.encode_joined_labels(b"\xff") == b"\x0a\x00"  # one label, name and value empty
+            wire_records.encode_joined_labels(data)
+    assert wire_records.encode_joined_labels(b"") == b""
+    assert wire_records.encode_joined_labels(b"\xff") == b"\x0a\x00"  # one label, name and value empty
 
 
 @needs_c
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=40) | st.lists(st.binary(max_size=6), max_size=8).map(b"\xff".join))
 def test_any_joined_bytes_encode_alike(data: bytes) -> None:
-    c = codec().encode_joined_labels(data)
+    c = wire().encode_joined_labels(data)
     try:
-        python = read._py_encode_joined_labels(data)
+        python = wire_records._py_encode_joined_labels(data)
     except ValueError:
         assert c is None
     else:
@@ -422,7 +423,7 @@ def test_series_frames_are_the_frames_joined(
     records: str, query_index: int, pairs: list[tuple[str, str]], stored: list[EncodedChunk], max_bytes: int
 ) -> None:
     labels = Labels(pairs)
-    data, samples = streamed.series_frames(query_index, read.encode_labels(labels), stored, max_bytes)
+    data, samples = streamed.series_frames(query_index, wire_records.encode_labels(labels), stored, max_bytes)
     assert data == b"".join(streamed.encode_series_frames(query_index, labels, stored, max_bytes))
     assert samples == sum(chunks.chunk_samples(chunk.data) for chunk in stored)
     assert len(streamed.decode_frames(data)) == len(
@@ -436,15 +437,13 @@ def test_series_frames_are_the_frames_joined(
 def test_c_series_frames_are_the_python_ones(
     query_index: int, label_records: bytes, stored: list[EncodedChunk], max_bytes: int
 ) -> None:
-    c = codec().encode_series_frames(query_index, label_records, stored, max_bytes)
-    assert c == streamed._py_series_frames(query_index, label_records, stored, max_bytes)
+    c = wire().encode_series_frames(query_index, label_records, stored, max_bytes)
+    assert c == wire_frames._py_series_frames(query_index, label_records, stored, max_bytes)
 
 
-def test_label_records_of_a_series_are_written_as_handed_over(records: str) -> None:
+def test_joined_labels_of_a_series_are_written_as_records(records: str) -> None:
     labels = Labels((("__name__", "up"), ("job", "ünï")))
-    handed = TimeSeries.lazy(
-        b"k", lambda: labels, [5], [1.0], label_records=read.encode_joined_labels(joined(labels))
-    )
+    handed = TimeSeries.lazy(b"k", lambda: labels, [5], [1.0], joined_labels=joined(labels))
     assert read.encode_read_response([QueryResult([handed])]) == protobuf_read_response(
         [QueryResult([TimeSeries(labels, [5], [1.0])])]
     )
@@ -525,20 +524,35 @@ def test_read_response_of_many_series(records: str) -> None:
 
 
 # As imported, before the fixtures above swap implementations in and out.
-IMPORTED = (chunks.encode_chunk, chunks.decode_chunk, read.encode_samples, streamed.encode_chunk_records)
+IMPORTED = (
+    chunks.encode_chunk,
+    chunks.decode_chunk,
+    wire_records.encode_samples,
+    wire_records.encode_chunk_records,
+)
 
 
 def test_the_implementation_is_chosen_once_at_import() -> None:
-    assert chunks.IMPLEMENTATION in (("python",) if c_codec is None else ("c", "python"))
-    c = (_c_encode_chunk, _c_decode_chunk, read._c_encode_samples, streamed._c_encode_chunk_records)
-    python = (_py_encode_chunk, _py_decode_chunk, read._py_encode_samples, streamed._py_encode_chunk_records)
-    expected = c if chunks.IMPLEMENTATION == "c" else python
+    assert native.IMPLEMENTATION in (("c", "python") if native.built else ("python",))
+    c = (
+        _c_encode_chunk,
+        _c_decode_chunk,
+        wire_records._c_encode_samples,
+        wire_records._c_encode_chunk_records,
+    )
+    python = (
+        _py_encode_chunk,
+        _py_decode_chunk,
+        wire_records._py_encode_samples,
+        wire_records._py_encode_chunk_records,
+    )
+    expected = c if native.IMPLEMENTATION == "c" else python
     assert expected == IMPORTED
 
     def chosen(**env: str) -> str:
         code = (
-            "from remote_storage import chunks; from remote_storage.protocol import read, streamed as s; "
-            "print(chunks.IMPLEMENTATION, read.encode_samples.__name__, s.encode_chunk_records.__name__)"
+            "from remote_storage import native; from remote_storage.protocol.wire import records as r; "
+            "print(native.IMPLEMENTATION, r.encode_samples.__name__, r.encode_chunk_records.__name__)"
         )
         environ = {k: v for k, v in os.environ.items() if k != "REMOTE_STORAGE_PURE_PYTHON"} | env
         run = subprocess.run(
@@ -547,32 +561,32 @@ def test_the_implementation_is_chosen_once_at_import() -> None:
         assert run.returncode == 0, run.stderr
         return run.stdout.strip()
 
-    if c_codec is not None:
+    if native.xor is not None:
         assert chosen() == "c _c_encode_samples encode_chunk_records"
     assert chosen(REMOTE_STORAGE_PURE_PYTHON="1") == "python _py_encode_samples _py_encode_chunk_records"
 
 
 @needs_c
-def test_c_codec_keeps_no_references_and_leaks_nothing() -> None:
+def test_c_extensions_keep_no_references_and_leak_nothing() -> None:
     timestamps, patterns = random_samples(200, seed=9)
     ts, vs = array("q", timestamps), floats(patterns)
     data = bytearray(_py_encode_chunk(ts, vs))
     labels = Labels((("__name__", "up"), ("job", "ünï")))
     encoded = [EncodedChunk(1, 2, bytes(data)), EncodedChunk(-5, 0, data)]
-    c = codec()
+    c, w = xor(), wire()
 
     def calls() -> None:
         c.encode_chunk(ts, vs)
         c.encode_chunk(ts[::-1], vs[::-1])  # refused
         c.decode_chunk(data)
         c.decode_chunk(data[:-3])  # refused
-        c.encode_samples(ts, vs)
-        c.encode_labels(labels)
-        c.encode_chunk_records(encoded)
-        c.encode_series_frames(7, bytes(data[:30]), encoded, 100)
-        c.encode_joined_labels(b"__name__\xffup\xffjob\xff\xc3\xbcn")
-        c.encode_joined_labels(b"odd")  # refused
-        for bad in (lambda: c.encode_chunk(ts, ts), lambda: c.encode_labels((("a", 1),))):  # type: ignore[arg-type]
+        w.encode_samples(ts, vs)
+        w.encode_labels(labels)
+        w.encode_chunk_records(encoded)
+        w.encode_series_frames(7, bytes(data[:30]), encoded, 100)
+        w.encode_joined_labels(b"__name__\xffup\xffjob\xff\xc3\xbcn")
+        w.encode_joined_labels(b"odd")  # refused
+        for bad in (lambda: c.encode_chunk(ts, ts), lambda: w.encode_labels((("a", 1),))):  # type: ignore[arg-type]
             with pytest.raises(TypeError):
                 bad()
 

@@ -15,14 +15,17 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from remote_storage import native
 from remote_storage.backends.memory import MemoryStorage
 from remote_storage.backends.sql import SQLStorage
-from remote_storage.chunks import c_codec, split_into_chunks
+from remote_storage.chunks import split_into_chunks
 from remote_storage.config import Settings
 from remote_storage.matchers import Matcher
-from remote_storage.protocol import read, streamed
+from remote_storage.protocol import streamed
 from remote_storage.protocol.negotiation import ResponseType
 from remote_storage.protocol.pb import remote_pb2, types_pb2
+from remote_storage.protocol.wire import records as wire_records
+from remote_storage.protocol.wire.frames import frame
 from remote_storage.server import create_app
 from remote_storage.storage import EncodedChunk, Histogram, Labels, RemoteStorage, TimeSeries
 from tests.support.wire import READ_HEADERS, V1_HEADERS, read_body, read_results, v1_body
@@ -105,7 +108,7 @@ def test_streamed_equals_samples(frame_bytes: int, backend: str, tmp_path: Path)
         got: list[list[TimeSeries]] = [[] for _ in QUERIES]
         last_index = 0
         for length, raw in split_frames(body):
-            [message] = streamed.decode_frames(streamed.frame(raw))
+            [message] = streamed.decode_frames(frame(raw))
             assert len(message.chunked_series) == 1  # one series per frame
             assert message.query_index >= last_index  # queries in order
             last_index = message.query_index
@@ -201,7 +204,9 @@ def encode_length(n: int) -> bytes:
     return bytes([*out, n])
 
 
-needs_c = pytest.mark.skipif(c_codec is None, reason="the C extension remote_storage._codec is not built")
+needs_c = pytest.mark.skipif(
+    native.wire is None, reason="the C extension remote_storage.protocol.wire._wire is not built"
+)
 
 
 @pytest.fixture(scope="module", params=["python", pytest.param("c", marks=needs_c)])
@@ -209,9 +214,9 @@ def records(request: pytest.FixtureRequest) -> Iterator[str]:
     """The record encoders of the frames in each implementation in turn."""
     python = request.param == "python"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(streamed, "encode_labels", read._py_encode_labels if python else read._c_encode_labels)
-        chunk_records = streamed._py_encode_chunk_records if python else streamed._c_encode_chunk_records
-        patch.setattr(streamed, "encode_chunk_records", chunk_records)
+        twin = "_py_" if python else "_c_"
+        for name in ("encode_labels", "encode_chunk_records"):
+            patch.setattr(wire_records, name, getattr(wire_records, twin + name))
         yield request.param
 
 

@@ -53,6 +53,7 @@ from remote_storage.protocol.negotiation import ResponseType, WriteVersion
 from remote_storage.protocol.pb import types_pb2
 from remote_storage.protocol.read import decode_read_response, encode_read_request
 from remote_storage.protocol.streamed import decode_frames
+from remote_storage.protocol.wire import records
 from remote_storage.protocol.write import encode_v1, encode_v2
 from remote_storage.storage import Labels, Query, ReadRequest, TimeSeries, float_bits
 
@@ -427,7 +428,8 @@ class _Run:
         return answer.describe()
 
 
-_GARBAGE = b"\x0a\xff\xff\xff\xff\x0f not a protobuf message"
+# A series record that claims 4 GiB, then text: no protobuf parser accepts it.
+_GARBAGE = records.v1_series_header(0xFFFFFFFF) + b" not a protobuf message"
 _NOT_SNAPPY = snappy.compress(b"remote-storage check " * 8)[:-3]  # a valid length, a cut-off block
 
 

@@ -37,6 +37,7 @@ from operator import itemgetter
 
 from remote_storage.loadgen.catalog import Metric
 from remote_storage.loadgen.splice import splice
+from remote_storage.protocol.wire import records
 from remote_storage.varint import encode_uvarint as uvarint
 
 __all__ = [
@@ -56,11 +57,10 @@ __all__ = [
 MIN_TIMESTAMP_MS = 1 << 35
 MAX_TIMESTAMP_MS = (1 << 42) - 1
 
-_SAMPLE_HEADER = b"\x12\x10\x09"  # field 2 (samples), 16 bytes; field 1 (value), fixed64
+_SAMPLE_HEADER = records.FIXED_SAMPLE_HEAD  # a 16-byte Sample record up to its value
 _SAMPLE_BYTES = 18
 _SLOT_BYTES = 15  # the value, the timestamp's tag and the timestamp
 _STAMP_BYTES = 7  # the timestamp's tag and the timestamp
-_TIMESTAMP_TAG = b"\x10"  # field 2 (timestamp), varint
 
 
 class Protocol(enum.Enum):
@@ -91,7 +91,7 @@ def timestamp_slot(timestamp_ms: int) -> bytes:
         raise ValueError(
             f"timestamp {timestamp_ms} ms is outside the years 1971 to 2109 this generator supports"
         )
-    return _TIMESTAMP_TAG + uvarint(timestamp_ms)
+    return records.SAMPLE_TIMESTAMP_TAG + uvarint(timestamp_ms)
 
 
 def _gatherer(positions: Sequence[int]) -> Callable[[Sequence[bytes]], tuple[bytes, ...]]:
@@ -188,10 +188,6 @@ class Layout(abc.ABC):
         """A template for series with these sorted ``labels`` and metric families."""
 
 
-def _field(tag: bytes, payload: bytes) -> bytes:
-    return tag + uvarint(len(payload)) + payload
-
-
 class V1Layout(Layout):
     """``prometheus.WriteRequest``: every series carries its labels as strings."""
 
@@ -204,8 +200,7 @@ class V1Layout(Layout):
             if len(self._pairs) >= 1 << 20:
                 self._pairs.clear()
             name, value = pair
-            inner = _field(b"\x0a", name.encode()) + _field(b"\x12", value.encode())
-            encoded = self._pairs[pair] = _field(b"\x0a", inner)
+            encoded = self._pairs[pair] = records.v1_label(name.encode(), value.encode())
         return encoded
 
     def template(
@@ -219,7 +214,7 @@ class V1Layout(Layout):
         prefixes = []
         for pairs in labels:
             encoded = b"".join([self._pair(pair) for pair in pairs])
-            prefixes.append(b"\x0a" + uvarint(len(encoded) + sample_bytes) + encoded)
+            prefixes.append(records.v1_series_header(len(encoded) + sample_bytes) + encoded)
         return Template(b"", prefixes, [b""] * len(prefixes), groups, samples_per_series)
 
 
@@ -249,13 +244,12 @@ class V2Layout(Layout):
         prefixes, suffixes = [], []
         for pairs, metric in zip(labels, metrics, strict=True):
             refs = b"".join([uvarint(ref(part)) for pair in pairs for part in pair])
-            label_field = _field(b"\x0a", refs)
-            metadata = b"\x08" + uvarint(int(metric.type)) + b"\x18" + uvarint(ref(metric.help))
-            suffix = _field(b"\x2a", metadata)
+            label_field = records.v2_label_refs(refs)
+            suffix = records.v2_metadata(int(metric.type), ref(metric.help))
             length = len(label_field) + sample_bytes + len(suffix)
-            prefixes.append(b"\x2a" + uvarint(length) + label_field)
+            prefixes.append(records.v2_series_header(length) + label_field)
             suffixes.append(suffix)
-        header = b"".join([_field(b"\x22", text.encode()) for text in symbols])
+        header = b"".join([records.v2_symbol(text.encode()) for text in symbols])
         return Template(header, prefixes, suffixes, groups, samples_per_series)
 
 

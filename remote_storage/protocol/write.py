@@ -19,8 +19,8 @@ from remote_storage.errors import InvalidRequest
 from remote_storage.protocol import histograms
 from remote_storage.protocol.messages import parse
 from remote_storage.protocol.pb import remote_pb2, types_pb2, write_v2_pb2
-from remote_storage.protocol.v1_scan import Columns, columns, scan
 from remote_storage.protocol.validation import LabelValidator
+from remote_storage.protocol.wire.v1_scan import Columns, columns, scan
 from remote_storage.storage import (
     Exemplar,
     Histogram,
@@ -64,7 +64,7 @@ class _SeriesBuilder:
 def decode_v1(payload: bytes, validate: LabelValidator = _DEFAULT_VALIDATOR) -> WriteRequest:
     """Decode an uncompressed ``prometheus.WriteRequest``.
 
-    Bodies of the shape Prometheus sends go through :mod:`.v1_scan`: series
+    Bodies of the shape Prometheus sends go through :mod:`.wire.v1_scan`: series
     are keyed by their encoded label bytes, and label sets the validator
     already knows are decoded only if the backend asks for them. Other bodies
     are decoded by the protobuf runtime; the result is the same.

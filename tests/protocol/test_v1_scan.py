@@ -20,9 +20,11 @@ from google.protobuf.message import DecodeError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from remote_storage.protocol import v1_scan, write
+from remote_storage import native
+from remote_storage.protocol import write
 from remote_storage.protocol.pb import remote_pb2
-from remote_storage.protocol.v1_scan import Columns, Scanned, _c_columns, _c_scan, _py_columns, _py_scan
+from remote_storage.protocol.wire import v1_scan
+from remote_storage.protocol.wire.v1_scan import Columns, Scanned, _c_columns, _c_scan, _py_columns, _py_scan
 from remote_storage.protocol.write import _decode_v1_messages, decode_v1
 from remote_storage.storage import MetricMetadata, MetricType, float_bits
 from tests.support.wire import series
@@ -31,7 +33,7 @@ Scan = Callable[[bytes], Scanned | None]
 
 needs_c = pytest.mark.skipif(
     _c_scan is None,
-    reason="the C extension remote_storage.protocol._v1scan is not built (no C compiler at install time)",
+    reason="the C extension remote_storage.protocol.wire._v1scan is not built (no C compiler at install)",
 )
 
 
@@ -523,11 +525,11 @@ def test_c_scanner_keeps_no_references_and_leaks_nothing() -> None:
 
 def test_the_implementation_is_chosen_once_at_import() -> None:
     expected = "python" if _c_scan is None else "c"
-    assert v1_scan.IMPLEMENTATION in ("c", "python")
-    assert v1_scan.scan is (_c_scan if v1_scan.IMPLEMENTATION == "c" else _py_scan)
+    assert native.IMPLEMENTATION in ("c", "python")
+    assert v1_scan.scan is (_c_scan if native.IMPLEMENTATION == "c" else _py_scan)
 
     def chosen(**env: str) -> str:
-        code = "from remote_storage.protocol import v1_scan; print(v1_scan.IMPLEMENTATION)"
+        code = "from remote_storage.protocol.wire import v1_scan; print(v1_scan.scan.__name__)"
         environ = {k: v for k, v in os.environ.items() if k != "REMOTE_STORAGE_PURE_PYTHON"} | env
         run = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, env=environ, timeout=60
@@ -535,5 +537,5 @@ def test_the_implementation_is_chosen_once_at_import() -> None:
         assert run.returncode == 0, run.stderr
         return run.stdout.strip()
 
-    assert chosen() == expected
-    assert chosen(REMOTE_STORAGE_PURE_PYTHON="1") == "python"
+    assert chosen() == f"_{'c' if expected == 'c' else 'py'}_scan"
+    assert chosen(REMOTE_STORAGE_PURE_PYTHON="1") == "_py_scan"

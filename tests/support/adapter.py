@@ -44,11 +44,13 @@ def start_adapter(
     extra_args: tuple[str, ...] = (),
     ssl_context: ssl.SSLContext | None = None,
     open_files: int | None = None,
+    env: dict[str, str] | None = None,
 ) -> Adapter:
     """Start ``remote_storage serve`` on a free loopback port; does not wait for it.
 
     Pass ``ssl_context`` (how to reach it) when ``extra_args`` turn HTTPS on.
     ``open_files`` runs it with that open-file limit (soft and hard), through ``prlimit``.
+    ``env`` adds environment variables (the caller's ``REMOTE_STORAGE_*`` are never passed on).
     """
     port = free_port()
     limit = [] if open_files is None else ["prlimit", f"--nofile={open_files}:{open_files}"]
@@ -64,7 +66,8 @@ def start_adapter(
         storage,
         *extra_args,
     ]
-    env = {key: value for key, value in os.environ.items() if not key.startswith(ENV_PREFIX)}
-    env["PYTHONUNBUFFERED"] = "1"
-    process = processes.start(name, argv, env=env)
+    environ = {key: value for key, value in os.environ.items() if not key.startswith(ENV_PREFIX)}
+    environ["PYTHONUNBUFFERED"] = "1"
+    environ.update(env or {})
+    process = processes.start(name, argv, env=environ)
     return Adapter(process, port, storage, ssl_context)

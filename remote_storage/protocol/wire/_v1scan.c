@@ -446,7 +446,7 @@ static PyModuleDef_Slot v1scan_slots[] = {
 
 static struct PyModuleDef v1scan_module = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "remote_storage.protocol._v1scan",
+    .m_name = "remote_storage.protocol.wire._v1scan",
     .m_doc = "The remote write 1.0 scanner of remote_storage.protocol.v1_scan, in C.",
     .m_size = 0,
     .m_methods = v1scan_methods,

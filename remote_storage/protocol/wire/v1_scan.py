@@ -17,26 +17,21 @@ None, and the caller decodes the body with the protobuf runtime instead, so
 both paths give the same result for every body.
 
 There are two implementations of the scanner, with the same results for
-every input: a C extension, ``remote_storage.protocol._v1scan``, which
+every input: a C extension, ``remote_storage.protocol.wire._v1scan``, which
 ``pip install`` builds when a C compiler is available, and the pure-Python
-scanner below. The choice is made once, at import, and
-:data:`IMPLEMENTATION` says which is in use (``"c"`` or ``"python"``). The
-Python one is used when the extension is not built, or when the environment
-variable ``REMOTE_STORAGE_PURE_PYTHON`` is set to ``1``::
-
-    $ REMOTE_STORAGE_PURE_PYTHON=1 python -c \\
-        "from remote_storage.protocol import v1_scan; print(v1_scan.IMPLEMENTATION)"
-    python
+scanner below. :mod:`remote_storage.native` loads the extension and decides,
+once, which runs (:data:`remote_storage.native.IMPLEMENTATION`).
 """
 
 from __future__ import annotations
 
-import os
 import struct
 from array import array
 from collections.abc import Callable
 
-__all__ = ["IMPLEMENTATION", "Columns", "Scanned", "columns", "scan"]
+from remote_storage import native
+
+__all__ = ["Columns", "Scanned", "columns", "scan"]
 
 _unpack_double = struct.Struct("<d").unpack_from
 _SIGN = 1 << 63
@@ -230,31 +225,25 @@ _Scan = Callable[[bytes], Scanned | None]
 _Columns = Callable[[bytes], Columns | None]
 
 
-def _load_c() -> tuple[_Scan, _Columns] | tuple[None, None]:
-    try:
-        from remote_storage.protocol._v1scan import columns as columns_c
-        from remote_storage.protocol._v1scan import scan as scan_c
-    except ImportError:  # not built: no C compiler when the package was installed
-        return None, None
-
+def _c_functions(scanner: native.V1Scanner) -> tuple[_Scan, _Columns]:
     def _c_scan(buf: bytes) -> Scanned | None:
         """Scan a ``prometheus.WriteRequest`` body; None when it is not of the simple shape."""
-        found = scan_c(buf)
+        found = scanner.scan(buf)
         return None if found is None else Scanned(*found)
 
     def _c_columns(buf: bytes) -> Columns | None:
         """Columns of a body whose every entry holds one sample; None for any other body."""
-        found = columns_c(buf)
+        found = scanner.columns(buf)
         return None if found is None else Columns(*found)
 
     return _c_scan, _c_columns
 
 
 # Both stay importable for the tests, which run them side by side.
-_c_scan, _c_columns = _load_c()
+_c_scan, _c_columns = _c_functions(native.v1scan) if native.v1scan is not None else (None, None)
 scan: _Scan
 columns: _Columns
-if _c_scan is not None and _c_columns is not None and os.environ.get("REMOTE_STORAGE_PURE_PYTHON") != "1":
-    scan, columns, IMPLEMENTATION = _c_scan, _c_columns, "c"
+if native.IMPLEMENTATION == "c" and _c_scan is not None and _c_columns is not None:
+    scan, columns = _c_scan, _c_columns
 else:
-    scan, columns, IMPLEMENTATION = _py_scan, _py_columns, "python"
+    scan, columns = _py_scan, _py_columns
