@@ -5,7 +5,7 @@ costs about as much to decompress, scan and check as it costs the backend to
 store. With ``--decoder process`` (the default on a machine with two or more
 cores and one server process) the server hands each remote-write 1.0 body,
 still compressed, to one child process, which decompresses it, scans it
-(:func:`remote_storage.protocol.v1_scan.columns`), checks every new label
+(:func:`remote_storage.protocol.wire.v1_scan.columns`), checks every new label
 set and the request's limits, and answers with the samples as columns. The
 serving process then stores them while the child decodes the next body.
 
