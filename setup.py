@@ -23,6 +23,12 @@ setup(
             optional=True,
         ),
         Extension(
+            "remote_storage.backends._sql_head",
+            sources=["backends/_sql_head.c"],
+            libraries=["sqlite3"],
+            optional=True,
+        ),
+        Extension(
             "remote_storage._codec",
             sources=["remote_storage/_codec.c"],
             optional=True,

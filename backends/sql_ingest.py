@@ -29,6 +29,7 @@ from sqlalchemy import Connection, select, tuple_
 from remote_storage.errors import LabelSetTooLarge, SampleConflict
 from remote_storage.storage import Labels, MetricMetadata, TimeSeries, WriteRequest
 
+from . import sql_head as head
 from . import sql_schema as schema
 from .sql_chunks import NO_WATERMARK, drop_stored_in_chunks, read_watermark
 from .sql_dialect import Dialect
@@ -259,10 +260,9 @@ class Ingest:
         if min(timestamps) >= self._watermark:
             # The usual case: every sample newer than the chunks, so none can be stored in one.
             # Rows go from the columns to the statements without a tuple each.
-            generations = list(map(schema.GENERATION_MS.__rfloordiv__, timestamps))
-            count = len(generations)
-            columns: tuple[Sequence[int], ...] = (generations, ids, timestamps, bits)
+            count = len(timestamps)
             rows: Sequence[tuple[int, int, int]] = ()
+            inserted = head.insert_rows(conn, ids, timestamps, bits)
         else:
 
             def conflict(series_id: int, ts: int, stored: int, sent: int) -> Exception:
@@ -270,17 +270,10 @@ class Ingest:
 
             given = list(zip(ids, timestamps, bits, strict=True))
             rows = drop_stored_in_chunks(conn, given, self._watermark, conflict)
-            generations = [schema.generation(ts) for _, ts, _ in rows]
             count = len(rows)
-            columns = (generations, *map(list, zip(*rows, strict=True))) if rows else ()
-        if not count:
-            return
-        self.dialect.insert_ignore_rows(
-            conn, schema.generations.name, ("generation",), [(g,) for g in sorted(set(generations))]
-        )
-        inserted = self.dialect.insert_ignore_columns(
-            conn, schema.samples.name, schema.SAMPLE_COLUMNS, columns
-        )
+            if not count:
+                return
+            inserted = head.insert_rows(conn, *map(list, zip(*rows, strict=True)))
         if inserted == count:
             return
         if not rows:

@@ -96,7 +96,7 @@ __all__ = [
 log = logging.getLogger("remote_storage.backends.sql")
 
 FORMAT = "prometheus-remote-storage"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Values listed in one IN (...) clause.
 MAX_IN = 900
 
@@ -431,10 +431,12 @@ def open_schema(engine: Engine, dialect: Dialect, where: str) -> None:
                         f"{where} has schema version {version}, newer than this "
                         f"remote-storage supports ({SCHEMA_VERSION}); upgrade remote-storage"
                     )
+                if version < 1:
+                    raise DatabaseMismatch(f"{where} has unknown old schema version {version}")
                 if version == 1:
                     _upgrade_from_1(conn, dialect, where)
-                elif version < SCHEMA_VERSION:
-                    raise DatabaseMismatch(f"{where} has unknown old schema version {version}")
+                if version <= 2:
+                    _upgrade_from_2(conn, dialect, where)
                 return
             ours = {t.name for t in metadata.sorted_tables}
             if existing & ours:
@@ -472,4 +474,14 @@ def _upgrade_from_1(conn: Connection, dialect: Dialect, where: str) -> None:
         dialect.insert_ignore_rows(conn, samples.name, SAMPLE_COLUMNS, keyed)
     dialect.insert_ignore_rows(conn, generations.name, ("generation",), [(g,) for g in sorted(seen)])
     conn.exec_driver_sql("DROP TABLE rs_samples_v1")
-    conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
+    conn.execute(meta.update().where(meta.c.key == "schema_version").values(value="2"))
+
+
+def _upgrade_from_2(conn: Connection, dialect: Dialect, where: str) -> None:
+    """Schema 2 -> 3, each part of the schema by its own module, in the opening transaction: a
+    failure leaves the database at version 2, as it was."""
+    from .sql_head import migrate_head_2_to_3  # it builds on this module
+
+    log.warning("%s: upgrading the schema from version 2 to 3", where)
+    migrate_head_2_to_3(conn, dialect)
+    conn.execute(meta.update().where(meta.c.key == "schema_version").values(value="3"))
