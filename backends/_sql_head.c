@@ -6,15 +6,25 @@
  *
  *   Registers on a sqlite3.Connection of this interpreter:
  *
- *   rs_pack(ts, value)       aggregate: the rows of a group as one blob, first the n
- *                            timestamps then the n values, native int64 each, ordered by
- *                            timestamp. A read of many rows returns one row per series.
+ *   rs_pack(ts, value)       aggregate: the rows of a group as one packed blob (below).
+ *
+ *   rs_merge(packed, start, end)
+ *                            aggregate: the packed blobs of a group merged into one, in
+ *                            time order, the first of equal timestamps kept, trimmed to
+ *                            [start, end]; NULL when nothing is left.
+ *
+ *   rs_union(a, b)           scalar: two packed blobs merged (a's sample kept on equal
+ *                            timestamps).
  *
  *   rs_unpack(ids, timestamps, bits, generation_ms)
  *                            table-valued: three blobs of native int64 of equal length,
  *                            as rows (generation, series_id, ts, value), the generation
  *                            being floor(ts / generation_ms). A batch of rows is bound as
  *                            three parameters instead of four per row.
+ *
+ *   A packed blob holds n samples: first the n timestamps, then the n value bits, each a
+ *   big-endian int64, in increasing time order. Big-endian, so that the bytes stored
+ *   mean the same on every machine and PostgreSQL's int8send writes the same.
  *
  *   Python's sqlite3 module has no way to hand out the database handle, so it is taken from
  *   the connection object, whose first field after the object header is the handle in every
@@ -39,15 +49,141 @@ typedef struct {
 typedef struct {
     int64_t ts;
     int64_t value;
+    int64_t order; /* arrival: the first of equal timestamps is kept */
 } pair;
 
 typedef struct {
     pair *rows;
     size_t count;
     size_t capacity;
-    int sorted;
+    int unsorted;
     int failed;
 } pack_state;
+
+static int
+reserve(pack_state *state, size_t more)
+{
+    if (state->count + more <= state->capacity) {
+        return 1;
+    }
+    size_t capacity = state->capacity ? state->capacity : 64;
+    while (capacity < state->count + more) {
+        capacity *= 2;
+    }
+    pair *rows = sqlite3_realloc64(state->rows, capacity * sizeof(pair));
+    if (rows == NULL) {
+        state->failed = 1;
+        return 0;
+    }
+    state->rows = rows;
+    state->capacity = capacity;
+    return 1;
+}
+
+static void
+add(pack_state *state, int64_t ts, int64_t value)
+{
+    if (state->count && ts <= state->rows[state->count - 1].ts) {
+        state->unsorted = 1;
+    }
+    state->rows[state->count].ts = ts;
+    state->rows[state->count].value = value;
+    state->rows[state->count].order = (int64_t)state->count;
+    state->count++;
+}
+
+static int64_t
+load_be(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        v = (v << 8) | p[i];
+    }
+    return (int64_t)v;
+}
+
+static void
+store_be(unsigned char *p, int64_t value)
+{
+    uint64_t v = (uint64_t)value;
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (unsigned char)(v & 0xFF);
+        v >>= 8;
+    }
+}
+
+/* Add a packed blob's samples; 0 when it is not one (or memory ran out). */
+static int
+add_packed(pack_state *state, sqlite3_value *value)
+{
+    if (sqlite3_value_type(value) == SQLITE_NULL) {
+        return 1;
+    }
+    const unsigned char *data = sqlite3_value_blob(value);
+    sqlite3_int64 bytes = sqlite3_value_bytes(value);
+    if (bytes % 16) {
+        return 0;
+    }
+    size_t n = (size_t)(bytes / 16);
+    if (n == 0) {
+        return 1;
+    }
+    if (!reserve(state, n)) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        add(state, load_be(data + 8 * i), load_be(data + 8 * (n + i)));
+    }
+    return 1;
+}
+
+static int
+by_ts(const void *a, const void *b)
+{
+    const pair *x = a, *y = b;
+    if (x->ts != y->ts) {
+        return (x->ts > y->ts) - (x->ts < y->ts);
+    }
+    return (x->order > y->order) - (x->order < y->order);
+}
+
+/* The state's samples as a packed blob in [start, end], the result of ctx; frees the rows. */
+static void
+result_packed(sqlite3_context *ctx, pack_state *state, int64_t start, int64_t end, int null_if_empty)
+{
+    size_t n = state->count, kept = 0;
+    if (state->unsorted) {
+        qsort(state->rows, n, sizeof(pair), by_ts);
+    }
+    for (size_t i = 0; i < n; i++) { /* drop repeats and samples out of range, in place */
+        pair row = state->rows[i];
+        if (row.ts < start || row.ts > end || (kept && state->rows[kept - 1].ts == row.ts)) {
+            continue;
+        }
+        state->rows[kept++] = row;
+    }
+    if (kept == 0) {
+        sqlite3_free(state->rows);
+        if (null_if_empty) {
+            sqlite3_result_null(ctx);
+        } else {
+            sqlite3_result_zeroblob(ctx, 0);
+        }
+        return;
+    }
+    unsigned char *out = sqlite3_malloc64(kept * 16);
+    if (out == NULL) {
+        sqlite3_free(state->rows);
+        sqlite3_result_error_nomem(ctx);
+        return;
+    }
+    for (size_t i = 0; i < kept; i++) {
+        store_be(out + 8 * i, state->rows[i].ts);
+        store_be(out + 8 * (kept + i), state->rows[i].value);
+    }
+    sqlite3_free(state->rows);
+    sqlite3_result_blob64(ctx, out, kept * 16, sqlite3_free);
+}
 
 static void
 pack_step(sqlite3_context *ctx, int argc, sqlite3_value **argv)
@@ -57,32 +193,11 @@ pack_step(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     if (state == NULL || state->failed) {
         return;
     }
-    if (state->count == state->capacity) {
-        size_t capacity = state->capacity ? state->capacity * 2 : 64;
-        pair *rows = sqlite3_realloc64(state->rows, capacity * sizeof(pair));
-        if (rows == NULL) {
-            state->failed = 1;
-            sqlite3_result_error_nomem(ctx);
-            return;
-        }
-        if (state->capacity == 0) {
-            state->sorted = 1;
-        }
-        state->rows = rows;
-        state->capacity = capacity;
+    if (!reserve(state, 1)) {
+        sqlite3_result_error_nomem(ctx);
+        return;
     }
-    pair row = {sqlite3_value_int64(argv[0]), sqlite3_value_int64(argv[1])};
-    if (state->count && row.ts < state->rows[state->count - 1].ts) {
-        state->sorted = 0;
-    }
-    state->rows[state->count++] = row;
-}
-
-static int
-by_ts(const void *a, const void *b)
-{
-    int64_t x = ((const pair *)a)->ts, y = ((const pair *)b)->ts;
-    return (x > y) - (x < y);
+    add(state, sqlite3_value_int64(argv[0]), sqlite3_value_int64(argv[1]));
 }
 
 static void
@@ -95,24 +210,63 @@ pack_final(sqlite3_context *ctx)
     }
     if (state->failed) {
         sqlite3_free(state->rows);
-        return;
-    }
-    size_t n = state->count;
-    if (!state->sorted) {
-        qsort(state->rows, n, sizeof(pair), by_ts);
-    }
-    int64_t *out = sqlite3_malloc64(n * 2 * sizeof(int64_t));
-    if (out == NULL) {
-        sqlite3_free(state->rows);
         sqlite3_result_error_nomem(ctx);
         return;
     }
-    for (size_t i = 0; i < n; i++) {
-        out[i] = state->rows[i].ts;
-        out[n + i] = state->rows[i].value;
+    result_packed(ctx, state, INT64_MIN, INT64_MAX, 0);
+}
+
+typedef struct {
+    pack_state pack;
+    int64_t start;
+    int64_t end;
+} merge_state;
+
+static void
+merge_step(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    merge_state *state = sqlite3_aggregate_context(ctx, sizeof(merge_state));
+    if (state == NULL || state->pack.failed) {
+        return;
     }
-    sqlite3_free(state->rows);
-    sqlite3_result_blob64(ctx, out, n * 2 * sizeof(int64_t), sqlite3_free);
+    state->start = sqlite3_value_int64(argv[1]);
+    state->end = sqlite3_value_int64(argv[2]);
+    if (!add_packed(&state->pack, argv[0])) {
+        state->pack.failed = 1;
+    }
+}
+
+static void
+merge_final(sqlite3_context *ctx)
+{
+    merge_state *state = sqlite3_aggregate_context(ctx, 0);
+    if (state == NULL || state->pack.count == 0) {
+        if (state != NULL) {
+            sqlite3_free(state->pack.rows);
+        }
+        sqlite3_result_null(ctx);
+        return;
+    }
+    if (state->pack.failed) {
+        sqlite3_free(state->pack.rows);
+        sqlite3_result_error(ctx, "rs_merge: not a packed blob, or out of memory", -1);
+        return;
+    }
+    result_packed(ctx, &state->pack, state->start, state->end, 1);
+}
+
+static void
+union_function(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    pack_state state = {0};
+    if (!add_packed(&state, argv[0]) || !add_packed(&state, argv[1])) {
+        sqlite3_free(state.rows);
+        sqlite3_result_error(ctx, "rs_union: not a packed blob, or out of memory", -1);
+        return;
+    }
+    result_packed(ctx, &state, INT64_MIN, INT64_MAX, 0);
 }
 
 /* -- rs_unpack ---------------------------------------------------------------------------- */
@@ -360,6 +514,12 @@ install(PyObject *module, PyObject *connection)
     int flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC;
     int rc = sqlite3_create_function_v2(db, "rs_pack", 2, flags, NULL, NULL, pack_step, pack_final, NULL);
     if (rc == SQLITE_OK) {
+        rc = sqlite3_create_function_v2(db, "rs_merge", 3, flags, NULL, NULL, merge_step, merge_final, NULL);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_create_function_v2(db, "rs_union", 2, flags, NULL, union_function, NULL, NULL, NULL);
+    }
+    if (rc == SQLITE_OK) {
         rc = sqlite3_create_module_v2(db, "rs_unpack", &unpack_module, NULL, NULL);
     }
     if (rc != SQLITE_OK) {
@@ -370,7 +530,7 @@ install(PyObject *module, PyObject *connection)
 }
 
 static PyMethodDef methods[] = {
-    {"install", install, METH_O, "Register rs_pack and rs_unpack on a sqlite3.Connection; False if not possible."},
+    {"install", install, METH_O, "Register rs_pack, rs_merge, rs_union and rs_unpack on a sqlite3.Connection; False if not possible."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,33 +1,39 @@
-"""The head of the SQL backend: the sample rows of ``rs_samples``, their inserts and reads.
+"""The head of the SQL backend: samples not yet compacted into chunks, as rows and sealed blocks.
 
-A float sample is one row ``(generation, series_id, ts, value)`` keyed in
-that order (:data:`~.sql_schema.GENERATION_MS` says why the minute comes
-first). Every statement that inserts or reads these rows for ingestion and
-queries is here; compaction reads and deletes them in :mod:`.sql_chunks`.
+A float sample arrives as one row ``(generation, series_id, ts, value)`` of
+``rs_samples``, keyed in that order (:data:`~.sql_schema.GENERATION_MS` says
+why the minute comes first: each write lands among the few rows of the
+current minute). Once the writes have moved on, maintenance *seals* each
+older generation (:func:`seal`): the rows of each series become one row of
+``rs_blocks`` ``(generation, series_id, data)``, where ``data`` packs the
+samples: the n timestamps, then the n value bits, each a big-endian int64, in
+time order. A read of the newest 15 minutes then costs a row per series and
+minute instead of one per sample; compaction and retention take samples from
+both tables.
 
-On SQLite, when the C functions of ``_sql_head.c`` are installed on the
-connection (:func:`native`: the dialect installs them when it connects), the
-per-row work runs inside SQLite, with the interpreter lock released:
+The rules of the rows hold across both tables: ``rs_meta.sealed_before``
+says up to which timestamp samples may be in blocks, and a sample written
+later with an older timestamp is checked against the blocks
+(:func:`drop_stored_in_blocks`) before it is inserted as a row, so repeats
+stay no-ops and a different value is still a conflict. The next seal merges
+such a late row into its block.
 
-* an insert binds a batch as three blobs of int64 (series ids, timestamps,
-  value bits) and expands them with the table-valued ``rs_unpack``, instead
-  of four bound parameters per row;
-* a read returns one row per series, its samples packed by the aggregate
-  ``rs_pack`` into one blob (timestamps, then value bits, in time order),
-  instead of one tuple per sample; and a read of many series scans each
-  generation's range of their ids once, instead of seeking each (series,
-  generation) pair.
-
-Elsewhere (PostgreSQL, or SQLite without the C functions) the same rows are
-inserted as multi-row statements (:meth:`.Dialect.insert_ignore_columns`)
-and read one tuple per sample; the results are the same.
+On SQLite, the C functions of ``_sql_head.c`` (installed by the dialect
+when it connects; :func:`native`) do the per-sample work inside SQLite,
+with the interpreter lock released: an insert binds a batch as three blobs
+expanded by the table-valued ``rs_unpack``; sealing packs rows with the
+aggregate ``rs_pack``; a read merges a series' blocks and rows with
+``rs_merge`` into one blob. Without them (PostgreSQL, or SQLite without a C
+compiler at install time) rows are inserted as multi-row statements, nothing
+is sealed, and blocks found are decoded in Python; the results are the same.
 """
 
 from __future__ import annotations
 
+import sys
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -36,16 +42,40 @@ from sqlalchemy import Connection
 from . import sql_schema as schema
 from .sql_dialect import NATIVE_HEAD, Dialect, of
 
-__all__ = ["head_rows", "insert_rows", "migrate_head_2_to_3", "native"]
+__all__ = [
+    "SEALED_KEY",
+    "blocks_before",
+    "drop_stored_in_blocks",
+    "head_rows",
+    "insert_rows",
+    "merge",
+    "migrate_head_2_to_3",
+    "native",
+    "pack",
+    "read_sealed",
+    "seal",
+    "trim_blocks",
+    "unpack",
+]
 
-#: A read scans the range of its series ids in each generation, rather than seeking each
-#: (series, generation) pair, when it asks for at least this share of the ids in that range.
-_SCAN_DENSITY = 0.25
+#: The rs_meta key of the timestamp before which samples may be in blocks.
+SEALED_KEY = "sealed_before"
+#: Before the first seal: no sample is in a block.
+NOT_SEALED = -(2**63)
 
+_Columns = tuple["array[int]", "array[int]"]  # timestamps, value bits
+
+_S, _B = schema.samples.name, schema.blocks.name
 _INSERT = (
-    f"INSERT INTO {schema.samples.name} (generation, series_id, ts, value) "
+    f"INSERT INTO {_S} (generation, series_id, ts, value) "
     f"SELECT generation, series_id, ts, value FROM rs_unpack(?, ?, ?, {schema.GENERATION_MS}) "
     "WHERE true ON CONFLICT DO NOTHING"  # WHERE: the parser would read ON as a join's
+)
+_SEAL = (
+    f"INSERT INTO {_B} (generation, series_id, data) "
+    f"SELECT generation, series_id, rs_pack(ts, value) FROM {_S} "
+    "WHERE generation = ? AND series_id >= ? AND series_id < ? GROUP BY series_id "
+    f"ON CONFLICT DO UPDATE SET data = rs_union({_B}.data, excluded.data)"
 )
 
 
@@ -54,9 +84,31 @@ def native(conn: Connection) -> bool:
     return bool(conn.connection.info.get(NATIVE_HEAD))
 
 
+def pack(timestamps: Sequence[int], bits: Sequence[int]) -> bytes:
+    """A block's bytes: timestamps, then value bits, big-endian int64 (sorted, unique timestamps)."""
+    both = array("q", timestamps)
+    both.extend(array("q", bits))
+    if sys.byteorder == "little":
+        both.byteswap()
+    return both.tobytes()
+
+
+def unpack(data: bytes) -> _Columns:
+    """Inverse of :func:`pack`."""
+    both = array("q")
+    both.frombytes(data)
+    if sys.byteorder == "little":
+        both.byteswap()
+    half = len(both) // 2
+    return both[:half], both[half:]
+
+
+# -- writes --------------------------------------------------------------------------------
+
+
 def insert_rows(conn: Connection, ids: Sequence[int], timestamps: Sequence[int], bits: Sequence[int]) -> int:
     """Insert the samples (columns of equal length), ignoring those whose (series, timestamp) is
-    stored already; return how many were new. Records their generations."""
+    a row already; return how many were new. Records their generations."""
     generations = sorted(set(map(schema.GENERATION_MS.__rfloordiv__, timestamps)))
     dialect = of(conn)
     dialect.insert_ignore_rows(conn, schema.generations.name, ("generation",), [(g,) for g in generations])
@@ -68,7 +120,7 @@ def insert_rows(conn: Connection, ids: Sequence[int], timestamps: Sequence[int],
         finally:
             cursor.close()
     columns = (list(map(schema.GENERATION_MS.__rfloordiv__, timestamps)), ids, timestamps, bits)
-    return dialect.insert_ignore_columns(conn, schema.samples.name, schema.SAMPLE_COLUMNS, columns)
+    return dialect.insert_ignore_columns(conn, _S, schema.SAMPLE_COLUMNS, columns)
 
 
 def _blob(values: Sequence[int]) -> bytes:
@@ -77,56 +129,218 @@ def _blob(values: Sequence[int]) -> bytes:
     return array("q", values).tobytes()
 
 
+def read_sealed(conn: Connection) -> int:
+    """Samples older than this may be in blocks (:data:`NOT_SEALED` before the first seal)."""
+    query = f"SELECT value FROM {schema.meta.name} WHERE key = '{SEALED_KEY}'"
+    value = conn.exec_driver_sql(query).scalar_one_or_none()
+    return NOT_SEALED if value is None else int(value)
+
+
+_Rows = list[tuple[int, int, int]]  # (series_id, ts, value bits)
+
+
+def drop_stored_in_blocks(
+    conn: Connection, rows: _Rows, sealed: int, conflict: Callable[[int, int, int, int], Exception]
+) -> _Rows:
+    """Rows minus those already in blocks with the same bits; ``conflict(...)`` is raised for
+    other bits. Only rows older than ``sealed`` (:func:`read_sealed`) can meet a block."""
+    late = [row for row in rows if row[1] < sealed]
+    if not late:
+        return rows
+    ids = sorted({row[0] for row in late})
+    start = min(row[1] for row in late)
+    end = max(row[1] for row in late)
+    stored: dict[tuple[int, int], int] = {}
+    for series_id, (timestamps, bits) in _blocks(conn, ids, start, end).items():
+        stored.update(((series_id, t), b) for t, b in zip(timestamps, bits, strict=True))
+    if not stored:
+        return rows
+    kept: _Rows = []
+    for row in rows:
+        existing = stored.get((row[0], row[1]))
+        if existing is None:
+            kept.append(row)
+        elif existing != row[2]:
+            raise conflict(row[0], row[1], existing, row[2])
+    return kept
+
+
+# -- sealing, and what compaction and retention take ---------------------------------------
+
+
+def seal(conn: Connection, low: int, high: int, below: int) -> int:
+    """Seal the rows of series ids in ``[low, high)`` of the generations before ``below`` into
+    blocks; return how many rows were sealed. Nothing without the C functions (:func:`native`)."""
+    if not native(conn):
+        return 0
+    if read_sealed(conn) < below * schema.GENERATION_MS:
+        conn.exec_driver_sql(
+            f"INSERT INTO {schema.meta.name} (key, value) VALUES ('{SEALED_KEY}', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (str(below * schema.GENERATION_MS),),
+        )
+    sealed = 0
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        for generation in schema.generations_in(conn, -(2**63), below * schema.GENERATION_MS - 1):
+            cursor.execute(_SEAL, (generation, low, high))
+            if cursor.rowcount:
+                cursor.execute(
+                    f"DELETE FROM {_S} WHERE generation = ? AND series_id >= ? AND series_id < ?",
+                    (generation, low, high),
+                )
+                sealed += cursor.rowcount
+    finally:
+        cursor.close()
+    return sealed
+
+
+def blocks_before(conn: Connection, low: int, high: int, cutoff: int) -> dict[int, _Columns]:
+    """Series id -> (timestamps, value bits) older than ``cutoff`` in the blocks of series ids in
+    ``[low, high)``, in time order."""
+    mark = of(conn).placeholder
+    rows = schema.driver_rows(
+        conn,
+        f"SELECT series_id, data FROM {_B} WHERE generation <= {mark} "
+        f"AND series_id >= {mark} AND series_id < {mark} ORDER BY series_id, generation",
+        [schema.generation(cutoff - 1), low, high],
+    )
+    return _merged_blocks(rows, -(2**63), cutoff - 1)
+
+
+def trim_blocks(conn: Connection, low: int, high: int, cutoff: int) -> int:
+    """Delete the samples older than ``cutoff`` from the blocks of series ids in ``[low, high)``;
+    return how many were deleted."""
+    mark = of(conn).placeholder
+    last = schema.generation(cutoff - 1)
+    rows = schema.driver_rows(
+        conn,
+        f"SELECT generation, series_id, data FROM {_B} WHERE generation <= {mark} "
+        f"AND series_id >= {mark} AND series_id < {mark}",
+        [last, low, high],
+    )
+    deleted = 0
+    keep: list[tuple[bytes, int, int]] = []
+    for generation, series_id, data in rows:
+        timestamps, bits = unpack(bytes(data))
+        first = bisect_left(timestamps, cutoff)
+        deleted += first
+        if first < len(timestamps):  # the generation the cutoff falls in: keep the rest
+            keep.append((pack(timestamps[first:], bits[first:]), generation, series_id))
+    conn.exec_driver_sql(
+        f"DELETE FROM {_B} WHERE generation <= {mark} AND series_id >= {mark} AND series_id < {mark}",
+        (last, low, high),
+    )
+    if keep:
+        of(conn).insert_ignore_rows(
+            conn, _B, ("data", "generation", "series_id"), [(d, g, s) for d, g, s in keep]
+        )
+    return deleted
+
+
+# -- reads ---------------------------------------------------------------------------------
+
+
 def head_rows(
     conn: Connection, ids: Sequence[int], start: int, end: int, generations: Sequence[int]
-) -> dict[int, tuple[array[int], array[int]]]:
-    """Series id -> (timestamps, value bits) of the sample rows of ``ids`` in ``[start, end]``,
-    in time order, read from ``generations`` (those that may hold such rows). At most
-    :data:`~.sql_schema.MAX_IN` ids."""
+) -> dict[int, _Columns]:
+    """Series id -> (timestamps, value bits) of the head samples of ``ids`` in ``[start, end]``
+    (blocks and rows), in time order, read from ``generations`` (those that may hold them). At
+    most :data:`~.sql_schema.MAX_IN` ids."""
     if not ids or not generations:
         return {}
     dialect = of(conn)
     mark = dialect.placeholder
-    low, high = min(ids), max(ids)
-    where = f"generation IN ({dialect.marks(len(generations))})"
-    parameters: list[Any] = list(generations)
-    if len(set(ids)) >= _SCAN_DENSITY * (high - low + 1):
-        # Many ids close together: one range of each generation, the others filtered out.
-        where += f" AND series_id BETWEEN {mark} AND {mark}"
-        parameters += [low, high]
-    where += f" AND series_id IN ({dialect.marks(len(ids))}) AND ts BETWEEN {mark} AND {mark}"
-    parameters += [*ids, start, end]
+    in_generations = f"generation IN ({dialect.marks(len(generations))})"
+    in_ids = f"series_id IN ({dialect.marks(len(ids))})"
     if native(conn):
         rows = schema.driver_rows(
             conn,
-            f"SELECT series_id, rs_pack(ts, value) FROM {schema.samples.name} "
-            f"WHERE {where} GROUP BY series_id",
-            parameters,
+            f"SELECT series_id, rs_merge(data, ?, ?) FROM ("
+            f"SELECT series_id, data FROM {_B} WHERE {in_generations} AND {in_ids} "
+            f"UNION ALL SELECT series_id, rs_pack(ts, value) FROM {_S} "
+            f"WHERE {in_generations} AND {in_ids} AND ts BETWEEN ? AND ? GROUP BY series_id"
+            ") GROUP BY series_id",
+            [start, end, *generations, *ids, *generations, *ids, start, end],
         )
-        found: dict[int, tuple[array[int], array[int]]] = {}
-        for series_id, packed in rows:
-            both = array("q")
-            both.frombytes(packed)
-            half = len(both) // 2
-            found[series_id] = (both[:half], both[half:])
-        return found
+        return {series_id: unpack(data) for series_id, data in rows if data is not None}
+    blocks = schema.driver_rows(
+        conn,
+        f"SELECT series_id, data FROM {_B} WHERE {in_generations} AND {in_ids} "
+        "ORDER BY series_id, generation",
+        [*generations, *ids],
+    )
     rows = schema.driver_rows(
         conn,
-        f"SELECT series_id, ts, value FROM {schema.samples.name} WHERE {where} ORDER BY series_id, ts",
-        parameters,
+        f"SELECT series_id, ts, value FROM {_S} WHERE {in_generations} AND {in_ids} "
+        f"AND ts BETWEEN {mark} AND {mark} ORDER BY series_id, ts",
+        [*generations, *ids, start, end],
     )
-    return _columns_by_series(rows, ids)
+    found = _columns_by_series(rows, ids)
+    if blocks:
+        for series_id, (timestamps, bits) in _merged_blocks(blocks, start, end).items():
+            found[series_id] = merge([(timestamps, bits), found.get(series_id, (array("q"), array("q")))])
+    return found
 
 
-def _columns_by_series(
-    rows: Sequence[tuple[int, int, int]], ids: Sequence[int]
-) -> dict[int, tuple[array[int], array[int]]]:
+def _blocks(conn: Connection, ids: Sequence[int], start: int, end: int) -> dict[int, _Columns]:
+    """The block samples of ``ids`` in ``[start, end]`` (any number of ids)."""
+    dialect = of(conn)
+    mark = dialect.placeholder
+    found: dict[int, _Columns] = {}
+    for first in range(0, len(ids), schema.MAX_IN):
+        part = list(ids[first : first + schema.MAX_IN])
+        rows = schema.driver_rows(
+            conn,
+            f"SELECT series_id, data FROM {_B} WHERE generation BETWEEN {mark} AND {mark} "
+            f"AND series_id IN ({dialect.marks(len(part))}) ORDER BY series_id, generation",
+            [schema.generation(start), schema.generation(end), *part],
+        )
+        found.update(_merged_blocks(rows, start, end))
+    return found
+
+
+def _merged_blocks(rows: Iterable[tuple[int, Any]], start: int, end: int) -> dict[int, _Columns]:
+    """(series_id, data) rows, by series -> each series' samples in ``[start, end]``, in time order."""
+    pieces: dict[int, list[_Columns]] = {}
+    for series_id, data in rows:
+        pieces.setdefault(series_id, []).append(unpack(bytes(data)))
+    found: dict[int, _Columns] = {}
+    for series_id, parts in pieces.items():
+        timestamps, bits = merge(parts)
+        first, last = bisect_left(timestamps, start), bisect_right(timestamps, end)
+        if first < last:
+            found[series_id] = (timestamps[first:last], bits[first:last])
+    return found
+
+
+def merge(parts: list[_Columns]) -> _Columns:
+    """Sorted (timestamps, bits) pieces as one, in time order, the first of equal timestamps kept."""
+    timestamps, bits = array("q"), array("q")
+    ordered = True
+    for part_ts, part_bits in parts:
+        if not part_ts:
+            continue
+        if timestamps and part_ts[0] <= timestamps[-1]:
+            ordered = False
+        timestamps.extend(part_ts)
+        bits.extend(part_bits)
+    if ordered:
+        return timestamps, bits
+    merged: dict[int, int] = {}
+    for t, b in zip(timestamps, bits, strict=True):
+        merged.setdefault(t, b)
+    order = sorted(merged)
+    return array("q", order), array("q", map(merged.__getitem__, order))
+
+
+def _columns_by_series(rows: Sequence[tuple[int, int, int]], ids: Sequence[int]) -> dict[int, _Columns]:
     """(series_id, ts, bits) rows sorted by series and time -> series id: (timestamps, bits).
 
     The rows are cut into columns once and each series' run is found by
     bisection, so the work per row is done in C.
     """
-    found: dict[int, tuple[array[int], array[int]]] = {}
+    found: dict[int, _Columns] = {}
     if not rows:
         return found
     series_ids = list(map(itemgetter(0), rows))
@@ -142,13 +356,12 @@ def _columns_by_series(
     return found
 
 
-def migrate_head_2_to_3(conn: Connection, dialect: Dialect) -> None:
-    """Schema 2 -> 3 for the sample rows: nothing to rewrite.
+# -- schema --------------------------------------------------------------------------------
 
-    Schema 3 keeps ``rs_samples`` and ``rs_generations`` as schema 2 laid
-    them out: what made reads of the head slow was how they were read (one
-    seek per series and generation, one tuple per sample), which changed
-    without touching the rows. Runs in the opening transaction, with the
-    index's migration.
-    """
-    del conn, dialect
+
+def migrate_head_2_to_3(conn: Connection, dialect: Dialect) -> None:
+    """Schema 2 -> 3 for the head: ``rs_blocks`` appears; the rows of ``rs_samples`` stay as
+    they are (the next maintenance pass seals the older ones). Runs in the opening transaction,
+    with the index's migration."""
+    del dialect
+    schema.blocks.create(conn, checkfirst=True)

@@ -52,6 +52,7 @@ class Ingest:
         #: newest sample timestamp written (compaction's cutoff follows it); None: nothing yet
         self.newest: int | None = None
         self._watermark = NO_WATERMARK  # read at the start of every write transaction
+        self._sealed = head.NOT_SEALED  # likewise
         # per tenant, encoding key and label set -> series id; only ids of committed series
         self._ids: _Ids = {}
         self._cached = 0
@@ -105,6 +106,7 @@ class Ingest:
         new_ids: _Ids = {}
         with conn.begin():
             self._watermark = read_watermark(conn)
+            self._sealed = head.read_sealed(conn)
             for job in group:
                 if job.keys:
                     self._resolve_series(conn, job, new_ids)
@@ -257,8 +259,8 @@ class Ingest:
         newest = max(timestamps)
         if self.newest is None or newest > self.newest:
             self.newest = newest
-        if min(timestamps) >= self._watermark:
-            # The usual case: every sample newer than the chunks, so none can be stored in one.
+        if min(timestamps) >= max(self._watermark, self._sealed):
+            # The usual case: every sample newer than the chunks and blocks, so none can be in one.
             # Rows go from the columns to the statements without a tuple each.
             count = len(timestamps)
             rows: Sequence[tuple[int, int, int]] = ()
@@ -270,6 +272,7 @@ class Ingest:
 
             given = list(zip(ids, timestamps, bits, strict=True))
             rows = drop_stored_in_chunks(conn, given, self._watermark, conflict)
+            rows = head.drop_stored_in_blocks(conn, rows, self._sealed, conflict)
             count = len(rows)
             if not count:
                 return

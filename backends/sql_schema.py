@@ -14,8 +14,13 @@ database with others):
   (:func:`generation`); the value is the float64's 64 bits as a signed
   integer, because SQLite turns NaN into NULL and no database keeps NaN
   payloads (the stale marker) exactly.
-* ``rs_generations``: the generations that may hold rows of ``rs_samples``,
-  so a read seeks each (generation, series) pair instead of scanning.
+* ``rs_blocks``: sealed head rows, one per (generation, series id): the
+  samples of ``rs_samples`` of a generation no longer written to, packed
+  into one blob (:mod:`.sql_head`), so a read of the head returns a row per
+  series and minute instead of one per sample.
+* ``rs_generations``: the generations that may hold rows of ``rs_samples``
+  or ``rs_blocks``, so a read seeks each (generation, series) pair instead
+  of scanning.
 * ``rs_chunks``: older samples, compacted from ``rs_samples`` into XOR
   chunks of up to 480 samples (Prometheus' own chunk encoding, bit-exact for
   every value, packed by :func:`~remote_storage.chunks.pack_chunk`), keyed
@@ -155,6 +160,17 @@ samples = Table(
     Column("series_id", BigInteger, primary_key=True),
     Column("ts", BigInteger, primary_key=True),
     Column("value", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+#: Sealed head rows: the samples of one series in one generation, packed in one blob
+#: (:mod:`.sql_head` says how and when).
+blocks = Table(
+    "rs_blocks",
+    metadata,
+    Column("generation", BigInteger, primary_key=True),
+    Column("series_id", BigInteger, primary_key=True),
+    Column("data", LargeBinary, nullable=False),
     sqlite_with_rowid=False,
 )
 
