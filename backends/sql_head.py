@@ -5,11 +5,13 @@ A float sample arrives as one row ``(generation, series_id, ts, value)`` of
 why the minute comes first: each write lands among the few rows of the
 current minute). Once the writes have moved on, maintenance *seals* each
 older generation (:func:`seal`): the rows of each series become one row of
-``rs_blocks`` ``(generation, series_id, data)``, where ``data`` packs the
+``rs_blocks`` ``(series_id, generation, data)``, where ``data`` packs the
 samples: the n timestamps, then the n value bits, each a big-endian int64, in
-time order. A read of the newest 15 minutes then costs a row per series and
-minute instead of one per sample; compaction and retention take samples from
-both tables.
+time order. Blocks are keyed by series first, so a read of the newest 15
+minutes of many series costs one seek per series and a row per minute
+(instead of a seek per series and minute and a row per sample); sealing,
+once a minute and in bulk, pays for landing all over the table. Compaction
+and retention take samples from both tables.
 
 The rules of the rows hold across both tables: ``rs_meta.sealed_before``
 says up to which timestamp samples may be in blocks, and a sample written
@@ -72,8 +74,8 @@ _INSERT = (
     "WHERE true ON CONFLICT DO NOTHING"  # WHERE: the parser would read ON as a join's
 )
 _SEAL = (
-    f"INSERT INTO {_B} (generation, series_id, data) "
-    f"SELECT generation, series_id, rs_pack(ts, value) FROM {_S} "
+    f"INSERT INTO {_B} (series_id, generation, data) "
+    f"SELECT series_id, generation, rs_pack(ts, value) FROM {_S} "
     "WHERE generation = ? AND series_id >= ? AND series_id < ? GROUP BY series_id "
     f"ON CONFLICT DO UPDATE SET data = rs_union({_B}.data, excluded.data)"
 )
@@ -201,9 +203,9 @@ def blocks_before(conn: Connection, low: int, high: int, cutoff: int) -> dict[in
     mark = of(conn).placeholder
     rows = schema.driver_rows(
         conn,
-        f"SELECT series_id, data FROM {_B} WHERE generation <= {mark} "
-        f"AND series_id >= {mark} AND series_id < {mark} ORDER BY series_id, generation",
-        [schema.generation(cutoff - 1), low, high],
+        f"SELECT series_id, data FROM {_B} WHERE series_id >= {mark} AND series_id < {mark} "
+        f"AND generation <= {mark} ORDER BY series_id, generation",
+        [low, high, schema.generation(cutoff - 1)],
     )
     return _merged_blocks(rows, -(2**63), cutoff - 1)
 
@@ -215,9 +217,9 @@ def trim_blocks(conn: Connection, low: int, high: int, cutoff: int) -> int:
     last = schema.generation(cutoff - 1)
     rows = schema.driver_rows(
         conn,
-        f"SELECT generation, series_id, data FROM {_B} WHERE generation <= {mark} "
-        f"AND series_id >= {mark} AND series_id < {mark}",
-        [last, low, high],
+        f"SELECT generation, series_id, data FROM {_B} WHERE series_id >= {mark} "
+        f"AND series_id < {mark} AND generation <= {mark}",
+        [low, high, last],
     )
     deleted = 0
     keep: list[tuple[bytes, int, int]] = []
@@ -228,13 +230,11 @@ def trim_blocks(conn: Connection, low: int, high: int, cutoff: int) -> int:
         if first < len(timestamps):  # the generation the cutoff falls in: keep the rest
             keep.append((pack(timestamps[first:], bits[first:]), generation, series_id))
     conn.exec_driver_sql(
-        f"DELETE FROM {_B} WHERE generation <= {mark} AND series_id >= {mark} AND series_id < {mark}",
-        (last, low, high),
+        f"DELETE FROM {_B} WHERE series_id >= {mark} AND series_id < {mark} AND generation <= {mark}",
+        (low, high, last),
     )
     if keep:
-        of(conn).insert_ignore_rows(
-            conn, _B, ("data", "generation", "series_id"), [(d, g, s) for d, g, s in keep]
-        )
+        of(conn).insert_ignore_rows(conn, _B, ("data", "generation", "series_id"), keep)
     return deleted
 
 
@@ -253,22 +253,25 @@ def head_rows(
     mark = dialect.placeholder
     in_generations = f"generation IN ({dialect.marks(len(generations))})"
     in_ids = f"series_id IN ({dialect.marks(len(ids))})"
+    # A series' blocks lie side by side: one seek per series, in the order of the ids.
+    block_range = f"{in_ids} AND generation BETWEEN {mark} AND {mark}"
+    block_parameters = [*ids, schema.generation(start), schema.generation(end)]
     if native(conn):
         rows = schema.driver_rows(
             conn,
-            f"SELECT series_id, rs_merge(data, ?, ?) FROM ("
-            f"SELECT series_id, data FROM {_B} WHERE {in_generations} AND {in_ids} "
+            "SELECT series_id, rs_merge(data, ?, ?) FROM ("
+            f"SELECT series_id, rs_merge(data, ?, ?) AS data FROM {_B} WHERE {block_range} "
+            "GROUP BY series_id "
             f"UNION ALL SELECT series_id, rs_pack(ts, value) FROM {_S} "
             f"WHERE {in_generations} AND {in_ids} AND ts BETWEEN ? AND ? GROUP BY series_id"
             ") GROUP BY series_id",
-            [start, end, *generations, *ids, *generations, *ids, start, end],
+            [start, end, start, end, *block_parameters, *generations, *ids, start, end],
         )
         return {series_id: unpack(data) for series_id, data in rows if data is not None}
     blocks = schema.driver_rows(
         conn,
-        f"SELECT series_id, data FROM {_B} WHERE {in_generations} AND {in_ids} "
-        "ORDER BY series_id, generation",
-        [*generations, *ids],
+        f"SELECT series_id, data FROM {_B} WHERE {block_range} ORDER BY series_id, generation",
+        block_parameters,
     )
     rows = schema.driver_rows(
         conn,
@@ -292,9 +295,9 @@ def _blocks(conn: Connection, ids: Sequence[int], start: int, end: int) -> dict[
         part = list(ids[first : first + schema.MAX_IN])
         rows = schema.driver_rows(
             conn,
-            f"SELECT series_id, data FROM {_B} WHERE generation BETWEEN {mark} AND {mark} "
-            f"AND series_id IN ({dialect.marks(len(part))}) ORDER BY series_id, generation",
-            [schema.generation(start), schema.generation(end), *part],
+            f"SELECT series_id, data FROM {_B} WHERE series_id IN ({dialect.marks(len(part))}) "
+            f"AND generation BETWEEN {mark} AND {mark} ORDER BY series_id, generation",
+            [*part, schema.generation(start), schema.generation(end)],
         )
         found.update(_merged_blocks(rows, start, end))
     return found

@@ -14,10 +14,14 @@ database with others):
   (:func:`generation`); the value is the float64's 64 bits as a signed
   integer, because SQLite turns NaN into NULL and no database keeps NaN
   payloads (the stale marker) exactly.
-* ``rs_blocks``: sealed head rows, one per (generation, series id): the
+* ``rs_blocks``: sealed head rows, one per (series id, generation): the
   samples of ``rs_samples`` of a generation no longer written to, packed
-  into one blob (:mod:`.sql_head`), so a read of the head returns a row per
-  series and minute instead of one per sample.
+  into one blob (:mod:`.sql_head`), so a read of the head costs a seek per
+  series and a row per minute instead of a seek per series and minute and
+  a row per sample. Keyed by series first: sealing writes once a minute in
+  bulk, so it can afford to land all over the table, and a read finds a
+  series' blocks side by side. ``rs_blocks_generation`` finds the blocks of
+  a generation (to forget an empty one).
 * ``rs_generations``: the generations that may hold rows of ``rs_samples``
   or ``rs_blocks``, so a read seeks each (generation, series) pair instead
   of scanning.
@@ -56,6 +60,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Engine,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -168,9 +173,10 @@ samples = Table(
 blocks = Table(
     "rs_blocks",
     metadata,
-    Column("generation", BigInteger, primary_key=True),
     Column("series_id", BigInteger, primary_key=True),
+    Column("generation", BigInteger, primary_key=True),
     Column("data", LargeBinary, nullable=False),
+    Index("rs_blocks_generation", "generation"),
     sqlite_with_rowid=False,
 )
 
