@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine
 
+from remote_storage.backends import sql_dialect
 from remote_storage.backends.sql import SQLStorage
 from remote_storage.backends.sql_dialect import DIALECTS
 from remote_storage.backends.sql_head import head_rows, insert_rows, native
@@ -264,3 +265,43 @@ def test_sealed_rows_keep_their_samples_and_rules_through_compaction_and_retenti
 
     asyncio.run(body())
     assert _count(path, "rs_generations") == 0
+
+
+class TestSQLiteWithoutCConformance(BackendConformance):
+    """SQLite with the C functions missing (no compiler at install time): plain statements."""
+
+    @pytest.fixture(autouse=True)
+    def _without_c(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(sql_dialect, "_install_native_head", lambda connection: False)
+
+    def storage_url(self) -> str:
+        return f"sqlite:///{self.tmp_path}/data.db"
+
+
+@pytest.mark.skipif(not _native_built(), reason="the C extension _sql_head was not built")
+def test_blocks_sealed_in_c_read_the_same_without_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "data.db"
+    series = [
+        make_series({"__name__": "s", "n": str(n)}, [(t * 15_000 - 90_000, float(t * n)) for t in range(30)])
+        for n in range(5)
+    ]
+    late = make_series({"__name__": "s", "n": "3"}, [(-80_000, 2.5)])
+
+    async def read(seal: bool) -> list[object]:
+        storage = SQLStorage.from_url(f"sqlite:///{path}")
+        await storage.start()
+        try:
+            if seal:
+                await storage.write(Context(), WriteRequest(series))
+                assert await storage.seal(2**62) == 150
+                await storage.write(Context(), WriteRequest([late]))  # a row in a sealed minute
+            whole = await run_query(storage, Matcher.parse("__name__", "=", "s"))
+            part = await run_query(storage, Matcher.parse("n", "=~", "[13]"), start=-85_000, end=100_000)
+            return [snapshot(whole), snapshot(part)]
+        finally:
+            await storage.close()
+
+    with_c = asyncio.run(read(True))
+    monkeypatch.setattr(sql_dialect, "_install_native_head", lambda connection: False)
+    assert asyncio.run(read(False)) == with_c
+    assert [len(ts) for _, ts, _, _ in with_c[1]] == [12, 13]
