@@ -214,10 +214,12 @@ def compact_slice(
         entry[1].append(value)
     if new:
         _delete_moved(conn, new, in_slice)  # before blocks join them: rows only
-    for series_id, sealed in sql_head.blocks_before(conn, low, high, cutoff).items():
+    sealed_before = sql_head.blocks_before(conn, low, high, cutoff)
+    for series_id, sealed in sealed_before.items():
         entry = new.get(series_id)
         new[series_id] = sealed if entry is None else sql_head.merge([sealed, entry])
-    sql_head.trim_blocks(conn, low, high, cutoff)
+    if sealed_before:  # else no block holds a sample older than the cutoff
+        sql_head.trim_blocks(conn, low, high, cutoff)
     if not new:
         _raise_watermark(conn, cutoff)
         return 0, 0

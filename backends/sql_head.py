@@ -257,17 +257,26 @@ def head_rows(
     block_range = f"{in_ids} AND generation BETWEEN {mark} AND {mark}"
     block_parameters = [*ids, schema.generation(start), schema.generation(end)]
     if native(conn):
-        rows = schema.driver_rows(
+        # Two statements, each grouped as its index runs where it can: the blocks by series
+        # (no sort), the rows of the newest minutes (few) sorted by series.
+        found = {
+            series_id: unpack(data)
+            for series_id, data in schema.driver_rows(
+                conn,
+                f"SELECT series_id, rs_merge(data, ?, ?) FROM {_B} WHERE {block_range} GROUP BY series_id",
+                [start, end, *block_parameters],
+            )
+            if data is not None
+        }
+        for series_id, data in schema.driver_rows(
             conn,
-            "SELECT series_id, rs_merge(data, ?, ?) FROM ("
-            f"SELECT series_id, rs_merge(data, ?, ?) AS data FROM {_B} WHERE {block_range} "
-            "GROUP BY series_id "
-            f"UNION ALL SELECT series_id, rs_pack(ts, value) FROM {_S} "
-            f"WHERE {in_generations} AND {in_ids} AND ts BETWEEN ? AND ? GROUP BY series_id"
-            ") GROUP BY series_id",
-            [start, end, start, end, *block_parameters, *generations, *ids, start, end],
-        )
-        return {series_id: unpack(data) for series_id, data in rows if data is not None}
+            f"SELECT series_id, rs_pack(ts, value) FROM {_S} "
+            f"WHERE {in_generations} AND {in_ids} AND ts BETWEEN ? AND ? GROUP BY series_id",
+            [*generations, *ids, start, end],
+        ):
+            sealed = found.get(series_id)
+            found[series_id] = unpack(data) if sealed is None else merge([sealed, unpack(data)])
+        return found
     blocks = schema.driver_rows(
         conn,
         f"SELECT series_id, data FROM {_B} WHERE {block_range} ORDER BY series_id, generation",
