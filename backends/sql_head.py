@@ -65,6 +65,10 @@ SEALED_KEY = "sealed_before"
 #: Before the first seal: no sample is in a block.
 NOT_SEALED = -(2**63)
 
+#: A batch whose timestamps span fewer generations than this records all of them in
+#: ``rs_generations`` (found from the first and last); a longer span, only those it has samples in.
+_SPAN_LISTED = 16
+
 _Columns = tuple["array[int]", "array[int]"]  # timestamps, value bits
 
 _S, _B = schema.samples.name, schema.blocks.name
@@ -110,8 +114,12 @@ def unpack(data: bytes) -> _Columns:
 
 def insert_rows(conn: Connection, ids: Sequence[int], timestamps: Sequence[int], bits: Sequence[int]) -> int:
     """Insert the samples (columns of equal length), ignoring those whose (series, timestamp) is
-    a row already; return how many were new. Records their generations."""
-    generations = sorted(set(map(schema.GENERATION_MS.__rfloordiv__, timestamps)))
+    a row already; return how many were new. Records the generations they span."""
+    first, last = schema.generation(min(timestamps)), schema.generation(max(timestamps))
+    if last - first < _SPAN_LISTED:  # usually one or two: every generation between is recorded
+        generations: Sequence[int] = range(first, last + 1)
+    else:
+        generations = sorted(set(map(schema.GENERATION_MS.__rfloordiv__, timestamps)))
     dialect = of(conn)
     dialect.insert_ignore_rows(conn, schema.generations.name, ("generation",), [(g,) for g in generations])
     if native(conn):
@@ -126,7 +134,10 @@ def insert_rows(conn: Connection, ids: Sequence[int], timestamps: Sequence[int],
 
 
 def _blob(values: Sequence[int]) -> bytes:
-    if isinstance(values, array) and values.typecode == "q":
+    if (
+        isinstance(values, (array, memoryview))
+        and (values.typecode if isinstance(values, array) else values.format) == "q"
+    ):
         return values.tobytes()
     return array("q", values).tobytes()
 
