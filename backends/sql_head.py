@@ -45,6 +45,7 @@ from . import sql_schema as schema
 from .sql_dialect import NATIVE_HEAD, Dialect, of
 
 __all__ = [
+    "NOT_SEALED",
     "SEALED_KEY",
     "blocks_before",
     "drop_stored_in_blocks",

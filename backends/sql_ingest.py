@@ -31,7 +31,7 @@ from remote_storage.storage import Labels, MetricMetadata, TimeSeries, WriteRequ
 
 from . import sql_head as head
 from . import sql_schema as schema
-from .sql_chunks import NO_WATERMARK, drop_stored_in_chunks, read_watermark
+from .sql_chunks import NO_WATERMARK, WATERMARK_KEY, drop_stored_in_chunks
 from .sql_dialect import Dialect
 from .sql_schema import MAX_IN
 from .sql_writer import Job
@@ -105,8 +105,7 @@ class Ingest:
         outcomes: list[BaseException | None] = [None] * len(group)
         new_ids: _Ids = {}
         with conn.begin():
-            self._watermark = read_watermark(conn)
-            self._sealed = head.read_sealed(conn)
+            self._watermark, self._sealed = _read_marks(conn)
             for job in group:
                 if job.keys:
                     self._resolve_series(conn, job, new_ids)
@@ -306,6 +305,21 @@ class Ingest:
         for key, data in wanted.items():
             if key in stored and bytes(stored[key]) != data:
                 raise _histogram_conflict(job.labels_of(key[0]), key[1], bytes(stored[key]), data)
+
+
+def _read_marks(conn: Connection) -> tuple[int, int]:
+    """Before which timestamps samples may be in chunks, and in blocks: one statement, read at the
+    start of every write transaction (:func:`.sql_chunks.read_watermark`, :func:`.sql_head.read_sealed`)."""
+    query = (
+        f"SELECT key, value FROM {schema.meta.name} "
+        f"WHERE key IN ('{WATERMARK_KEY}', '{head.SEALED_KEY}')"  # spelled out: no statement to compile
+    )
+    found: dict[str, str] = {key: value for key, value in conn.exec_driver_sql(query)}
+    watermark, sealed = found.get(WATERMARK_KEY), found.get(head.SEALED_KEY)
+    return (
+        NO_WATERMARK if watermark is None else int(watermark),
+        head.NOT_SEALED if sealed is None else int(sealed),
+    )
 
 
 def _stored_values(conn: Connection, table: Any, keys: list[tuple[int, int]]) -> dict[tuple[int, int], Any]:
