@@ -12,7 +12,10 @@ runs (``IMPLEMENTATION``):
 * ``remote_storage.protocol.wire._v1scan``: the remote-write 1.0 scanner
   (``remote_storage.protocol.wire.v1_scan``);
 * ``remote_storage.backends._memory_head``: the in-memory backend's append of
-  one sample per series (``remote_storage.backends.memory``).
+  one sample per series (``remote_storage.backends.memory``);
+* ``remote_storage.backends._sql_head``: SQL functions that pack and unpack
+  SQLite's sample rows inside SQLite (``remote_storage.backends.sql_head``);
+  built only where SQLite's headers are installed (``libsqlite3-dev``).
 """
 
 from setuptools import Extension, setup
@@ -33,6 +36,12 @@ setup(
         Extension(
             "remote_storage.backends._memory_head",
             sources=["backends/_memory_head.c"],
+            optional=True,
+        ),
+        Extension(
+            "remote_storage.backends._sql_head",
+            sources=["backends/_sql_head.c"],
+            libraries=["sqlite3"],
             optional=True,
         ),
     ]

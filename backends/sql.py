@@ -386,6 +386,7 @@ class SQLStorage(RemoteStorage):
             try:
                 newest = self._ingest.newest
                 if newest is not None:
+                    await self.seal(newest)
                     await self.compact(newest - int(self.head * 1000))
                 if self.retention:
                     await self.apply_retention(int((time.time() - self.retention) * 1000))
@@ -393,6 +394,11 @@ class SQLStorage(RemoteStorage):
                 log.warning("maintenance skipped: %s; will try again in %gs", exc, self.compact_interval)
             except Exception:
                 log.exception("maintenance failed; will try again in %gs", self.compact_interval)
+
+    async def seal(self, newest_ms: int) -> int:
+        """Seal the head rows of the minutes before the one before ``newest_ms``'s into blocks;
+        return how many rows were sealed (:func:`.sql_maintenance.seal`)."""
+        return await maintenance.seal(self.writer, self._in_reader, newest_ms)
 
     async def compact(self, cutoff_ms: int, slice_size: int = 1000, max_rows: int = COMPACT_ROWS) -> int:
         """Move samples older than ``cutoff_ms`` into XOR chunks; return how many moved

@@ -14,7 +14,8 @@ regularly scraped series costs one to a few bytes per sample. The writer
 thread compacts in slices of series ids, each slice one short transaction
 queued behind the writes:
 
-1. read the slice's samples older than the cutoff, in (series, time) order;
+1. read the slice's samples older than the cutoff, in (series, time) order,
+   from the rows and the sealed blocks (:mod:`.sql_head`);
 2. merge each series' samples with its chunks they overlap, and with its last
    chunk when that one is not full (only the last: a refilled earlier one
    would overlap the chunks after it);
@@ -41,6 +42,7 @@ from sqlalchemy import Connection, exists, func, select, tuple_
 from remote_storage.chunks import SAMPLES_PER_CHUNK, decode_chunk, encode_for_storage, split_into_chunks
 from remote_storage.storage import EncodedChunk
 
+from . import sql_head
 from . import sql_schema as schema
 from .sql_dialect import of
 from .sql_schema import MAX_IN
@@ -210,6 +212,14 @@ def compact_slice(
             entry = new[series_id] = (array("q"), array("q"))
         entry[0].append(ts)
         entry[1].append(value)
+    if new:
+        _delete_moved(conn, new, in_slice)  # before blocks join them: rows only
+    sealed_before = sql_head.blocks_before(conn, low, high, cutoff)
+    for series_id, sealed in sealed_before.items():
+        entry = new.get(series_id)
+        new[series_id] = sealed if entry is None else sql_head.merge([sealed, entry])
+    if sealed_before:  # else no block holds a sample older than the cutoff
+        sql_head.trim_blocks(conn, low, high, cutoff)
     if not new:
         _raise_watermark(conn, cutoff)
         return 0, 0
@@ -257,7 +267,6 @@ def compact_slice(
         conn.execute(c.delete().where(tuple_(c.c.series_id, c.c.min_ts).in_(part)))
     if chunk_rows:
         conn.execute(c.insert(), chunk_rows)
-    _delete_moved(conn, new, in_slice)
     _raise_watermark(conn, cutoff)
     return moved, len(chunk_rows)
 
@@ -283,8 +292,10 @@ def drop_empty_generations(conn: Connection, below: int) -> int:
     generation again).
     """
     of(conn).lock_generations(conn, schema.generations.name)
-    g, s = schema.generations, schema.samples
-    empty = ~exists().where(s.c.generation == g.c.generation)
+    g, s, b = schema.generations, schema.samples, schema.blocks
+    empty = ~exists().where(s.c.generation == g.c.generation) & ~exists().where(
+        b.c.generation == g.c.generation
+    )
     return int(conn.execute(g.delete().where(g.c.generation < below, empty)).rowcount)
 
 

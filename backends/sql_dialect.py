@@ -35,12 +35,14 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import NullPool
 
+from remote_storage import native
 from remote_storage.errors import CannotOpenStorage
 
 from . import InvalidStorageURL, redact_url
 
 __all__ = [
     "DIALECTS",
+    "NATIVE_HEAD",
     "POSTGRESQL_INDEX_ENTRY_LIMIT",
     "SQLITE_ROWS_PER_STATEMENT",
     "Dialect",
@@ -52,6 +54,9 @@ __all__ = [
 
 #: Rows per multi-row INSERT on SQLite (fewer when the build allows fewer bound variables).
 SQLITE_ROWS_PER_STATEMENT = 512
+#: Key of a connection's ``info`` set when the C functions of ``_sql_head.c`` are installed on it
+#: (see :mod:`.sql_head`).
+NATIVE_HEAD = "rs_native_head"
 #: The first 16 bytes of every SQLite database file.
 SQLITE_HEADER = b"SQLite format 3\x00"
 #: Largest entry of a PostgreSQL B-tree index on the default 8 KiB pages (``BTMaxItemSize`` of
@@ -177,6 +182,14 @@ class Dialect(ABC):
         the table that takes the old name. (Nothing by default: the key has no name of its own.)"""
 
 
+def _install_native_head(dbapi_connection: Any) -> bool:
+    """Install the sample-row functions in C (``_sql_head.c``) on a SQLite connection; False when
+    the extension was not built or cannot reach the connection's handle."""
+    if native.IMPLEMENTATION != "c" or native.sql_head is None:
+        return False
+    return bool(native.sql_head.install(dbapi_connection))
+
+
 @functools.lru_cache(maxsize=64)
 def _values_statement(table: str, columns: tuple[str, ...], rows: int) -> str:
     row = "(" + ", ".join("?" * len(columns)) + ")"
@@ -248,6 +261,7 @@ class SQLiteDialect(Dialect):
             if reader:
                 cursor.execute("PRAGMA query_only=1")
             cursor.close()
+            record.info[NATIVE_HEAD] = _install_native_head(dbapi_connection)
 
         @event.listens_for(engine, "begin")
         def begin(connection: Connection) -> None:

@@ -29,8 +29,9 @@ from sqlalchemy import Connection, select, tuple_
 from remote_storage.errors import LabelSetTooLarge, SampleConflict
 from remote_storage.storage import Labels, MetricMetadata, TimeSeries, WriteRequest
 
+from . import sql_head as head
 from . import sql_schema as schema
-from .sql_chunks import NO_WATERMARK, drop_stored_in_chunks, read_watermark
+from .sql_chunks import NO_WATERMARK, WATERMARK_KEY, drop_stored_in_chunks
 from .sql_dialect import Dialect
 from .sql_schema import MAX_IN
 from .sql_writer import Job
@@ -51,6 +52,7 @@ class Ingest:
         #: newest sample timestamp written (compaction's cutoff follows it); None: nothing yet
         self.newest: int | None = None
         self._watermark = NO_WATERMARK  # read at the start of every write transaction
+        self._sealed = head.NOT_SEALED  # likewise
         # per tenant, encoding key and label set -> series id; only ids of committed series
         self._ids: _Ids = {}
         self._cached = 0
@@ -103,7 +105,7 @@ class Ingest:
         outcomes: list[BaseException | None] = [None] * len(group)
         new_ids: _Ids = {}
         with conn.begin():
-            self._watermark = read_watermark(conn)
+            self._watermark, self._sealed = _read_marks(conn)
             for job in group:
                 if job.keys:
                     self._resolve_series(conn, job, new_ids)
@@ -256,13 +258,12 @@ class Ingest:
         newest = max(timestamps)
         if self.newest is None or newest > self.newest:
             self.newest = newest
-        if min(timestamps) >= self._watermark:
-            # The usual case: every sample newer than the chunks, so none can be stored in one.
+        if min(timestamps) >= max(self._watermark, self._sealed):
+            # The usual case: every sample newer than the chunks and blocks, so none can be in one.
             # Rows go from the columns to the statements without a tuple each.
-            generations = list(map(schema.GENERATION_MS.__rfloordiv__, timestamps))
-            count = len(generations)
-            columns: tuple[Sequence[int], ...] = (generations, ids, timestamps, bits)
+            count = len(timestamps)
             rows: Sequence[tuple[int, int, int]] = ()
+            inserted = head.insert_rows(conn, ids, timestamps, bits)
         else:
 
             def conflict(series_id: int, ts: int, stored: int, sent: int) -> Exception:
@@ -270,17 +271,11 @@ class Ingest:
 
             given = list(zip(ids, timestamps, bits, strict=True))
             rows = drop_stored_in_chunks(conn, given, self._watermark, conflict)
-            generations = [schema.generation(ts) for _, ts, _ in rows]
+            rows = head.drop_stored_in_blocks(conn, rows, self._sealed, conflict)
             count = len(rows)
-            columns = (generations, *map(list, zip(*rows, strict=True))) if rows else ()
-        if not count:
-            return
-        self.dialect.insert_ignore_rows(
-            conn, schema.generations.name, ("generation",), [(g,) for g in sorted(set(generations))]
-        )
-        inserted = self.dialect.insert_ignore_columns(
-            conn, schema.samples.name, schema.SAMPLE_COLUMNS, columns
-        )
+            if not count:
+                return
+            inserted = head.insert_rows(conn, *map(list, zip(*rows, strict=True)))
         if inserted == count:
             return
         if not rows:
@@ -310,6 +305,21 @@ class Ingest:
         for key, data in wanted.items():
             if key in stored and bytes(stored[key]) != data:
                 raise _histogram_conflict(job.labels_of(key[0]), key[1], bytes(stored[key]), data)
+
+
+def _read_marks(conn: Connection) -> tuple[int, int]:
+    """Before which timestamps samples may be in chunks, and in blocks: one statement, read at the
+    start of every write transaction (:func:`.sql_chunks.read_watermark`, :func:`.sql_head.read_sealed`)."""
+    query = (
+        f"SELECT key, value FROM {schema.meta.name} "
+        f"WHERE key IN ('{WATERMARK_KEY}', '{head.SEALED_KEY}')"  # spelled out: no statement to compile
+    )
+    found: dict[str, str] = {key: value for key, value in conn.exec_driver_sql(query)}
+    watermark, sealed = found.get(WATERMARK_KEY), found.get(head.SEALED_KEY)
+    return (
+        NO_WATERMARK if watermark is None else int(watermark),
+        head.NOT_SEALED if sealed is None else int(sealed),
+    )
 
 
 def _stored_values(conn: Connection, table: Any, keys: list[tuple[int, int]]) -> dict[tuple[int, int], Any]:

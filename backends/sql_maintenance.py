@@ -1,8 +1,10 @@
-"""Maintenance of the SQL backend: compaction and retention, as short jobs queued behind the writes.
+"""Maintenance of the SQL backend: sealing, compaction and retention, as short jobs queued behind
+the writes.
 
 Both work through the series ids in slices; each slice is one job of the
 writer (:mod:`.sql_writer`), so ingestion never waits for one long
-transaction. Compaction moves rows into chunks (:func:`.sql_chunks.compact_slice`);
+transaction. Sealing packs the head rows of past minutes into blocks
+(:func:`.sql_head.seal`). Compaction moves rows into chunks (:func:`.sql_chunks.compact_slice`);
 retention deletes rows and whole chunks older than its cutoff. After either,
 the generations left empty are forgotten.
 """
@@ -15,11 +17,12 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy import Connection, func, select
 
+from . import sql_head
 from . import sql_schema as schema
 from .sql_chunks import MIN_TIME, compact_slice, delete_chunks_before, drop_empty_generations
 from .sql_writer import Job, Writer
 
-__all__ = ["COMPACT_ROWS", "apply_retention", "compact"]
+__all__ = ["COMPACT_ROWS", "SEAL_SERIES", "apply_retention", "compact", "seal"]
 
 log = logging.getLogger("remote_storage.backends.sql")
 
@@ -27,11 +30,26 @@ log = logging.getLogger("remote_storage.backends.sql")
 #: series x 7,200 rows in the head: 0.21 s on average, 0.37 s at most) and holds its rows in
 #: memory. Whole series go into a job, one at least.
 COMPACT_ROWS = 100_000
+#: Series per sealing job: 100,000 series scraped every 15 s have 400,000 rows per generation, so a
+#: job seals about 80,000 rows of each generation it finds.
+SEAL_SERIES = 20_000
 #: Series in the first compaction job, before the rows per series are known.
 _FIRST_COMPACT_SERIES = 16
 
 #: Runs ``function(connection)`` in one read transaction, off the event loop.
 InReader = Callable[[Callable[[Connection], int]], Awaitable[int]]
+
+
+async def seal(writer: Writer, in_reader: InReader, newest_ms: int, slice_size: int = SEAL_SERIES) -> int:
+    """Seal the head rows of the generations before the one before ``newest_ms``'s into blocks
+    (:func:`.sql_head.seal`); return how many rows were sealed. The newest two generations stay
+    rows: the writes of the current minute, and of the previous one from slower senders."""
+    below = schema.generation(newest_ms) - 1
+
+    def work(conn: Connection, low: int, high: int) -> tuple[int, int]:
+        return sql_head.seal(conn, low, high, below), high
+
+    return await _in_slices(writer, in_reader, work, slice_size)
 
 
 async def compact(
@@ -83,6 +101,7 @@ async def apply_retention(writer: Writer, in_reader: InReader, cutoff_ms: int, s
             result = conn.execute(table.delete().where(*conditions))
             if table is schema.samples:
                 deleted += result.rowcount
+        deleted += sql_head.trim_blocks(conn, low, high, cutoff_ms)
         return deleted + delete_chunks_before(conn, low, high, cutoff_ms), high
 
     deleted = await _in_slices(writer, in_reader, work, slice_size)

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import time
 from array import array
-from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
-from operator import itemgetter
 
 from sqlalchemy import Connection, select
 
 from remote_storage.matchers import Matcher, MatchType
 from remote_storage.storage import EncodedChunk, Histogram
 
+from . import sql_head
 from . import sql_schema as schema
 from .sql_chunks import encoded_chunks, load_chunks
 from .sql_dialect import of
@@ -125,30 +124,6 @@ Fetched = tuple[Sequence[int], Sequence[float], Sequence[Histogram], Sequence[En
 _NO_SAMPLES: tuple[Sequence[int], Sequence[int]] = ((), ())
 
 
-def _columns_by_series(
-    rows: Sequence[tuple[int, int, int]], ids: Sequence[int]
-) -> dict[int, tuple[array[int], array[int]]]:
-    """(series_id, ts, bits) rows sorted by series and time -> series id: (timestamps, bits).
-
-    The rows are cut into columns once and each series' run is found by
-    bisection, so the work per row is done in C.
-    """
-    found: dict[int, tuple[array[int], array[int]]] = {}
-    if not rows:
-        return found
-    series_ids = list(map(itemgetter(0), rows))
-    timestamps = list(map(itemgetter(1), rows))
-    bits = list(map(itemgetter(2), rows))
-    lo = 0
-    for series_id in sorted(set(ids)):
-        lo = bisect_left(series_ids, series_id, lo)
-        hi = bisect_right(series_ids, series_id, lo)
-        if hi > lo:
-            found[series_id] = (array("q", timestamps[lo:hi]), array("q", bits[lo:hi]))
-        lo = hi
-    return found
-
-
 def fetch(
     conn: Connection, ids: Sequence[int], start: int, end: int, raw_chunks: bool = False
 ) -> dict[int, Fetched]:
@@ -168,15 +143,7 @@ def fetch(
     for first in range(0, len(ids), MAX_IN):
         part = ids[first : first + MAX_IN]
         in_part = dialect.marks(len(part))
-        if generations:
-            rows = schema.driver_rows(
-                conn,
-                f"SELECT series_id, ts, value FROM {schema.samples.name} "
-                f"WHERE generation IN ({dialect.marks(len(generations))}) "
-                f"AND series_id IN ({in_part}) AND ts BETWEEN {mark} AND {mark} ORDER BY series_id, ts",
-                [*generations, *part, start, end],
-            )
-            raw.update(_columns_by_series(rows, part))
+        raw.update(sql_head.head_rows(conn, part, start, end, generations))
         rows = schema.driver_rows(
             conn,
             f"SELECT series_id, ts, data FROM {schema.histograms.name} "

@@ -14,8 +14,17 @@ database with others):
   (:func:`generation`); the value is the float64's 64 bits as a signed
   integer, because SQLite turns NaN into NULL and no database keeps NaN
   payloads (the stale marker) exactly.
-* ``rs_generations``: the generations that may hold rows of ``rs_samples``,
-  so a read seeks each (generation, series) pair instead of scanning.
+* ``rs_blocks``: sealed head rows, one per (series id, generation): the
+  samples of ``rs_samples`` of a generation no longer written to, packed
+  into one blob (:mod:`.sql_head`), so a read of the head costs a seek per
+  series and a row per minute instead of a seek per series and minute and
+  a row per sample. Keyed by series first: sealing writes once a minute in
+  bulk, so it can afford to land all over the table, and a read finds a
+  series' blocks side by side. ``rs_blocks_generation`` finds the blocks of
+  a generation (to forget an empty one).
+* ``rs_generations``: the generations that may hold rows of ``rs_samples``
+  or ``rs_blocks``, so a read seeks each (generation, series) pair instead
+  of scanning.
 * ``rs_chunks``: older samples, compacted from ``rs_samples`` into XOR
   chunks of up to 480 samples (Prometheus' own chunk encoding, bit-exact for
   every value, packed by :func:`~remote_storage.chunks.pack_chunk`), keyed
@@ -51,6 +60,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Engine,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -96,7 +106,7 @@ __all__ = [
 log = logging.getLogger("remote_storage.backends.sql")
 
 FORMAT = "prometheus-remote-storage"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Values listed in one IN (...) clause.
 MAX_IN = 900
 
@@ -155,6 +165,18 @@ samples = Table(
     Column("series_id", BigInteger, primary_key=True),
     Column("ts", BigInteger, primary_key=True),
     Column("value", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+#: Sealed head rows: the samples of one series in one generation, packed in one blob
+#: (:mod:`.sql_head` says how and when).
+blocks = Table(
+    "rs_blocks",
+    metadata,
+    Column("series_id", BigInteger, primary_key=True),
+    Column("generation", BigInteger, primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+    Index("rs_blocks_generation", "generation"),
     sqlite_with_rowid=False,
 )
 
@@ -403,10 +425,12 @@ def open_schema(engine: Engine, dialect: Dialect, where: str) -> None:
                         f"{where} has schema version {version}, newer than this "
                         f"remote-storage supports ({SCHEMA_VERSION}); upgrade remote-storage"
                     )
+                if version < 1:
+                    raise DatabaseMismatch(f"{where} has unknown old schema version {version}")
                 if version == 1:
                     _upgrade_from_1(conn, dialect, where)
-                elif version < SCHEMA_VERSION:
-                    raise DatabaseMismatch(f"{where} has unknown old schema version {version}")
+                if version <= 2:
+                    _upgrade_from_2(conn, dialect, where)
                 return
             ours = {t.name for t in metadata.sorted_tables}
             if existing & ours:
@@ -444,4 +468,14 @@ def _upgrade_from_1(conn: Connection, dialect: Dialect, where: str) -> None:
         dialect.insert_ignore_rows(conn, samples.name, SAMPLE_COLUMNS, keyed)
     dialect.insert_ignore_rows(conn, generations.name, ("generation",), [(g,) for g in sorted(seen)])
     conn.exec_driver_sql("DROP TABLE rs_samples_v1")
-    conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
+    conn.execute(meta.update().where(meta.c.key == "schema_version").values(value="2"))
+
+
+def _upgrade_from_2(conn: Connection, dialect: Dialect, where: str) -> None:
+    """Schema 2 -> 3, each part of the schema by its own module, in the opening transaction: a
+    failure leaves the database at version 2, as it was."""
+    from .sql_head import migrate_head_2_to_3  # it builds on this module
+
+    log.warning("%s: upgrading the schema from version 2 to 3", where)
+    migrate_head_2_to_3(conn, dialect)
+    conn.execute(meta.update().where(meta.c.key == "schema_version").values(value="3"))

@@ -14,8 +14,11 @@ every answer is checked to hold all samples) and the growth of the server's
 RSS during the read, each also as a ratio to Prometheus in the same run.
 
 Targets: ``prometheus`` (Debian package), ``memory``, ``sqlite`` (read right
-after the load: the samples are still one row each, as within the SQL
-backend's head) and ``sqlite-compacted`` (the service compacts every second
+after the load: the samples are still one row each, as written),
+``sqlite-head`` (the service seals every second, then is started again with
+its default maintenance and read: the state of the head, the newest 15
+minutes, in service; use ``--rounds 60`` or fewer so that all of it is head)
+and ``sqlite-compacted`` (the service compacts every second
 with a head of 1 ms; once it has, the service is started again with its
 default maintenance and read: the state of data older than the head).
 """
@@ -118,6 +121,19 @@ def wait_for_compaction(path: Path, series: int, timeout: float = 900.0) -> None
     raise RuntimeError(f"compaction did not finish within {timeout:.0f} s")
 
 
+def wait_for_sealing(path: Path, series: int, timeout: float = 900.0) -> None:
+    """Until the service has sealed all but the newest two minutes of rows into blocks."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60) as conn:
+            (rows,) = conn.execute("SELECT count(*) FROM rs_samples").fetchone()
+            (blocks,) = conn.execute("SELECT count(*) FROM rs_blocks").fetchone()
+        if blocks and rows <= 2 * 4 * series:  # two minutes at 15 s
+            return
+        time.sleep(2)
+    raise RuntimeError(f"sealing did not finish within {timeout:.0f} s")
+
+
 def read_modes(base: str, pid: int, target: str, loaded: int) -> dict[str, Read]:
     results = {}
     for mode in (ResponseType.STREAMED_XOR_CHUNKS, ResponseType.SAMPLES):
@@ -141,6 +157,8 @@ def bench(target: str, work: Path, args: argparse.Namespace) -> dict[str, Read]:
             "sqlite": f"sqlite:///{work}/data.db",
             # the service compacts all but the newest millisecond, every second
             "sqlite-compacted": f"sqlite:///{work}/data.db?head=1ms&compact_interval=1s",
+            # the service seals (and compacts what is older than the default head) every second
+            "sqlite-head": f"sqlite:///{work}/data.db?compact_interval=1s",
         }[target]
         argv = service_argv(port, url, *read_options)
     results = {}
@@ -148,9 +166,11 @@ def bench(target: str, work: Path, args: argparse.Namespace) -> dict[str, Read]:
         loaded = load(f"{base}/api/v1/write", args)
         if target == "sqlite-compacted":
             wait_for_compaction(work / "data.db", args.series)
+        elif target == "sqlite-head":
+            wait_for_sealing(work / "data.db", args.series)
         else:
             results = read_modes(base, pid, target, loaded)
-    if target == "sqlite-compacted":
+    if target in ("sqlite-compacted", "sqlite-head"):
         # Read from a service started again with the default maintenance (first pass after a
         # minute), as the data would be read in service: not during a compaction every second.
         port = free_port()

@@ -43,6 +43,7 @@ __all__ = [
     "XorCodec",
     "built",
     "memory_head",
+    "sql_head",
     "v1scan",
     "wire",
     "xor",
@@ -106,6 +107,12 @@ class MemoryHead(Protocol):
     ) -> list[Any] | None: ...
 
 
+class SqlHead(Protocol):
+    """``remote_storage.backends._sql_head`` (``backends/_sql_head.c``), for the type checker."""
+
+    def install(self, connection: Any, /) -> bool: ...
+
+
 def _load(name: str) -> Any:
     try:
         return importlib.import_module(name)
@@ -122,6 +129,10 @@ v1scan = cast(V1Scanner | None, _load("remote_storage.protocol.wire._v1scan"))
 
 #: ``remote_storage.backends._memory_head`` (the memory backend's batch append), or None.
 memory_head = cast(MemoryHead | None, _load("remote_storage.backends._memory_head"))
+
+#: ``remote_storage.backends._sql_head`` (SQL functions for SQLite's sample rows), or None. It
+#: needs SQLite's headers to build, so :data:`IMPLEMENTATION` does not wait for it.
+sql_head = cast(SqlHead | None, _load("remote_storage.backends._sql_head"))
 
 #: Whether every extension is built (whatever :data:`IMPLEMENTATION` says).
 built: Final = xor is not None and wire is not None and v1scan is not None and memory_head is not None

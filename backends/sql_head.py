@@ -1,0 +1,391 @@
+"""The head of the SQL backend: samples not yet compacted into chunks, as rows and sealed blocks.
+
+A float sample arrives as one row ``(generation, series_id, ts, value)`` of
+``rs_samples``, keyed in that order (:data:`~.sql_schema.GENERATION_MS` says
+why the minute comes first: each write lands among the few rows of the
+current minute). Once the writes have moved on, maintenance *seals* each
+older generation (:func:`seal`): the rows of each series become one row of
+``rs_blocks`` ``(series_id, generation, data)``, where ``data`` packs the
+samples: the n timestamps, then the n value bits, each a big-endian int64, in
+time order. Blocks are keyed by series first, so a read of the newest 15
+minutes of many series costs one seek per series and a row per minute
+(instead of a seek per series and minute and a row per sample); sealing,
+once a minute and in bulk, pays for landing all over the table. Compaction
+and retention take samples from both tables.
+
+The rules of the rows hold across both tables: ``rs_meta.sealed_before``
+says up to which timestamp samples may be in blocks, and a sample written
+later with an older timestamp is checked against the blocks
+(:func:`drop_stored_in_blocks`) before it is inserted as a row, so repeats
+stay no-ops and a different value is still a conflict. The next seal merges
+such a late row into its block.
+
+On SQLite, the C functions of ``_sql_head.c`` (installed by the dialect
+when it connects; :func:`native`) do the per-sample work inside SQLite,
+with the interpreter lock released: an insert binds a batch as three blobs
+expanded by the table-valued ``rs_unpack``; sealing packs rows with the
+aggregate ``rs_pack``; a read merges a series' blocks and rows with
+``rs_merge`` into one blob. Without them (PostgreSQL, or SQLite without a C
+compiler at install time) rows are inserted as multi-row statements, nothing
+is sealed, and blocks found are decoded in Python; the results are the same.
+"""
+
+from __future__ import annotations
+
+import sys
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Sequence
+from operator import itemgetter
+from typing import Any
+
+from sqlalchemy import Connection
+
+from . import sql_schema as schema
+from .sql_dialect import NATIVE_HEAD, Dialect, of
+
+__all__ = [
+    "NOT_SEALED",
+    "SEALED_KEY",
+    "blocks_before",
+    "drop_stored_in_blocks",
+    "head_rows",
+    "insert_rows",
+    "merge",
+    "migrate_head_2_to_3",
+    "native",
+    "pack",
+    "read_sealed",
+    "seal",
+    "trim_blocks",
+    "unpack",
+]
+
+#: The rs_meta key of the timestamp before which samples may be in blocks.
+SEALED_KEY = "sealed_before"
+#: Before the first seal: no sample is in a block.
+NOT_SEALED = -(2**63)
+
+#: A batch whose timestamps span fewer generations than this records all of them in
+#: ``rs_generations`` (found from the first and last); a longer span, only those it has samples in.
+_SPAN_LISTED = 16
+
+_Columns = tuple["array[int]", "array[int]"]  # timestamps, value bits
+
+_S, _B = schema.samples.name, schema.blocks.name
+_INSERT = (
+    f"INSERT INTO {_S} (generation, series_id, ts, value) "
+    f"SELECT generation, series_id, ts, value FROM rs_unpack(?, ?, ?, {schema.GENERATION_MS}) "
+    "WHERE true ON CONFLICT DO NOTHING"  # WHERE: the parser would read ON as a join's
+)
+_SEAL = (
+    f"INSERT INTO {_B} (series_id, generation, data) "
+    f"SELECT series_id, generation, rs_pack(ts, value) FROM {_S} "
+    "WHERE generation = ? AND series_id >= ? AND series_id < ? GROUP BY series_id "
+    f"ON CONFLICT DO UPDATE SET data = rs_union({_B}.data, excluded.data)"
+)
+
+
+def native(conn: Connection) -> bool:
+    """Whether the C functions are installed on this connection."""
+    return bool(conn.connection.info.get(NATIVE_HEAD))
+
+
+def pack(timestamps: Sequence[int], bits: Sequence[int]) -> bytes:
+    """A block's bytes: timestamps, then value bits, big-endian int64 (sorted, unique timestamps)."""
+    both = array("q", timestamps)
+    both.extend(array("q", bits))
+    if sys.byteorder == "little":
+        both.byteswap()
+    return both.tobytes()
+
+
+def unpack(data: bytes) -> _Columns:
+    """Inverse of :func:`pack`."""
+    both = array("q")
+    both.frombytes(data)
+    if sys.byteorder == "little":
+        both.byteswap()
+    half = len(both) // 2
+    return both[:half], both[half:]
+
+
+# -- writes --------------------------------------------------------------------------------
+
+
+def insert_rows(conn: Connection, ids: Sequence[int], timestamps: Sequence[int], bits: Sequence[int]) -> int:
+    """Insert the samples (columns of equal length), ignoring those whose (series, timestamp) is
+    a row already; return how many were new. Records the generations they span."""
+    first, last = schema.generation(min(timestamps)), schema.generation(max(timestamps))
+    if last - first < _SPAN_LISTED:  # usually one or two: every generation between is recorded
+        generations: Sequence[int] = range(first, last + 1)
+    else:
+        generations = sorted(set(map(schema.GENERATION_MS.__rfloordiv__, timestamps)))
+    dialect = of(conn)
+    dialect.insert_ignore_rows(conn, schema.generations.name, ("generation",), [(g,) for g in generations])
+    if native(conn):
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(_INSERT, (_blob(ids), _blob(timestamps), _blob(bits)))
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+    columns = (list(map(schema.GENERATION_MS.__rfloordiv__, timestamps)), ids, timestamps, bits)
+    return dialect.insert_ignore_columns(conn, _S, schema.SAMPLE_COLUMNS, columns)
+
+
+def _blob(values: Sequence[int]) -> bytes:
+    if (
+        isinstance(values, (array, memoryview))
+        and (values.typecode if isinstance(values, array) else values.format) == "q"
+    ):
+        return values.tobytes()
+    return array("q", values).tobytes()
+
+
+def read_sealed(conn: Connection) -> int:
+    """Samples older than this may be in blocks (:data:`NOT_SEALED` before the first seal)."""
+    query = f"SELECT value FROM {schema.meta.name} WHERE key = '{SEALED_KEY}'"
+    value = conn.exec_driver_sql(query).scalar_one_or_none()
+    return NOT_SEALED if value is None else int(value)
+
+
+_Rows = list[tuple[int, int, int]]  # (series_id, ts, value bits)
+
+
+def drop_stored_in_blocks(
+    conn: Connection, rows: _Rows, sealed: int, conflict: Callable[[int, int, int, int], Exception]
+) -> _Rows:
+    """Rows minus those already in blocks with the same bits; ``conflict(...)`` is raised for
+    other bits. Only rows older than ``sealed`` (:func:`read_sealed`) can meet a block."""
+    late = [row for row in rows if row[1] < sealed]
+    if not late:
+        return rows
+    ids = sorted({row[0] for row in late})
+    start = min(row[1] for row in late)
+    end = max(row[1] for row in late)
+    stored: dict[tuple[int, int], int] = {}
+    for series_id, (timestamps, bits) in _blocks(conn, ids, start, end).items():
+        stored.update(((series_id, t), b) for t, b in zip(timestamps, bits, strict=True))
+    if not stored:
+        return rows
+    kept: _Rows = []
+    for row in rows:
+        existing = stored.get((row[0], row[1]))
+        if existing is None:
+            kept.append(row)
+        elif existing != row[2]:
+            raise conflict(row[0], row[1], existing, row[2])
+    return kept
+
+
+# -- sealing, and what compaction and retention take ---------------------------------------
+
+
+def seal(conn: Connection, low: int, high: int, below: int) -> int:
+    """Seal the rows of series ids in ``[low, high)`` of the generations before ``below`` into
+    blocks; return how many rows were sealed. Nothing without the C functions (:func:`native`)."""
+    if not native(conn):
+        return 0
+    if read_sealed(conn) < below * schema.GENERATION_MS:
+        conn.exec_driver_sql(
+            f"INSERT INTO {schema.meta.name} (key, value) VALUES ('{SEALED_KEY}', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (str(below * schema.GENERATION_MS),),
+        )
+    sealed = 0
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        for generation in schema.generations_in(conn, -(2**63), below * schema.GENERATION_MS - 1):
+            cursor.execute(_SEAL, (generation, low, high))
+            if cursor.rowcount:
+                cursor.execute(
+                    f"DELETE FROM {_S} WHERE generation = ? AND series_id >= ? AND series_id < ?",
+                    (generation, low, high),
+                )
+                sealed += cursor.rowcount
+    finally:
+        cursor.close()
+    return sealed
+
+
+def blocks_before(conn: Connection, low: int, high: int, cutoff: int) -> dict[int, _Columns]:
+    """Series id -> (timestamps, value bits) older than ``cutoff`` in the blocks of series ids in
+    ``[low, high)``, in time order."""
+    mark = of(conn).placeholder
+    rows = schema.driver_rows(
+        conn,
+        f"SELECT series_id, data FROM {_B} WHERE series_id >= {mark} AND series_id < {mark} "
+        f"AND generation <= {mark} ORDER BY series_id, generation",
+        [low, high, schema.generation(cutoff - 1)],
+    )
+    return _merged_blocks(rows, -(2**63), cutoff - 1)
+
+
+def trim_blocks(conn: Connection, low: int, high: int, cutoff: int) -> int:
+    """Delete the samples older than ``cutoff`` from the blocks of series ids in ``[low, high)``;
+    return how many were deleted."""
+    mark = of(conn).placeholder
+    last = schema.generation(cutoff - 1)
+    rows = schema.driver_rows(
+        conn,
+        f"SELECT generation, series_id, data FROM {_B} WHERE series_id >= {mark} "
+        f"AND series_id < {mark} AND generation <= {mark}",
+        [low, high, last],
+    )
+    deleted = 0
+    keep: list[tuple[bytes, int, int]] = []
+    for generation, series_id, data in rows:
+        timestamps, bits = unpack(bytes(data))
+        first = bisect_left(timestamps, cutoff)
+        deleted += first
+        if first < len(timestamps):  # the generation the cutoff falls in: keep the rest
+            keep.append((pack(timestamps[first:], bits[first:]), generation, series_id))
+    conn.exec_driver_sql(
+        f"DELETE FROM {_B} WHERE series_id >= {mark} AND series_id < {mark} AND generation <= {mark}",
+        (low, high, last),
+    )
+    if keep:
+        of(conn).insert_ignore_rows(conn, _B, ("data", "generation", "series_id"), keep)
+    return deleted
+
+
+# -- reads ---------------------------------------------------------------------------------
+
+
+def head_rows(
+    conn: Connection, ids: Sequence[int], start: int, end: int, generations: Sequence[int]
+) -> dict[int, _Columns]:
+    """Series id -> (timestamps, value bits) of the head samples of ``ids`` in ``[start, end]``
+    (blocks and rows), in time order, read from ``generations`` (those that may hold them). At
+    most :data:`~.sql_schema.MAX_IN` ids."""
+    if not ids or not generations:
+        return {}
+    dialect = of(conn)
+    mark = dialect.placeholder
+    in_generations = f"generation IN ({dialect.marks(len(generations))})"
+    in_ids = f"series_id IN ({dialect.marks(len(ids))})"
+    # A series' blocks lie side by side: one seek per series, in the order of the ids.
+    block_range = f"{in_ids} AND generation BETWEEN {mark} AND {mark}"
+    block_parameters = [*ids, schema.generation(start), schema.generation(end)]
+    if native(conn):
+        # Two statements, each grouped as its index runs where it can: the blocks by series
+        # (no sort), the rows of the newest minutes (few) sorted by series.
+        found = {
+            series_id: unpack(data)
+            for series_id, data in schema.driver_rows(
+                conn,
+                f"SELECT series_id, rs_merge(data, ?, ?) FROM {_B} WHERE {block_range} GROUP BY series_id",
+                [start, end, *block_parameters],
+            )
+            if data is not None
+        }
+        for series_id, data in schema.driver_rows(
+            conn,
+            f"SELECT series_id, rs_pack(ts, value) FROM {_S} "
+            f"WHERE {in_generations} AND {in_ids} AND ts BETWEEN ? AND ? GROUP BY series_id",
+            [*generations, *ids, start, end],
+        ):
+            sealed = found.get(series_id)
+            found[series_id] = unpack(data) if sealed is None else merge([sealed, unpack(data)])
+        return found
+    blocks = schema.driver_rows(
+        conn,
+        f"SELECT series_id, data FROM {_B} WHERE {block_range} ORDER BY series_id, generation",
+        block_parameters,
+    )
+    rows = schema.driver_rows(
+        conn,
+        f"SELECT series_id, ts, value FROM {_S} WHERE {in_generations} AND {in_ids} "
+        f"AND ts BETWEEN {mark} AND {mark} ORDER BY series_id, ts",
+        [*generations, *ids, start, end],
+    )
+    found = _columns_by_series(rows, ids)
+    if blocks:
+        for series_id, (timestamps, bits) in _merged_blocks(blocks, start, end).items():
+            found[series_id] = merge([(timestamps, bits), found.get(series_id, (array("q"), array("q")))])
+    return found
+
+
+def _blocks(conn: Connection, ids: Sequence[int], start: int, end: int) -> dict[int, _Columns]:
+    """The block samples of ``ids`` in ``[start, end]`` (any number of ids)."""
+    dialect = of(conn)
+    mark = dialect.placeholder
+    found: dict[int, _Columns] = {}
+    for first in range(0, len(ids), schema.MAX_IN):
+        part = list(ids[first : first + schema.MAX_IN])
+        rows = schema.driver_rows(
+            conn,
+            f"SELECT series_id, data FROM {_B} WHERE series_id IN ({dialect.marks(len(part))}) "
+            f"AND generation BETWEEN {mark} AND {mark} ORDER BY series_id, generation",
+            [*part, schema.generation(start), schema.generation(end)],
+        )
+        found.update(_merged_blocks(rows, start, end))
+    return found
+
+
+def _merged_blocks(rows: Iterable[tuple[int, Any]], start: int, end: int) -> dict[int, _Columns]:
+    """(series_id, data) rows, by series -> each series' samples in ``[start, end]``, in time order."""
+    pieces: dict[int, list[_Columns]] = {}
+    for series_id, data in rows:
+        pieces.setdefault(series_id, []).append(unpack(bytes(data)))
+    found: dict[int, _Columns] = {}
+    for series_id, parts in pieces.items():
+        timestamps, bits = merge(parts)
+        first, last = bisect_left(timestamps, start), bisect_right(timestamps, end)
+        if first < last:
+            found[series_id] = (timestamps[first:last], bits[first:last])
+    return found
+
+
+def merge(parts: list[_Columns]) -> _Columns:
+    """Sorted (timestamps, bits) pieces as one, in time order, the first of equal timestamps kept."""
+    timestamps, bits = array("q"), array("q")
+    ordered = True
+    for part_ts, part_bits in parts:
+        if not part_ts:
+            continue
+        if timestamps and part_ts[0] <= timestamps[-1]:
+            ordered = False
+        timestamps.extend(part_ts)
+        bits.extend(part_bits)
+    if ordered:
+        return timestamps, bits
+    merged: dict[int, int] = {}
+    for t, b in zip(timestamps, bits, strict=True):
+        merged.setdefault(t, b)
+    order = sorted(merged)
+    return array("q", order), array("q", map(merged.__getitem__, order))
+
+
+def _columns_by_series(rows: Sequence[tuple[int, int, int]], ids: Sequence[int]) -> dict[int, _Columns]:
+    """(series_id, ts, bits) rows sorted by series and time -> series id: (timestamps, bits).
+
+    The rows are cut into columns once and each series' run is found by
+    bisection, so the work per row is done in C.
+    """
+    found: dict[int, _Columns] = {}
+    if not rows:
+        return found
+    series_ids = list(map(itemgetter(0), rows))
+    timestamps = list(map(itemgetter(1), rows))
+    bits = list(map(itemgetter(2), rows))
+    lo = 0
+    for series_id in sorted(set(ids)):
+        lo = bisect_left(series_ids, series_id, lo)
+        hi = bisect_right(series_ids, series_id, lo)
+        if hi > lo:
+            found[series_id] = (array("q", timestamps[lo:hi]), array("q", bits[lo:hi]))
+        lo = hi
+    return found
+
+
+# -- schema --------------------------------------------------------------------------------
+
+
+def migrate_head_2_to_3(conn: Connection, dialect: Dialect) -> None:
+    """Schema 2 -> 3 for the head: ``rs_blocks`` appears; the rows of ``rs_samples`` stay as
+    they are (the next maintenance pass seals the older ones). Runs in the opening transaction,
+    with the index's migration."""
+    del dialect
+    schema.blocks.create(conn, checkfirst=True)
