@@ -21,7 +21,7 @@ stay no-ops and a different value is still a conflict. The next seal merges
 such a late row into its block.
 
 On SQLite, the C functions of ``_sql_head.c`` (installed by the dialect
-when it connects; :func:`native`) do the per-sample work inside SQLite,
+when it connects; :func:`has_c_functions`) do the per-sample work inside SQLite,
 with the interpreter lock released: an insert binds a batch as three blobs
 expanded by the table-valued ``rs_unpack``; sealing packs rows with the
 aggregate ``rs_pack``; a read merges a series' blocks and rows with
@@ -49,11 +49,11 @@ __all__ = [
     "SEALED_KEY",
     "blocks_before",
     "drop_stored_in_blocks",
+    "has_c_functions",
     "head_rows",
     "insert_rows",
     "merge",
     "migrate_head_2_to_3",
-    "native",
     "pack",
     "read_sealed",
     "seal",
@@ -86,7 +86,7 @@ _SEAL = (
 )
 
 
-def native(conn: Connection) -> bool:
+def has_c_functions(conn: Connection) -> bool:
     """Whether the C functions are installed on this connection."""
     return bool(conn.connection.info.get(NATIVE_HEAD))
 
@@ -123,7 +123,7 @@ def insert_rows(conn: Connection, ids: Sequence[int], timestamps: Sequence[int],
         generations = sorted(set(map(schema.GENERATION_MS.__rfloordiv__, timestamps)))
     dialect = of(conn)
     dialect.insert_ignore_rows(conn, schema.generations.name, ("generation",), [(g,) for g in generations])
-    if native(conn):
+    if has_c_functions(conn):
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(_INSERT, (_blob(ids), _blob(timestamps), _blob(bits)))
@@ -184,8 +184,8 @@ def drop_stored_in_blocks(
 
 def seal(conn: Connection, low: int, high: int, below: int) -> int:
     """Seal the rows of series ids in ``[low, high)`` of the generations before ``below`` into
-    blocks; return how many rows were sealed. Nothing without the C functions (:func:`native`)."""
-    if not native(conn):
+    blocks; return how many rows were sealed. Nothing without the C functions (:func:`has_c_functions`)."""
+    if not has_c_functions(conn):
         return 0
     if read_sealed(conn) < below * schema.GENERATION_MS:
         conn.exec_driver_sql(
@@ -268,7 +268,7 @@ def head_rows(
     # A series' blocks lie side by side: one seek per series, in the order of the ids.
     block_range = f"{in_ids} AND generation BETWEEN {mark} AND {mark}"
     block_parameters = [*ids, schema.generation(start), schema.generation(end)]
-    if native(conn):
+    if has_c_functions(conn):
         # Two statements, each grouped as its index runs where it can: the blocks by series
         # (no sort), the rows of the newest minutes (few) sorted by series.
         found = {

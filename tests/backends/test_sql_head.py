@@ -4,7 +4,6 @@ on SQLite, reads of many series, and the migration of a schema-2 database."""
 from __future__ import annotations
 
 import asyncio
-import importlib
 import sqlite3
 from array import array
 from pathlib import Path
@@ -12,10 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine
 
+from remote_storage import native
 from remote_storage.backends import sql_dialect
 from remote_storage.backends.sql import SQLStorage
 from remote_storage.backends.sql_dialect import DIALECTS
-from remote_storage.backends.sql_head import head_rows, insert_rows, native
+from remote_storage.backends.sql_head import has_c_functions, head_rows, insert_rows
 from remote_storage.backends.sql_schema import encode_labels, generation, open_schema
 from remote_storage.chunks import encode_for_storage, split_into_chunks
 from remote_storage.errors import SampleConflict
@@ -59,11 +59,7 @@ def _float(bits: int) -> float:
 
 
 def _native_built() -> bool:
-    try:
-        importlib.import_module("remote_storage.backends._sql_head")
-    except ImportError:
-        return False
-    return True
+    return native.IMPLEMENTATION == "c" and native.sql_head is not None
 
 
 def test_a_schema_2_database_reads_back_bit_exact_after_migration(tmp_path: Path) -> None:
@@ -143,7 +139,7 @@ def test_sqlite_connections_get_the_c_functions(tmp_path: Path) -> None:
     open_schema(writer, dialect, "test")
     for used in (writer, readers):
         with used.connect() as conn:
-            assert native(conn)
+            assert has_c_functions(conn)
     writer.dispose()
     readers.dispose()
 
