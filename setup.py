@@ -22,10 +22,16 @@ from setuptools import Extension, setup
 
 setup(
     ext_modules=[
-        Extension("remote_storage._xor", sources=["remote_storage/_xor.c"], optional=True),
+        Extension(
+            "remote_storage._xor",
+            sources=["remote_storage/_xor.c"],
+            depends=["remote_storage/_columns.h"],
+            optional=True,
+        ),
         Extension(
             "remote_storage.protocol.wire._wire",
             sources=["remote_storage/protocol/wire/_wire.c"],
+            depends=["remote_storage/_columns.h"],
             optional=True,
         ),
         Extension(
