@@ -170,16 +170,7 @@ def drop_stored_in_chunks(
         timestamps, bits = _decoded(data)
         for t, b in zip(timestamps, bits, strict=True):
             stored[series_id, t] = b
-    if not stored:
-        return rows
-    kept: _Rows = []
-    for row in rows:
-        existing = stored.get((row[0], row[1]))
-        if existing is None:
-            kept.append(row)
-        elif existing != row[2]:
-            raise conflict(row[0], row[1], existing, row[2])
-    return kept
+    return sql_head.without_stored(rows, stored, conflict)
 
 
 def compact_slice(

@@ -59,6 +59,7 @@ __all__ = [
     "seal",
     "trim_blocks",
     "unpack",
+    "without_stored",
 ]
 
 #: The rs_meta key of the timestamp before which samples may be in blocks.
@@ -167,6 +168,14 @@ def drop_stored_in_blocks(
     stored: dict[tuple[int, int], int] = {}
     for series_id, (timestamps, bits) in _blocks(conn, ids, start, end).items():
         stored.update(((series_id, t), b) for t, b in zip(timestamps, bits, strict=True))
+    return without_stored(rows, stored, conflict)
+
+
+def without_stored(
+    rows: _Rows, stored: dict[tuple[int, int], int], conflict: Callable[[int, int, int, int], Exception]
+) -> _Rows:
+    """``rows`` minus those whose (series, timestamp) is in ``stored`` with the same bits;
+    ``conflict(series_id, timestamp, stored bits, sent bits)`` is raised for other bits."""
     if not stored:
         return rows
     kept: _Rows = []
