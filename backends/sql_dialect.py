@@ -172,6 +172,15 @@ class Dialect(ABC):
         the write lock held since the read kept every other writer out."""
         conn.execute(table.delete().where(*in_slice))
 
+    def lock_series(self, conn: Connection, hashes: Sequence[int]) -> None:  # noqa: B027 - optional hook
+        """Before looking up and creating series with these label hashes (sorted): keep other
+        writers from creating the same ones until the commit. (Nothing by default: one write
+        transaction at a time.)"""
+
+    def restart_ids(self, conn: Connection, table: str) -> None:  # noqa: B027 - optional hook
+        """After rows were inserted into ``table`` with explicit ids: make new rows take ids after
+        them. (Nothing by default: SQLite's rowids follow the largest one.)"""
+
     def free_key_name(self, conn: Connection, old: str, new: str) -> None:  # noqa: B027 - optional hook
         """After table ``old`` was renamed ``new`` for a migration: free its primary key's name for
         the table that takes the old name. (Nothing by default: the key has no name of its own.)"""
@@ -397,8 +406,27 @@ class PostgreSQLDialect(Dialect):
             tuple(keys),
         )
 
+    def lock_series(self, conn: Connection, hashes: Sequence[int]) -> None:
+        """A transaction lock per hash, taken in order (two writers never wait for each other in
+        a circle): a writer that finds a series missing creates it before any other looks again.
+        Two label sets with one hash merely take turns."""
+        if hashes:
+            conn.exec_driver_sql(
+                "SELECT count(pg_advisory_xact_lock(h)) FROM "
+                "(SELECT h FROM unnest(%s::bigint[]) AS h ORDER BY h) AS sorted",
+                (list(hashes),),
+            )
+
+    def restart_ids(self, conn: Connection, table: str) -> None:
+        conn.exec_driver_sql(
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+            f"(SELECT coalesce(max(id), 0) + 1 FROM {table}), false)"
+        )
+
     def free_key_name(self, conn: Connection, old: str, new: str) -> None:
+        """Also the id sequence's name, where the table has one."""
         conn.exec_driver_sql(f"ALTER INDEX {old}_pkey RENAME TO {new}_pkey")
+        conn.exec_driver_sql(f"ALTER SEQUENCE IF EXISTS {old}_id_seq RENAME TO {new}_id_seq")
 
 
 #: SQLAlchemy's name of a database -> its strategy

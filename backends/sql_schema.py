@@ -5,10 +5,11 @@ database with others):
 
 * ``rs_meta``: key/value pairs; ``format`` identifies a remote-storage
   database and ``schema_version`` its layout.
-* ``rs_series``: one row per (tenant, label set); ``labels`` is the canonical
-  encoding (see :func:`encode_labels`), unique per tenant; ``id`` is stable.
-* ``rs_postings``: (tenant, label name, label value, series id), the inverted
-  index that equality matchers are answered from.
+* ``rs_pairs``, ``rs_series``, ``rs_postings``: the series index (schema 3,
+  :mod:`.sql_index`): label pairs interned per tenant; a series is its tenant,
+  a 64-bit hash of its canonical label bytes (:func:`encode_labels`; indexed,
+  not unique) and its pair ids packed in label order; postings are (pair id,
+  series id). A series' ``id`` is stable.
 * ``rs_samples``: one row per float sample, keyed by (generation, series id,
   timestamp), where the generation is the timestamp's minute
   (:func:`generation`); the value is the float64's 64 bits as a signed
@@ -25,12 +26,12 @@ database with others):
 * ``rs_histograms``, ``rs_exemplars``, ``rs_metadata``: native histograms,
   exemplars and metric metadata.
 
-Three indexes hold text a sender chooses: ``rs_series_tenant_labels``
-(tenant, encoded label set), ``rs_postings_pkey`` (tenant, label name,
-label value, series id) and ``rs_metadata_pkey`` (tenant, metric family).
-PostgreSQL's B-tree entries are limited to
+Two indexes hold text a sender chooses: ``rs_pairs_tenant_name_value``
+(tenant, label name, label value) and ``rs_metadata_pkey`` (tenant, metric
+family). PostgreSQL's B-tree entries are limited to
 :data:`POSTGRESQL_INDEX_ENTRY_LIMIT` bytes; :func:`oversized_postgresql_entry`
-finds a label set that cannot be indexed before it is sent to the database.
+finds a label set that cannot be indexed before it is sent to the database
+(a label set of any total size can, as long as each of its pairs can).
 SQLite has no such limit.
 
 Samples are clustered by (generation, series, timestamp), histograms and
@@ -43,6 +44,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from array import array
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -51,6 +53,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Engine,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -72,6 +75,7 @@ __all__ = [
     "FORMAT",
     "GENERATION_MS",
     "MAX_IN",
+    "PAIRS_INDEX",
     "POSTGRESQL_INDEX_ENTRY_LIMIT",
     "SAMPLE_COLUMNS",
     "SCHEMA_VERSION",
@@ -96,7 +100,7 @@ __all__ = [
 log = logging.getLogger("remote_storage.backends.sql")
 
 FORMAT = "prometheus-remote-storage"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Values listed in one IN (...) clause.
 MAX_IN = 900
 
@@ -128,22 +132,31 @@ meta = Table(
     Column("value", Text, nullable=False),
 )
 
+pairs = Table(
+    "rs_pairs",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("tenant", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("value", Text, nullable=False),
+    UniqueConstraint("tenant", "name", "value", name="rs_pairs_tenant_name_value"),
+)
+
 series = Table(
     "rs_series",
     metadata,
     Column("id", _ID, primary_key=True, autoincrement=True),
     Column("tenant", Text, nullable=False),
-    Column("labels", LargeBinary, nullable=False),
-    UniqueConstraint("tenant", "labels", name="rs_series_tenant_labels"),
+    Column("hash", BigInteger, nullable=False),
+    Column("pairs", LargeBinary, nullable=False),
+    Index("rs_series_tenant_hash", "tenant", "hash"),
 )
 
 postings = Table(
     "rs_postings",
     metadata,
-    Column("tenant", Text, primary_key=True),
-    Column("name", Text, primary_key=True),
-    Column("value", Text, primary_key=True),
-    Column("series_id", BigInteger, primary_key=True),
+    Column("pair_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("series_id", BigInteger, primary_key=True, autoincrement=False),
     sqlite_with_rowid=False,
 )
 
@@ -238,6 +251,8 @@ def decode_labels(data: bytes, pairs: dict[tuple[bytes, bytes], tuple[str, str]]
     return Labels(found)
 
 
+#: The index whose entries hold a label pair's text.
+PAIRS_INDEX = "rs_pairs_tenant_name_value"
 #: Longest text a B-tree entry stores with a 1-byte header (and no alignment); longer ones take a
 #: 4-byte header aligned to 4 bytes.
 _SHORT_TEXT = 126
@@ -274,22 +289,17 @@ def oversized_postgresql_entry(tenant: str, labels: Labels) -> tuple[str, int] |
     """The first PostgreSQL index entry ``labels`` of ``tenant`` needs that is larger than
     :data:`POSTGRESQL_INDEX_ENTRY_LIMIT`, as (index name, bytes); None when every entry fits.
 
-    Linear in the size of the label set, and usually decided from its
-    length in characters alone (a character is at most 4 bytes of UTF-8).
+    The entries are those of the label pairs (:data:`PAIRS_INDEX`). Linear in
+    the size of the label set, and usually decided from the lengths in
+    characters alone.
     """
-    characters = len(tenant) + sum(len(name) + len(value) for name, value in labels)
-    if 4 * characters + 2 * len(labels) + _MOST_ENTRY_OVERHEAD <= POSTGRESQL_INDEX_ENTRY_LIMIT:
-        return None
     tenant_bytes = len(tenant.encode())
-    size = postgresql_index_entry_bytes(tenant_bytes, len(encode_labels(labels)))
-    if size > POSTGRESQL_INDEX_ENTRY_LIMIT:
-        return "rs_series_tenant_labels", size
     for name, value in labels:
-        size = postgresql_index_entry_bytes(
-            tenant_bytes, len(name.encode()), len(value.encode()), bigint=True
-        )
+        if 4 * (len(tenant) + len(name) + len(value)) + _MOST_ENTRY_OVERHEAD <= POSTGRESQL_INDEX_ENTRY_LIMIT:
+            continue  # decided from the length in characters (a character is at most 4 bytes of UTF-8)
+        size = postgresql_index_entry_bytes(tenant_bytes, len(name.encode()), len(value.encode()))
         if size > POSTGRESQL_INDEX_ENTRY_LIMIT:
-            return "rs_postings_pkey", size
+            return PAIRS_INDEX, size
     return None
 
 
@@ -431,10 +441,12 @@ def open_schema(engine: Engine, dialect: Dialect, where: str) -> None:
                         f"{where} has schema version {version}, newer than this "
                         f"remote-storage supports ({SCHEMA_VERSION}); upgrade remote-storage"
                     )
+                if version < 1:
+                    raise DatabaseMismatch(f"{where} has unknown old schema version {version}")
                 if version == 1:
                     _upgrade_from_1(conn, dialect, where)
-                elif version < SCHEMA_VERSION:
-                    raise DatabaseMismatch(f"{where} has unknown old schema version {version}")
+                if version <= 2:
+                    _upgrade_from_2(conn, dialect, where)
                 return
             ours = {t.name for t in metadata.sorted_tables}
             if existing & ours:
@@ -472,4 +484,24 @@ def _upgrade_from_1(conn: Connection, dialect: Dialect, where: str) -> None:
         dialect.insert_ignore_rows(conn, samples.name, SAMPLE_COLUMNS, keyed)
     dialect.insert_ignore_rows(conn, generations.name, ("generation",), [(g,) for g in sorted(seen)])
     conn.exec_driver_sql("DROP TABLE rs_samples_v1")
-    conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
+    _set_version(conn, 2)
+
+
+def _upgrade_from_2(conn: Connection, dialect: Dialect, where: str) -> None:
+    """Schema 2 -> 3: the series index without a second copy of the label bytes
+    (:func:`.sql_index.migrate_index_2_to_3`).
+
+    Runs in the opening transaction: a failure leaves the database at
+    version 2, as it was.
+    """
+    from .sql_index import migrate_index_2_to_3  # it uses this module's tables
+
+    log.warning("%s: upgrading the schema from version 2 to 3 (the series index is rewritten)", where)
+    started = time.monotonic()
+    migrate_index_2_to_3(conn, dialect)
+    _set_version(conn, 3)
+    log.warning("%s: schema version 3 in %.1f s", where, time.monotonic() - started)
+
+
+def _set_version(conn: Connection, version: int) -> None:
+    conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(version)))
