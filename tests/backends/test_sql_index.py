@@ -152,8 +152,8 @@ def test_a_schema_2_database_reads_back_bit_exact(sql_storage_url: str) -> None:
                 assert snapshot(stored) == snapshot(sorted(series, key=lambda s: s.labels))
             assert await answers(storage) == await answers(reference)
             # The migrated index goes on: a known series is found, a new one added once.
-            again = written["default"][:3] + [make_series({"__name__": "new"}, [(999_000, 2.0)])]
-            again = [make_series(s.labels, [(999_000, 3.0)]) for s in again]
+            again = [make_series(s.labels, [(999_000, 3.0)]) for s in written["default"][:3]]
+            again.append(make_series({"__name__": "new"}, [(999_000, 2.0)]))
             await storage.write(Context(), WriteRequest(again))
             await reference.write(Context(), WriteRequest(again))
             assert await answers(storage) == await answers(reference)
