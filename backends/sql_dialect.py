@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import BigInteger, Connection, Engine, Select, bindparam, create_engine, event, func, select
 from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, make_url
@@ -73,6 +73,15 @@ _POSTGRESQL_CONNECT_ARGS = {
 }
 #: PostgreSQL advisory lock key held while the schema is checked or created.
 _SCHEMA_LOCK = 0x72735F6D657461  # "rs_meta"
+#: The pair ids packed in ``rs_series.pairs`` (unsigned 32-bit little-endian) as a bigint array.
+_PAIR_IDS_FUNCTION = """
+CREATE OR REPLACE FUNCTION rs_pair_ids(packed bytea) RETURNS bigint[]
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+  SELECT coalesce(array_agg(
+    get_byte(packed, i)::bigint | (get_byte(packed, i + 1)::bigint << 8)
+    | (get_byte(packed, i + 2)::bigint << 16) | (get_byte(packed, i + 3)::bigint << 24) ORDER BY i
+  ), '{}') FROM generate_series(0, length(packed) - 4, 4) AS i
+$$"""
 #: How often an idle writer checks its PostgreSQL connection.
 _POSTGRESQL_PING_INTERVAL = 5.0
 
@@ -92,6 +101,9 @@ class Dialect(ABC):
     index_entry_limit: ClassVar[int | None] = None
     #: whether the database may hold other programs' tables beside ours (else it must be empty or ours)
     shares_database: ClassVar[bool] = False
+    #: whether the series index keeps its postings in ``rs_postings`` (else: :meth:`series_of_pairs`
+    #: answers from an index of the database's own over ``rs_series.pairs``)
+    keeps_postings: ClassVar[bool] = True
     _sqlalchemy: ClassVar[Any]  # the SQLAlchemy dialect module (its ``insert`` has ON CONFLICT)
     _open_failure: ClassVar[str]  # the line of :meth:`open_failure`, with {where} and {detail}
 
@@ -171,6 +183,15 @@ class Dialect(ABC):
         ``keys`` are their (generation, series id, timestamp) columns. By default by the range:
         the write lock held since the read kept every other writer out."""
         conn.execute(table.delete().where(*in_slice))
+
+    def series_of_pairs(self, series: Any, postings: Any, pair_ids: Any) -> Any:
+        """A query of the ids of the series holding any of ``pair_ids`` (a list of ids, or a
+        one-column query of them). By default from the postings table."""
+        return select(postings.c.series_id).where(postings.c.pair_id.in_(pair_ids))
+
+    def create_series_index(self, conn: Connection) -> None:  # noqa: B027 - optional hook
+        """After the series index's tables were created: what else the database's index needs.
+        (Nothing by default.)"""
 
     def lock_series(self, conn: Connection, hashes: Sequence[int]) -> None:  # noqa: B027 - optional hook
         """Before looking up and creating series with these label hashes (sorted): keep other
@@ -329,6 +350,7 @@ class PostgreSQLDialect(Dialect):
     ping_interval = _POSTGRESQL_PING_INTERVAL
     index_entry_limit = POSTGRESQL_INDEX_ENTRY_LIMIT
     shares_database = True
+    keeps_postings = False
     _sqlalchemy: ClassVar[Any] = postgresql_dialect
     _open_failure = (
         "cannot connect to the {where}: {detail}; check that PostgreSQL runs and accepts this user, "
@@ -404,6 +426,25 @@ class PostgreSQLDialect(Dialect):
             f"DELETE FROM {table.name} WHERE (generation, series_id, ts) IN "
             "(SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]))",
             tuple(keys),
+        )
+
+    def series_of_pairs(self, series: Any, postings: Any, pair_ids: Any) -> Any:
+        """From a GIN index over the pair ids each series holds: PostgreSQL's rows of a postings
+        table cost about 76 bytes each (heap tuple and B-tree entry), its GIN posting lists a
+        byte or two per series and pair."""
+        if isinstance(pair_ids, Select):
+            wanted: Any = pair_ids.with_only_columns(func.array_agg(*pair_ids.selected_columns))
+            wanted = wanted.scalar_subquery()
+        else:
+            wanted = bindparam(None, list(pair_ids), type_=postgresql_dialect.ARRAY(BigInteger))
+        return select(series.c.id).where(func.rs_pair_ids(series.c.pairs).op("&&")(wanted))
+
+    def create_series_index(self, conn: Connection) -> None:
+        """``rs_pair_ids(pairs)``: the packed pair ids (4 bytes each, little-endian) as an array,
+        and the GIN index over it that :meth:`series_of_pairs` reads."""
+        conn.exec_driver_sql(_PAIR_IDS_FUNCTION)
+        conn.exec_driver_sql(
+            "CREATE INDEX IF NOT EXISTS rs_series_pair_ids ON rs_series USING gin (rs_pair_ids(pairs))"
         )
 
     def lock_series(self, conn: Connection, hashes: Sequence[int]) -> None:

@@ -10,7 +10,10 @@ Tables (defined in :mod:`.sql_schema` with the others):
   order, packed by :func:`pack_pairs`. Two label sets with one hash are two
   rows: a lookup compares the packed pair ids, which are equal exactly when
   the label sets are (pairs are interned).
-* ``rs_postings(pair_id, series_id)``: the inverted index, clustered by pair.
+* ``rs_postings(pair_id, series_id)``: the inverted index, clustered by pair
+  (SQLite). PostgreSQL has no clustered tables, and a row there costs about
+  76 bytes with its index entry: it keeps no postings table but a GIN index
+  over the pair ids of ``rs_series.pairs`` (:meth:`.Dialect.series_of_pairs`).
 
 No label byte is stored twice: a label set is rebuilt from its pair ids
 (:class:`PairCache` keeps the pairs a process has met, as their encoded bytes).
@@ -224,10 +227,11 @@ def create_series(
             conn, schema.series.name, ("tenant", "hash", "pairs"), [(tenant, h, p) for h, p in new]
         )
         created = _select_series(conn, dialect, tenant, sorted({hashed for hashed, _ in new}))
-        postings = sorted(
-            (pair_id, created[key]) for key in new for pair_id in unpack_pairs(key[1])
-        )  # in key order: each B-tree page is visited once, not once per series
-        dialect.insert_ignore_rows(conn, schema.postings.name, ("pair_id", "series_id"), postings)
+        if dialect.keeps_postings:
+            postings = sorted(
+                (pair_id, created[key]) for key in new for pair_id in unpack_pairs(key[1])
+            )  # in key order: each B-tree page is visited once, not once per series
+            dialect.insert_ignore_rows(conn, schema.postings.name, ("pair_id", "series_id"), postings)
         stored.update(created)
     return {labels: stored[key] for key, labels in keyed.items()}
 
@@ -249,7 +253,7 @@ def migrate_index_2_to_3(conn: Connection, dialect: Dialect) -> None:
     for table in ("rs_series", "rs_postings"):
         conn.exec_driver_sql(f"ALTER TABLE {table} RENAME TO {table}_v2")
         dialect.free_key_name(conn, table, f"{table}_v2")
-    for created in (schema.pairs, schema.series, schema.postings):
+    for created in schema.index_tables(dialect):
         created.create(conn)
     conn.exec_driver_sql(
         "INSERT INTO rs_pairs (tenant, name, value) SELECT DISTINCT tenant, name, value "
@@ -258,10 +262,11 @@ def migrate_index_2_to_3(conn: Connection, dialect: Dialect) -> None:
     known: dict[tuple[str, bytes], int] = {}
     for pair_id, tenant, name, value in conn.exec_driver_sql("SELECT id, tenant, name, value FROM rs_pairs"):
         known[tenant, name.encode() + _SEPARATOR + value.encode()] = pair_id
-    conn.exec_driver_sql(
-        "INSERT INTO rs_postings (pair_id, series_id) SELECT p.id, o.series_id FROM rs_postings_v2 o "
-        "JOIN rs_pairs p ON p.tenant = o.tenant AND p.name = o.name AND p.value = o.value"
-    )
+    if dialect.keeps_postings:
+        conn.exec_driver_sql(
+            "INSERT INTO rs_postings (pair_id, series_id) SELECT p.id, o.series_id FROM rs_postings_v2 o "
+            "JOIN rs_pairs p ON p.tenant = o.tenant AND p.name = o.name AND p.value = o.value"
+        )
     result = conn.exec_driver_sql("SELECT id, tenant, labels FROM rs_series_v2 ORDER BY id")
     count = 0
     while rows := result.fetchmany(_MIGRATION_BATCH):
@@ -278,6 +283,7 @@ def migrate_index_2_to_3(conn: Connection, dialect: Dialect) -> None:
         dialect.insert_ignore_rows(conn, schema.series.name, ("id", "tenant", "hash", "pairs"), converted)
         count += len(converted)
     dialect.restart_ids(conn, schema.series.name)
+    dialect.create_series_index(conn)
     conn.exec_driver_sql("DROP TABLE rs_postings_v2")
     conn.exec_driver_sql("DROP TABLE rs_series_v2")
     log.warning("series index upgraded to schema 3: %d series", count)
@@ -296,6 +302,9 @@ def _add_pair(
     are the truth): stored with its posting."""
     pair = (name.decode(), value.decode())
     pair_id = _pair_ids(conn, dialect, tenant, [pair])[pair]
-    dialect.insert_ignore_rows(conn, schema.postings.name, ("pair_id", "series_id"), [(pair_id, series_id)])
+    if dialect.keeps_postings:
+        dialect.insert_ignore_rows(
+            conn, schema.postings.name, ("pair_id", "series_id"), [(pair_id, series_id)]
+        )
     known[tenant, name + _SEPARATOR + value] = pair_id
     return pair_id

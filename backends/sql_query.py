@@ -58,13 +58,13 @@ def select_series(
     for m in matchers:
         named = select(pt.c.id).where(pt.c.tenant == tenant, pt.c.name == m.name)
         if m.type is MatchType.EQ and not m.value:  # the label is absent
-            conditions.append(s.c.id.not_in(_postings_of(named)))
+            conditions.append(s.c.id.not_in(_postings_of(conn, named)))
         elif m.type is MatchType.NEQ and not m.value:  # the label is present
-            conditions.append(s.c.id.in_(_postings_of(named)))
+            conditions.append(s.c.id.in_(_postings_of(conn, named)))
         elif m.type is MatchType.EQ:
-            conditions.append(s.c.id.in_(_postings_of(named.where(pt.c.value == m.value))))
+            conditions.append(s.c.id.in_(_postings_of(conn, named.where(pt.c.value == m.value))))
         elif m.type is MatchType.NEQ:
-            conditions.append(s.c.id.not_in(_postings_of(named.where(pt.c.value == m.value))))
+            conditions.append(s.c.id.not_in(_postings_of(conn, named.where(pt.c.value == m.value))))
         else:
             existing = pair_ids_of_name(conn, tenant, m.name)
             if m.matches_empty:  # absent, or present with a matching value
@@ -72,13 +72,13 @@ def select_series(
                 if len(rejected) > MAX_IN:
                     exact = False
                 elif rejected:
-                    conditions.append(s.c.id.not_in(_postings_of(rejected)))
+                    conditions.append(s.c.id.not_in(_postings_of(conn, rejected)))
             else:
                 matching = _filter(existing, m, True, deadline)
                 if len(matching) > MAX_IN:
                     exact = False
                 else:
-                    conditions.append(s.c.id.in_(_postings_of(matching)))
+                    conditions.append(s.c.id.in_(_postings_of(conn, matching)))
             # longer lists are left to the Python check below
     rows = (pairs or PairCache()).labels(
         conn, schema.statement_rows(conn, select(s.c.id, s.c.pairs).where(*conditions))
@@ -94,10 +94,10 @@ def select_series(
     return sort_by_labels(rows)
 
 
-def _postings_of(pair_ids: Sequence[int] | Select[tuple[int]]) -> Select[tuple[int]]:
+def _postings_of(conn: Connection, pair_ids: Sequence[int] | Select[tuple[int]]) -> Select[tuple[int]]:
     """The ids of the series holding any of these pairs (ids, or a query of ids)."""
-    p = schema.postings
-    return select(p.c.series_id).where(p.c.pair_id.in_(pair_ids))
+    query: Select[tuple[int]] = of(conn).series_of_pairs(schema.series, schema.postings, pair_ids)
+    return query
 
 
 #: Label values tested between two looks at the deadline.

@@ -89,6 +89,7 @@ __all__ = [
     "floats_to_bits",
     "generation",
     "generations_in",
+    "index_tables",
     "metadata",
     "open_schema",
     "oversized_postgresql_entry",
@@ -159,6 +160,12 @@ postings = Table(
     Column("series_id", BigInteger, primary_key=True, autoincrement=False),
     sqlite_with_rowid=False,
 )
+
+
+def index_tables(dialect: Dialect) -> list[Table]:
+    """The tables of the series index on this database (``rs_postings`` where it keeps one)."""
+    return [pairs, series, postings] if dialect.keeps_postings else [pairs, series]
+
 
 SAMPLE_COLUMNS = ("generation", "series_id", "ts", "value")
 samples = Table(
@@ -456,7 +463,9 @@ def open_schema(engine: Engine, dialect: Dialect, where: str) -> None:
                     f"{where} is an SQLite database of another program "
                     f"(tables: {', '.join(sorted(existing)[:5])})"
                 )
-            metadata.create_all(conn)
+            left_out = {pairs, series, postings} - set(index_tables(dialect))
+            metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t not in left_out])
+            dialect.create_series_index(conn)
             conn.execute(
                 meta.insert(),
                 [{"key": "format", "value": FORMAT}, {"key": "schema_version", "value": str(SCHEMA_VERSION)}],

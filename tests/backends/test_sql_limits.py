@@ -217,7 +217,7 @@ def test_label_sets_postgresql_cannot_index_are_refused_with_400(
     assert sorted(series.labels for series in result.series) == sorted([kept.labels, *stored.values()])
     with psycopg.connect(postgres_url, connect_timeout=5) as conn:
         assert conn.execute("SELECT count(*) FROM rs_series").fetchone() == (3,)
-        assert conn.execute("SELECT count(*) FROM rs_postings").fetchone() == (1 + 31 + 5001,)
+        assert conn.execute("SELECT count(*) FROM rs_pairs").fetchone() == (1 + 31 + 5001,)
 
 
 @pytest.mark.postgres
