@@ -350,7 +350,8 @@ async def compact_and_size(url: str, work: Path) -> tuple[int, int, int, int, in
         ).fetchone()
         (table,) = conn.execute("SELECT pg_total_relation_size('rs_chunks')").fetchone()
         (index,) = conn.execute(
-            "SELECT sum(pg_total_relation_size(name::regclass)) FROM unnest(%s::text[]) AS name",
+            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+            "WHERE c.relname = ANY(%s) AND c.relkind = 'r'",  # PostgreSQL keeps no rs_postings
             (list(INDEX_TABLES),),
         ).fetchone()
         (series,) = conn.execute("SELECT count(*) FROM rs_series").fetchone()
