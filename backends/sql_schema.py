@@ -9,7 +9,8 @@ database with others):
   :mod:`.sql_index`): label pairs interned per tenant; a series is its tenant,
   a 64-bit hash of its canonical label bytes (:func:`encode_labels`; indexed,
   not unique) and its pair ids packed in label order; postings are (pair id,
-  series id). A series' ``id`` is stable.
+  series id) rows on SQLite, a GIN index over the pair ids on PostgreSQL
+  (:attr:`.Dialect.keeps_postings`). A series' ``id`` is stable.
 * ``rs_samples``: one row per float sample, keyed by (generation, series id,
   timestamp), where the generation is the timestamp's minute
   (:func:`generation`); the value is the float64's 64 bits as a signed
