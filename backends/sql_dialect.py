@@ -82,6 +82,9 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
     | (get_byte(packed, i + 2)::bigint << 16) | (get_byte(packed, i + 3)::bigint << 24) ORDER BY i
   ), '{}') FROM generate_series(0, length(packed) - 4, 4) AS i
 $$"""
+#: Advisory locks (two-key form: this key, then a bucket) that series creation takes.
+_SERIES_LOCK_SPACE = 0x72735F73  # "rs_s"
+_SERIES_LOCKS = 64
 #: How often an idle writer checks its PostgreSQL connection.
 _POSTGRESQL_PING_INTERVAL = 5.0
 
@@ -448,14 +451,16 @@ class PostgreSQLDialect(Dialect):
         )
 
     def lock_series(self, conn: Connection, hashes: Sequence[int]) -> None:
-        """A transaction lock per hash, taken in order (two writers never wait for each other in
-        a circle): a writer that finds a series missing creates it before any other looks again.
-        Two label sets with one hash merely take turns."""
-        if hashes:
+        """A transaction lock per bucket of hashes (:data:`_SERIES_LOCKS` of them, so a request of
+        many new series takes a bounded number of PostgreSQL's shared lock slots), taken in order:
+        two writers never wait for each other in a circle, and a writer that finds a series missing
+        creates it before any other looks again. Series of one bucket merely take turns."""
+        buckets = sorted({h % _SERIES_LOCKS for h in hashes})
+        if buckets:
             conn.exec_driver_sql(
-                "SELECT count(pg_advisory_xact_lock(h)) FROM "
-                "(SELECT h FROM unnest(%s::bigint[]) AS h ORDER BY h) AS sorted",
-                (list(hashes),),
+                "SELECT count(pg_advisory_xact_lock(%s, b)) FROM "
+                "(SELECT b FROM unnest(%s::int[]) AS b ORDER BY b) AS sorted",
+                (_SERIES_LOCK_SPACE, buckets),
             )
 
     def restart_ids(self, conn: Connection, table: str) -> None:
