@@ -33,7 +33,8 @@ waits for one long job.
 
 The modules, by job: :mod:`.sql_dialect` (what differs between SQLite and
 PostgreSQL), :mod:`.sql_schema` (tables, encodings, creation and migration),
-:mod:`.sql_writer`, :mod:`.sql_ingest`, :mod:`.sql_query`, :mod:`.sql_chunks`;
+:mod:`.sql_index` (the series index: pairs, series, postings), :mod:`.sql_writer`,
+:mod:`.sql_ingest`, :mod:`.sql_query`, :mod:`.sql_chunks`;
 this module wires them together behind :class:`SQLStorage`.
 """
 
@@ -71,6 +72,7 @@ from . import InvalidStorageURL, redact_url
 from . import sql_dialect as dialects
 from . import sql_maintenance as maintenance
 from . import sql_schema as schema
+from .sql_index import PairCache
 from .sql_ingest import Ingest
 from .sql_maintenance import COMPACT_ROWS
 from .sql_query import fetch, select_series
@@ -138,6 +140,7 @@ class SQLStorage(RemoteStorage):
         self._read_engine: Engine | None = None  # the same as _engine on PostgreSQL
         self._writer: Writer | None = None
         self._ingest = Ingest(self.dialect)
+        self._pairs = PairCache()  # label pairs met by reads, to rebuild label sets
         self._readers: concurrent.futures.ThreadPoolExecutor | None = None
         self._maintenance: asyncio.Task[None] | None = None
 
@@ -264,7 +267,13 @@ class SQLStorage(RemoteStorage):
     async def process_query(self, ctx: Context, query: Query) -> AsyncIterator[TimeSeries]:
         loop = asyncio.get_running_loop()
         candidates = await loop.run_in_executor(
-            self._readers, self.in_snapshot, select_series, ctx.tenant, query.matchers, ctx.deadline
+            self._readers,
+            self.in_snapshot,
+            select_series,
+            ctx.tenant,
+            query.matchers,
+            ctx.deadline,
+            self._pairs,
         )
         # Label pairs decoded for this query, shared by its series (labels are decoded only when
         # asked for: the answer is written straight from the stored bytes).
@@ -314,7 +323,7 @@ class SQLStorage(RemoteStorage):
         """
         loop = asyncio.get_running_loop()
         candidates = await loop.run_in_executor(
-            self._readers, self.in_snapshot, select_series, ctx.tenant, matchers, ctx.deadline
+            self._readers, self.in_snapshot, select_series, ctx.tenant, matchers, ctx.deadline, self._pairs
         )
         pairs: dict[tuple[bytes, bytes], tuple[str, str]] = {}
         if start_ms <= -(2**53) and end_ms >= 2**53 and not self.retention:

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import BigInteger, Connection, Engine, Select, bindparam, create_engine, event, func, select
 from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, make_url
@@ -78,6 +78,18 @@ _POSTGRESQL_CONNECT_ARGS = {
 }
 #: PostgreSQL advisory lock key held while the schema is checked or created.
 _SCHEMA_LOCK = 0x72735F6D657461  # "rs_meta"
+#: The pair ids packed in ``rs_series.pairs`` (unsigned 32-bit little-endian) as a bigint array.
+_PAIR_IDS_FUNCTION = """
+CREATE OR REPLACE FUNCTION rs_pair_ids(packed bytea) RETURNS bigint[]
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+  SELECT coalesce(array_agg(
+    get_byte(packed, i)::bigint | (get_byte(packed, i + 1)::bigint << 8)
+    | (get_byte(packed, i + 2)::bigint << 16) | (get_byte(packed, i + 3)::bigint << 24) ORDER BY i
+  ), '{}') FROM generate_series(0, length(packed) - 4, 4) AS i
+$$"""
+#: Advisory locks (two-key form: this key, then a bucket) that series creation takes.
+_SERIES_LOCK_SPACE = 0x72735F73  # "rs_s"
+_SERIES_LOCKS = 64
 #: How often an idle writer checks its PostgreSQL connection.
 _POSTGRESQL_PING_INTERVAL = 5.0
 
@@ -97,6 +109,9 @@ class Dialect(ABC):
     index_entry_limit: ClassVar[int | None] = None
     #: whether the database may hold other programs' tables beside ours (else it must be empty or ours)
     shares_database: ClassVar[bool] = False
+    #: whether the series index keeps its postings in ``rs_postings`` (else: :meth:`series_of_pairs`
+    #: answers from an index of the database's own over ``rs_series.pairs``)
+    keeps_postings: ClassVar[bool] = True
     _sqlalchemy: ClassVar[Any]  # the SQLAlchemy dialect module (its ``insert`` has ON CONFLICT)
     _open_failure: ClassVar[str]  # the line of :meth:`open_failure`, with {where} and {detail}
 
@@ -176,6 +191,24 @@ class Dialect(ABC):
         ``keys`` are their (generation, series id, timestamp) columns. By default by the range:
         the write lock held since the read kept every other writer out."""
         conn.execute(table.delete().where(*in_slice))
+
+    def series_of_pairs(self, series: Any, postings: Any, pair_ids: Any) -> Any:
+        """A query of the ids of the series holding any of ``pair_ids`` (a list of ids, or a
+        one-column query of them). By default from the postings table."""
+        return select(postings.c.series_id).where(postings.c.pair_id.in_(pair_ids))
+
+    def create_series_index(self, conn: Connection) -> None:  # noqa: B027 - optional hook
+        """After the series index's tables were created: what else the database's index needs.
+        (Nothing by default.)"""
+
+    def lock_series(self, conn: Connection, hashes: Sequence[int]) -> None:  # noqa: B027 - optional hook
+        """Before looking up and creating series with these label hashes (sorted): keep other
+        writers from creating the same ones until the commit. (Nothing by default: one write
+        transaction at a time.)"""
+
+    def restart_ids(self, conn: Connection, table: str) -> None:  # noqa: B027 - optional hook
+        """After rows were inserted into ``table`` with explicit ids: make new rows take ids after
+        them. (Nothing by default: SQLite's rowids follow the largest one.)"""
 
     def free_key_name(self, conn: Connection, old: str, new: str) -> None:  # noqa: B027 - optional hook
         """After table ``old`` was renamed ``new`` for a migration: free its primary key's name for
@@ -334,6 +367,7 @@ class PostgreSQLDialect(Dialect):
     ping_interval = _POSTGRESQL_PING_INTERVAL
     index_entry_limit = POSTGRESQL_INDEX_ENTRY_LIMIT
     shares_database = True
+    keeps_postings = False
     _sqlalchemy: ClassVar[Any] = postgresql_dialect
     _open_failure = (
         "cannot connect to the {where}: {detail}; check that PostgreSQL runs and accepts this user, "
@@ -411,8 +445,48 @@ class PostgreSQLDialect(Dialect):
             tuple(keys),
         )
 
+    def series_of_pairs(self, series: Any, postings: Any, pair_ids: Any) -> Any:
+        """From a GIN index over the pair ids each series holds: PostgreSQL's rows of a postings
+        table cost about 76 bytes each (heap tuple and B-tree entry), its GIN posting lists a
+        byte or two per series and pair."""
+        if isinstance(pair_ids, Select):
+            wanted: Any = pair_ids.with_only_columns(func.array_agg(*pair_ids.selected_columns))
+            wanted = wanted.scalar_subquery()
+        else:
+            wanted = bindparam(None, list(pair_ids), type_=postgresql_dialect.ARRAY(BigInteger))
+        return select(series.c.id).where(func.rs_pair_ids(series.c.pairs).op("&&")(wanted))
+
+    def create_series_index(self, conn: Connection) -> None:
+        """``rs_pair_ids(pairs)``: the packed pair ids (4 bytes each, little-endian) as an array,
+        and the GIN index over it that :meth:`series_of_pairs` reads."""
+        conn.exec_driver_sql(_PAIR_IDS_FUNCTION)
+        conn.exec_driver_sql(
+            "CREATE INDEX IF NOT EXISTS rs_series_pair_ids ON rs_series USING gin (rs_pair_ids(pairs))"
+        )
+
+    def lock_series(self, conn: Connection, hashes: Sequence[int]) -> None:
+        """A transaction lock per bucket of hashes (:data:`_SERIES_LOCKS` of them, so a request of
+        many new series takes a bounded number of PostgreSQL's shared lock slots), taken in order:
+        two writers never wait for each other in a circle, and a writer that finds a series missing
+        creates it before any other looks again. Series of one bucket merely take turns."""
+        buckets = sorted({h % _SERIES_LOCKS for h in hashes})
+        if buckets:
+            conn.exec_driver_sql(
+                "SELECT count(pg_advisory_xact_lock(%s, b)) FROM "
+                "(SELECT b FROM unnest(%s::int[]) AS b ORDER BY b) AS sorted",
+                (_SERIES_LOCK_SPACE, buckets),
+            )
+
+    def restart_ids(self, conn: Connection, table: str) -> None:
+        conn.exec_driver_sql(
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+            f"(SELECT coalesce(max(id), 0) + 1 FROM {table}), false)"
+        )
+
     def free_key_name(self, conn: Connection, old: str, new: str) -> None:
+        """Also the id sequence's name, where the table has one."""
         conn.exec_driver_sql(f"ALTER INDEX {old}_pkey RENAME TO {new}_pkey")
+        conn.exec_driver_sql(f"ALTER SEQUENCE IF EXISTS {old}_id_seq RENAME TO {new}_id_seq")
 
 
 #: SQLAlchemy's name of a database -> its strategy

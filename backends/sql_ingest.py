@@ -7,7 +7,8 @@ label set the database could not index (``Dialect.index_entry_limit``:
 PostgreSQL's 2704 bytes) before it is queued.
 
 :meth:`Ingest.apply_group` is the writer's transaction: it resolves the ids of
-the group's series (creating the missing ones with their postings), then
+the group's series (creating the missing ones with their pairs and postings:
+:func:`.sql_index.create_series`), then
 applies each job in its own savepoint, so a job that conflicts is rolled back
 alone. Series ids are remembered only once their transaction committed.
 
@@ -30,6 +31,7 @@ from remote_storage.errors import LabelSetTooLarge, SampleConflict
 from remote_storage.storage import Labels, MetricMetadata, TimeSeries, WriteRequest
 
 from . import sql_head as head
+from . import sql_index as series_index
 from . import sql_schema as schema
 from .sql_chunks import NO_WATERMARK, WATERMARK_KEY, drop_stored_in_chunks
 from .sql_dialect import Dialect
@@ -42,6 +44,7 @@ __all__ = ["MAX_CACHED_IDS", "Ingest"]
 MAX_CACHED_IDS = 4_000_000
 
 _Ids = dict[str, dict[Hashable, int]]  # tenant -> encoding key or label set -> series id
+_Missing = dict[str, dict[Labels, list[tuple[Job, int]]]]  # tenant -> label set -> (job, position)
 
 
 class Ingest:
@@ -106,9 +109,13 @@ class Ingest:
         new_ids: _Ids = {}
         with conn.begin():
             self._watermark, self._sealed = _read_marks(conn)
+            missing: _Missing = {}
             for job in group:
                 if job.keys:
-                    self._resolve_series(conn, job, new_ids)
+                    self._resolve_series(job, new_ids, missing)
+            # All the group's new series at once: PostgreSQL writers then take their locks in
+            # one order (pairs, then series hashes), and never wait for each other in a circle.
+            self._create_series(conn, missing, new_ids)
             for index, job in enumerate(group):
                 savepoint = conn.begin_nested()
                 try:
@@ -127,18 +134,19 @@ class Ingest:
         self._cached += added
         return outcomes
 
-    def _resolve_series(self, conn: Connection, job: Job, new_ids: _Ids) -> None:
-        """Fill ``job.ids``: look each series up by encoding key, then label set; create the missing."""
+    def _resolve_series(self, job: Job, new_ids: _Ids, missing: _Missing) -> None:
+        """Fill ``job.ids`` with the ids known (by encoding key, then label set); note the
+        series still missing in ``missing`` (their places in ``job.ids`` are None)."""
         cache = self._ids.get(job.tenant, {})
         pending = new_ids.setdefault(job.tenant, {})
         keys = job.keys
         # Looked up by job() on the event loop while this thread was in the database; the
         # series it did not find may have been created since.
         ids: list[Any] = job.ids if len(job.ids) == len(keys) else list(map(cache.get, keys))
+        job.ids = ids
         if None not in ids:
-            job.ids = ids
             return
-        missing: dict[Labels, list[int]] = {}
+        wanted = missing.setdefault(job.tenant, {})
         for index, series_id in enumerate(ids):
             if series_id is not None:
                 continue
@@ -148,52 +156,25 @@ class Ingest:
                 labels = job.labels(index)
                 series_id = cache.get(labels) or pending.get(labels)
                 if series_id is None:
-                    missing.setdefault(labels, []).append(index)
+                    wanted.setdefault(labels, []).append((job, index))
                     continue
                 pending[key] = series_id
             ids[index] = series_id
-        if missing:
-            created = self._create_series(conn, [(job.tenant, labels) for labels in missing])
-            for labels, indexes in missing.items():
-                series_id = created[job.tenant, labels]
-                pending[labels] = series_id
-                for index in indexes:
-                    ids[index] = series_id
-                    pending[keys[index]] = series_id
-        job.ids = ids
 
-    def _create_series(
-        self, conn: Connection, wanted: list[tuple[str, Labels]]
-    ) -> dict[tuple[str, Labels], int]:
-        found: dict[tuple[str, Labels], int] = {}
-        by_tenant: dict[str, dict[bytes, Labels]] = {}
-        for tenant, labels in wanted:
-            by_tenant.setdefault(tenant, {})[schema.encode_labels(labels)] = labels
-        for tenant, encoded in by_tenant.items():
-            blobs = list(encoded)
-            self.dialect.insert_ignore_rows(
-                conn, schema.series.name, ("tenant", "labels"), [(tenant, blob) for blob in blobs]
-            )
-            for start in range(0, len(blobs), MAX_IN):
-                part = blobs[start : start + MAX_IN]
-                rows = conn.execute(
-                    select(schema.series.c.id, schema.series.c.labels).where(
-                        schema.series.c.tenant == tenant, schema.series.c.labels.in_(part)
-                    )
-                )
-                for series_id, blob in rows:
-                    found[tenant, encoded[bytes(blob)]] = series_id
-            postings: list[tuple[str, str, str, int]] = []
-            for labels in encoded.values():
-                # One lookup per series: hashing a label set reads all of it, so a lookup per label
-                # would make a series of N labels cost N^2 (40,000 labels: 18 s).
-                series_id = found[tenant, labels]
-                postings.extend((tenant, name, value, series_id) for name, value in labels)
-            postings.sort()  # in key order: each B-tree page is visited once, not once per series
-            self.dialect.insert_ignore_rows(
-                conn, schema.postings.name, ("tenant", "name", "value", "series_id"), postings
-            )
-        return found
+    def _create_series(self, conn: Connection, missing: _Missing, new_ids: _Ids) -> None:
+        """Create the series of the group that are missing (or find them, created by another
+        process meanwhile), tenant by tenant in order, and fill their places."""
+        for tenant in sorted(missing):
+            wanted = missing[tenant]
+            if not wanted:
+                continue
+            created = series_index.create_series(conn, self.dialect, tenant, wanted)
+            pending = new_ids.setdefault(tenant, {})
+            for labels, places in wanted.items():
+                series_id = pending[labels] = created[labels]
+                for job, position in places:
+                    job.ids[position] = series_id
+                    pending[job.keys[position]] = series_id
 
     # -- a job's rows ----------------------------------------------------------
 

@@ -1,12 +1,13 @@
 """Read queries of the SQL backend: matchers to SQL, then samples of a batch of series.
 
 Equality and inequality matchers become conditions on the postings table
-(``id IN`` / ``id NOT IN`` a postings subquery, which also gives Prometheus'
+(``id IN`` / ``id NOT IN`` a postings subquery of the pairs of their label,
+from :mod:`.sql_index`'s ``rs_pairs``, which also gives Prometheus'
 missing-label semantics). A regular expression is matched with RE2 against
-the distinct values the database holds for its label, and becomes an IN list
-when that list is short; otherwise it is applied to the candidates' labels
-in Python. Every matcher is applied once more to the decoded labels, so the
-SQL only has to narrow, never to be exact.
+every value the database holds for its label, and becomes an IN list of
+pair ids when that list is short; otherwise it is applied to the
+candidates' labels in Python. Every matcher is applied once more to the
+decoded labels, so the SQL only has to narrow, never to be exact.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from array import array
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Select, select
 
 from remote_storage.matchers import Matcher, MatchType
 from remote_storage.storage import EncodedChunk, Histogram
@@ -24,13 +25,18 @@ from . import sql_head
 from . import sql_schema as schema
 from .sql_chunks import encoded_chunks, load_chunks
 from .sql_dialect import of
+from .sql_index import PairCache, pair_ids_of_name
 from .sql_schema import MAX_IN
 
 __all__ = ["Fetched", "fetch", "label_values", "select_series", "sort_by_labels"]
 
 
 def select_series(
-    conn: Connection, tenant: str, matchers: Sequence[Matcher], deadline: float | None = None
+    conn: Connection,
+    tenant: str,
+    matchers: Sequence[Matcher],
+    deadline: float | None = None,
+    pairs: PairCache | None = None,
 ) -> list[tuple[int, bytes]]:
     """(id, encoded labels) of the tenant's series matching every matcher, sorted by labels.
 
@@ -39,63 +45,72 @@ def select_series(
     the read's) the work stops with :class:`TimeoutError`, as the read it
     served has already been answered.
 
-    Label sets stay encoded (:func:`~.sql_schema.encode_labels`): a query may
-    select every series, and the caller decodes them a batch at a time. They
-    are decoded here only for matchers the SQL could not apply exactly.
+    Label sets are rebuilt from their pair ids through ``pairs`` (the
+    backend's cache; a fresh one when not given) and stay encoded
+    (:func:`~.sql_schema.encode_labels`): a query may select every series,
+    and the caller decodes them a batch at a time. They are decoded here
+    only for matchers the SQL could not apply exactly.
     """
-    s, p = schema.series, schema.postings
+    s, pt = schema.series, schema.pairs
     conditions = [s.c.tenant == tenant]
     exact = True  # whether the SQL conditions select exactly the matching series
     for m in matchers:
-        postings = select(p.c.series_id).where(p.c.tenant == tenant, p.c.name == m.name)
+        named = select(pt.c.id).where(pt.c.tenant == tenant, pt.c.name == m.name)
         if m.type is MatchType.EQ and not m.value:  # the label is absent
-            conditions.append(s.c.id.not_in(postings))
+            conditions.append(s.c.id.not_in(_postings_of(conn, named)))
         elif m.type is MatchType.NEQ and not m.value:  # the label is present
-            conditions.append(s.c.id.in_(postings))
+            conditions.append(s.c.id.in_(_postings_of(conn, named)))
         elif m.type is MatchType.EQ:
-            conditions.append(s.c.id.in_(postings.where(p.c.value == m.value)))
+            conditions.append(s.c.id.in_(_postings_of(conn, named.where(pt.c.value == m.value))))
         elif m.type is MatchType.NEQ:
-            conditions.append(s.c.id.not_in(postings.where(p.c.value == m.value)))
+            conditions.append(s.c.id.not_in(_postings_of(conn, named.where(pt.c.value == m.value))))
         else:
-            existing = label_values(conn, tenant, m.name)
+            existing = pair_ids_of_name(conn, tenant, m.name)
             if m.matches_empty:  # absent, or present with a matching value
                 rejected = _filter(existing, m, False, deadline)
                 if len(rejected) > MAX_IN:
                     exact = False
                 elif rejected:
-                    conditions.append(s.c.id.not_in(postings.where(p.c.value.in_(rejected))))
+                    conditions.append(s.c.id.not_in(_postings_of(conn, rejected)))
             else:
                 matching = _filter(existing, m, True, deadline)
                 if len(matching) > MAX_IN:
                     exact = False
                 else:
-                    conditions.append(s.c.id.in_(postings.where(p.c.value.in_(matching))))
+                    conditions.append(s.c.id.in_(_postings_of(conn, matching)))
             # longer lists are left to the Python check below
-    rows = schema.statement_rows(conn, select(s.c.id, s.c.labels).where(*conditions))
-    if rows and not isinstance(rows[0][1], bytes):  # a driver that returns memoryviews
-        rows = [(series_id, bytes(blob)) for series_id, blob in rows]
+    rows = (pairs or PairCache()).labels(
+        conn, schema.statement_rows(conn, select(s.c.id, s.c.pairs).where(*conditions))
+    )
     if not exact:
-        pairs: dict[tuple[bytes, bytes], tuple[str, str]] = {}
+        decoded: dict[tuple[bytes, bytes], tuple[str, str]] = {}
         kept = []
         for row in rows:
-            values = dict(schema.decode_labels(row[1], pairs))
+            values = dict(schema.decode_labels(row[1], decoded))
             if all(m.matches(values.get(m.name, "")) for m in matchers):
                 kept.append(row)
         rows = kept
     return sort_by_labels(rows)
 
 
+def _postings_of(conn: Connection, pair_ids: Sequence[int] | Select[tuple[int]]) -> Select[tuple[int]]:
+    """The ids of the series holding any of these pairs (ids, or a query of ids)."""
+    query: Select[tuple[int]] = of(conn).series_of_pairs(schema.series, schema.postings, pair_ids)
+    return query
+
+
 #: Label values tested between two looks at the deadline.
 _MATCH_SLICE = 2048
 
 
-def _filter(values: list[str], matcher: Matcher, keep: bool, deadline: float | None) -> list[str]:
-    """The values ``matcher`` accepts (``keep``) or refuses (not ``keep``), checking the deadline."""
-    found: list[str] = []
-    for start in range(0, len(values), _MATCH_SLICE):
+def _filter(pairs: list[tuple[int, str]], matcher: Matcher, keep: bool, deadline: float | None) -> list[int]:
+    """Ids of the (pair id, value) pairs whose value ``matcher`` accepts (``keep``) or refuses
+    (not ``keep``), checking the deadline."""
+    found: list[int] = []
+    for start in range(0, len(pairs), _MATCH_SLICE):
         if deadline is not None and time.monotonic() > deadline:
             raise TimeoutError(f"the read passed its deadline while matching {matcher}")
-        found.extend(v for v in values[start : start + _MATCH_SLICE] if matcher.matches(v) is keep)
+        found.extend(i for i, v in pairs[start : start + _MATCH_SLICE] if matcher.matches(v) is keep)
     return found
 
 
@@ -114,9 +129,8 @@ def sort_by_labels(rows: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
 
 
 def label_values(conn: Connection, tenant: str, name: str) -> list[str]:
-    p = schema.postings
-    rows = conn.execute(select(p.c.value).where(p.c.tenant == tenant, p.c.name == name).distinct())
-    return [value for (value,) in rows]
+    """The values the tenant's series hold for label ``name``."""
+    return [value for _, value in pair_ids_of_name(conn, tenant, name)]
 
 
 #: timestamps, values, histograms and chunks of a series (empty ones as empty tuples)

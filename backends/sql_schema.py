@@ -5,10 +5,13 @@ database with others):
 
 * ``rs_meta``: key/value pairs; ``format`` identifies a remote-storage
   database and ``schema_version`` its layout.
-* ``rs_series``: one row per (tenant, label set); ``labels`` is the canonical
-  encoding (:func:`remote_storage.storage.join_labels`), unique per tenant; ``id`` is stable.
-* ``rs_postings``: (tenant, label name, label value, series id), the inverted
-  index that equality matchers are answered from.
+* ``rs_pairs``, ``rs_series``, ``rs_postings``: the series index (schema 4,
+  :mod:`.sql_index`): label pairs interned per tenant; a series is its tenant,
+  a 64-bit hash of its canonical label bytes
+  (:func:`remote_storage.storage.join_labels`; indexed, not unique) and its
+  pair ids packed in label order; postings are (pair id, series id) rows on
+  SQLite, a GIN index over the pair ids on PostgreSQL
+  (:attr:`.Dialect.keeps_postings`). A series' ``id`` is stable.
 * ``rs_samples``: one row per float sample, keyed by (generation, series id,
   timestamp), where the generation is the timestamp's minute
   (:func:`generation`); the value is the float64's 64 bits as a signed
@@ -34,12 +37,12 @@ database with others):
 * ``rs_histograms``, ``rs_exemplars``, ``rs_metadata``: native histograms,
   exemplars and metric metadata.
 
-Three indexes hold text a sender chooses: ``rs_series_tenant_labels``
-(tenant, encoded label set), ``rs_postings_pkey`` (tenant, label name,
-label value, series id) and ``rs_metadata_pkey`` (tenant, metric family).
-PostgreSQL's B-tree entries are limited to
+Two indexes hold text a sender chooses: ``rs_pairs_tenant_name_value``
+(tenant, label name, label value) and ``rs_metadata_pkey`` (tenant, metric
+family). PostgreSQL's B-tree entries are limited to
 :data:`POSTGRESQL_INDEX_ENTRY_LIMIT` bytes; :func:`oversized_postgresql_entry`
-finds a label set that cannot be indexed before it is sent to the database.
+finds a label set that cannot be indexed before it is sent to the database
+(a label set of any total size can, as long as each of its pairs can).
 SQLite has no such limit.
 
 Samples are clustered by (generation, series, timestamp), histograms and
@@ -52,6 +55,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from array import array
 from collections.abc import Sequence
 from typing import Any
@@ -82,6 +86,7 @@ __all__ = [
     "FORMAT",
     "GENERATION_MS",
     "MAX_IN",
+    "PAIRS_INDEX",
     "POSTGRESQL_INDEX_ENTRY_LIMIT",
     "SAMPLE_COLUMNS",
     "SCHEMA_VERSION",
@@ -95,6 +100,7 @@ __all__ = [
     "floats_to_bits",
     "generation",
     "generations_in",
+    "index_tables",
     "metadata",
     "open_schema",
     "oversized_postgresql_entry",
@@ -106,7 +112,7 @@ __all__ = [
 log = logging.getLogger("remote_storage.backends.sql")
 
 FORMAT = "prometheus-remote-storage"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: Values listed in one IN (...) clause.
 MAX_IN = 900
 
@@ -138,24 +144,39 @@ meta = Table(
     Column("value", Text, nullable=False),
 )
 
+pairs = Table(
+    "rs_pairs",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("tenant", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("value", Text, nullable=False),
+    UniqueConstraint("tenant", "name", "value", name="rs_pairs_tenant_name_value"),
+)
+
 series = Table(
     "rs_series",
     metadata,
     Column("id", _ID, primary_key=True, autoincrement=True),
     Column("tenant", Text, nullable=False),
-    Column("labels", LargeBinary, nullable=False),
-    UniqueConstraint("tenant", "labels", name="rs_series_tenant_labels"),
+    Column("hash", BigInteger, nullable=False),
+    Column("pairs", LargeBinary, nullable=False),
+    Index("rs_series_tenant_hash", "tenant", "hash"),
 )
 
 postings = Table(
     "rs_postings",
     metadata,
-    Column("tenant", Text, primary_key=True),
-    Column("name", Text, primary_key=True),
-    Column("value", Text, primary_key=True),
-    Column("series_id", BigInteger, primary_key=True),
+    Column("pair_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("series_id", BigInteger, primary_key=True, autoincrement=False),
     sqlite_with_rowid=False,
 )
+
+
+def index_tables(dialect: Dialect) -> list[Table]:
+    """The tables of the series index on this database (``rs_postings`` where it keeps one)."""
+    return [pairs, series, postings] if dialect.keeps_postings else [pairs, series]
+
 
 SAMPLE_COLUMNS = ("generation", "series_id", "ts", "value")
 samples = Table(
@@ -232,6 +253,8 @@ encode_labels = join_labels
 decode_labels = split_labels
 
 
+#: The index whose entries hold a label pair's text.
+PAIRS_INDEX = "rs_pairs_tenant_name_value"
 #: Longest text a B-tree entry stores with a 1-byte header (and no alignment); longer ones take a
 #: 4-byte header aligned to 4 bytes.
 _SHORT_TEXT = 126
@@ -268,22 +291,17 @@ def oversized_postgresql_entry(tenant: str, labels: Labels) -> tuple[str, int] |
     """The first PostgreSQL index entry ``labels`` of ``tenant`` needs that is larger than
     :data:`POSTGRESQL_INDEX_ENTRY_LIMIT`, as (index name, bytes); None when every entry fits.
 
-    Linear in the size of the label set, and usually decided from its
-    length in characters alone (a character is at most 4 bytes of UTF-8).
+    The entries are those of the label pairs (:data:`PAIRS_INDEX`). Linear in
+    the size of the label set, and usually decided from the lengths in
+    characters alone.
     """
-    characters = len(tenant) + sum(len(name) + len(value) for name, value in labels)
-    if 4 * characters + 2 * len(labels) + _MOST_ENTRY_OVERHEAD <= POSTGRESQL_INDEX_ENTRY_LIMIT:
-        return None
     tenant_bytes = len(tenant.encode())
-    size = postgresql_index_entry_bytes(tenant_bytes, len(encode_labels(labels)))
-    if size > POSTGRESQL_INDEX_ENTRY_LIMIT:
-        return "rs_series_tenant_labels", size
     for name, value in labels:
-        size = postgresql_index_entry_bytes(
-            tenant_bytes, len(name.encode()), len(value.encode()), bigint=True
-        )
+        if 4 * (len(tenant) + len(name) + len(value)) + _MOST_ENTRY_OVERHEAD <= POSTGRESQL_INDEX_ENTRY_LIMIT:
+            continue  # decided from the length in characters (a character is at most 4 bytes of UTF-8)
+        size = postgresql_index_entry_bytes(tenant_bytes, len(name.encode()), len(value.encode()))
         if size > POSTGRESQL_INDEX_ENTRY_LIMIT:
-            return "rs_postings_pkey", size
+            return PAIRS_INDEX, size
     return None
 
 
@@ -431,6 +449,8 @@ def open_schema(engine: Engine, dialect: Dialect, where: str) -> None:
                     _upgrade_from_1(conn, dialect, where)
                 if version <= 2:
                     _upgrade_from_2(conn, dialect, where)
+                if version <= 3:
+                    _upgrade_from_3(conn, dialect, where)
                 return
             ours = {t.name for t in metadata.sorted_tables}
             if existing & ours:
@@ -440,7 +460,9 @@ def open_schema(engine: Engine, dialect: Dialect, where: str) -> None:
                     f"{where} is an SQLite database of another program "
                     f"(tables: {', '.join(sorted(existing)[:5])})"
                 )
-            metadata.create_all(conn)
+            left_out = {pairs, series, postings} - set(index_tables(dialect))
+            metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t not in left_out])
+            dialect.create_series_index(conn)
             conn.execute(
                 meta.insert(),
                 [{"key": "format", "value": FORMAT}, {"key": "schema_version", "value": str(SCHEMA_VERSION)}],
@@ -468,7 +490,7 @@ def _upgrade_from_1(conn: Connection, dialect: Dialect, where: str) -> None:
         dialect.insert_ignore_rows(conn, samples.name, SAMPLE_COLUMNS, keyed)
     dialect.insert_ignore_rows(conn, generations.name, ("generation",), [(g,) for g in sorted(seen)])
     conn.exec_driver_sql("DROP TABLE rs_samples_v1")
-    conn.execute(meta.update().where(meta.c.key == "schema_version").values(value="2"))
+    _set_version(conn, 2)
 
 
 def _upgrade_from_2(conn: Connection, dialect: Dialect, where: str) -> None:
@@ -478,4 +500,24 @@ def _upgrade_from_2(conn: Connection, dialect: Dialect, where: str) -> None:
 
     log.warning("%s: upgrading the schema from version 2 to 3", where)
     migrate_head_2_to_3(conn, dialect)
-    conn.execute(meta.update().where(meta.c.key == "schema_version").values(value="3"))
+    _set_version(conn, 3)
+
+
+def _upgrade_from_3(conn: Connection, dialect: Dialect, where: str) -> None:
+    """Schema 3 -> 4: the series index without a second copy of the label bytes
+    (:func:`.sql_index.migrate_index_3_to_4`).
+
+    Runs in the opening transaction: a failure leaves the database at
+    version 3 (or older, when earlier steps ran in the same transaction), as it was.
+    """
+    from .sql_index import migrate_index_3_to_4  # it uses this module's tables
+
+    log.warning("%s: upgrading the schema from version 3 to 4 (the series index is rewritten)", where)
+    started = time.monotonic()
+    migrate_index_3_to_4(conn, dialect)
+    _set_version(conn, 4)
+    log.warning("%s: schema version 4 in %.1f s", where, time.monotonic() - started)
+
+
+def _set_version(conn: Connection, version: int) -> None:
+    conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(version)))

@@ -14,7 +14,8 @@ reported. Printed per target: acknowledged samples/s, server CPU seconds per
 million samples (all processes of the server), peak RSS, and bytes per sample
 stored (SQL: the database after compacting everything into chunks;
 Prometheus: its TSDB after a snapshot; memory: the sample data it reports on
-``/metrics``), bytes per sample of sealed XOR chunk data (Prometheus: the
+``/metrics``; SQL also: bytes of its series index per series, ``index
+B/series``), bytes per sample of sealed XOR chunk data (Prometheus: the
 chunks of its snapshot's blocks; memory: its sealed chunks; SQL: its chunk
 rows), each also as a ratio to Prometheus' own remote-write receiver measured
 in the same run. Sealed figures need more than 120 samples per series, for
@@ -286,8 +287,9 @@ def bench_service(target: str, url: str, work: Path, args: argparse.Namespace) -
             result.sealed_samples = figures.get("remote_storage_sealed_samples")
     if target != "memory":
         sizes = asyncio.run(compact_and_size(url, work))
-        result.disk_bytes, result.sealed_bytes, result.sealed_samples, table = sizes
+        result.disk_bytes, result.sealed_bytes, result.sealed_samples, table, index, series = sizes
         result.notes.append(f"chunk table {table / max(result.sealed_samples, 1):.2f} B/sample")
+        result.notes.append(f"index {index / max(series, 1):.0f} B/series")
     return result
 
 
@@ -302,9 +304,13 @@ def service_figures(url: str) -> dict[str, int]:
     return figures
 
 
-async def compact_and_size(url: str, work: Path) -> tuple[int, int, int, int]:
+#: The tables of the series index (schema 4), whose bytes with their indexes are "index B/series".
+INDEX_TABLES = ("rs_series", "rs_pairs", "rs_postings")
+
+
+async def compact_and_size(url: str, work: Path) -> tuple[int, int, int, int, int, int]:
     """Compact everything into chunks, then (database bytes, chunk data bytes, samples in chunks,
-    bytes of the chunk table with its key and pages)."""
+    bytes of the chunk table with its key and pages, bytes of the series index, series)."""
     from remote_storage.backends.sql import SQLStorage
 
     storage = SQLStorage.from_url(url)
@@ -325,7 +331,12 @@ async def compact_and_size(url: str, work: Path) -> tuple[int, int, int, int]:
                 "SELECT coalesce(sum(length(data)), 0), coalesce(sum(count), 0) FROM rs_chunks"
             ).fetchone()
             (table,) = conn.execute("SELECT sum(pgsize) FROM dbstat WHERE name = 'rs_chunks'").fetchone()
-        return int(pages), int(chunk), int(count), int(table)
+            (index,) = conn.execute(
+                "SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name IN "
+                f"(SELECT name FROM sqlite_master WHERE tbl_name IN {INDEX_TABLES})"
+            ).fetchone()
+            (series,) = conn.execute("SELECT count(*) FROM rs_series").fetchone()
+        return int(pages), int(chunk), int(count), int(table), int(index), int(series)
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
@@ -338,7 +349,13 @@ async def compact_and_size(url: str, work: Path) -> tuple[int, int, int, int]:
             "SELECT coalesce(sum(length(data)), 0), coalesce(sum(count), 0) FROM rs_chunks"
         ).fetchone()
         (table,) = conn.execute("SELECT pg_total_relation_size('rs_chunks')").fetchone()
-    return int(total), int(chunk), int(count), int(table)
+        (index,) = conn.execute(
+            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+            "WHERE c.relname = ANY(%s) AND c.relkind = 'r'",  # PostgreSQL keeps no rs_postings
+            (list(INDEX_TABLES),),
+        ).fetchone()
+        (series,) = conn.execute("SELECT count(*) FROM rs_series").fetchone()
+    return int(total), int(chunk), int(count), int(table), int(index), int(series)
 
 
 def fmt(value: float | None, digits: int = 2) -> str:

@@ -492,27 +492,31 @@ def test_sqlite_bulk_insert_from_columns_covers_every_row_once(tmp_path: Path, c
 
 
 def test_schema_1_databases_are_upgraded_in_place(sql_storage_url: str) -> None:
-    """A database of schema 1 (rows keyed by series and time) opens as schema 2 with every sample."""
+    """A database of schema 1 (rows keyed by series and time) opens as the newest schema with every sample."""
     from sqlalchemy import create_engine
+
+    from tests.support import sql_schema2
 
     stored = [
         make_series({"__name__": "old", "n": str(n)}, [(t * 37_000 - 200_000, t * n / 2) for t in range(40)])
         for n in range(3)
     ]
 
-    async def write_then(check: Callable[[SQLStorage], Coroutine[Any, Any, None]] | None) -> None:
+    async def check(storage: SQLStorage) -> None:
+        found = await run_query(storage, Matcher.parse("__name__", "=", "old"))
+        assert snapshot(found) == snapshot(stored)
+
+    async def open_and(check: Callable[[SQLStorage], Coroutine[Any, Any, None]]) -> None:
         storage = SQLStorage.from_url(sql_storage_url)
         await storage.start()
         try:
-            if check is None:
-                await storage.write(Context(), WriteRequest(stored))
-            else:
-                await check(storage)
+            await check(storage)
         finally:
             await storage.close()
 
-    run(lambda: write_then(None))
     engine = create_engine(sql_storage_url)
+    sql_schema2.create(engine)  # schema 2 as it was, then back to the sample rows of schema 1
+    sql_schema2.store(engine, "default", stored)
     without_rowid = " WITHOUT ROWID" if sql_storage_url.startswith("sqlite") else ""
     with engine.begin() as conn:  # back to the layout of schema 1
         conn.exec_driver_sql("CREATE TABLE keep AS SELECT series_id, ts, value FROM rs_samples")
@@ -526,16 +530,12 @@ def test_schema_1_databases_are_upgraded_in_place(sql_storage_url: str) -> None:
         conn.exec_driver_sql("DROP TABLE keep")
         conn.exec_driver_sql("UPDATE rs_meta SET value = '1' WHERE key = 'schema_version'")
 
-    async def check(storage: SQLStorage) -> None:
-        found = await run_query(storage, Matcher.parse("__name__", "=", "old"))
-        assert snapshot(found) == snapshot(stored)
-
-    run(lambda: write_then(check))
+    run(lambda: open_and(check))
     with engine.begin() as conn:
         version = conn.exec_driver_sql("SELECT value FROM rs_meta WHERE key = 'schema_version'").scalar_one()
         generations = conn.exec_driver_sql("SELECT count(*) FROM rs_generations").scalar_one()
     engine.dispose()
-    assert version == "3"  # upgraded through 2 to the current schema
+    assert version == "4"  # upgraded through 2 and 3 to the current schema
     assert generations == len({(t * 37_000 - 200_000) // 60_000 for t in range(40)})
 
 

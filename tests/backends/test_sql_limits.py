@@ -124,18 +124,18 @@ def largest_fitting(make: Callable[[int], Labels]) -> int:
 
 
 def one_label(length: int) -> Labels:
-    """A label set whose one long value makes its series entry the largest one."""
+    """A label set whose one long value makes its pair's entry the largest one."""
     return Labels([("__name__", "edge"), ("v", incompressible(length))])
 
 
 def long_name(length: int) -> Labels:
-    """A label set of a long metric name only: its posting entry outgrows its series entry."""
+    """A label set of a long metric name only: its pair's entry is the largest one."""
     return Labels([("__name__", incompressible(length, seed=1))])
 
 
 @pytest.mark.postgres
 @pytest.mark.parametrize(
-    ("make", "index"), [(one_label, "rs_series_tenant_labels"), (long_name, "rs_postings_pkey")]
+    ("make", "index"), [(one_label, "rs_pairs_tenant_name_value"), (long_name, "rs_pairs_tenant_name_value")]
 )
 def test_postgresql_index_limit_is_exact(
     postgres_url: str, make: Callable[[int], Labels], index: str
@@ -166,19 +166,14 @@ def test_postgresql_index_limit_is_exact(
 
     asyncio.run(body())
     # What the check spares the database: PostgreSQL refuses that index entry.
-    blob = schema.encode_labels(too_large)
+    name, value = max(too_large, key=lambda pair: len(pair[0]) + len(pair[1]))
     with (
         psycopg.connect(postgres_url, connect_timeout=5) as conn,
         pytest.raises(psycopg.errors.ProgramLimitExceeded, match="index row size"),
     ):
-        if index == "rs_series_tenant_labels":
-            conn.execute("INSERT INTO rs_series (tenant, labels) VALUES (%s, %s)", (DEFAULT_TENANT, blob))
-        else:
-            name, value = too_large[0]
-            conn.execute(
-                "INSERT INTO rs_postings (tenant, name, value, series_id) VALUES (%s, %s, %s, 1)",
-                (DEFAULT_TENANT, name, value),
-            )
+        conn.execute(
+            "INSERT INTO rs_pairs (tenant, name, value) VALUES (%s, %s, %s)", (DEFAULT_TENANT, name, value)
+        )
 
 
 @pytest.mark.postgres
@@ -191,13 +186,15 @@ def test_label_sets_postgresql_cannot_index_are_refused_with_400(
     )
     served.wait_ready(30.0)
     refused = {
+        "3 KB value": Labels([("__name__", "refused"), ("value", incompressible(3000))]),
+        "1 MiB value": Labels([("__name__", "refused"), ("value", incompressible(1 << 20))]),
+    }
+    # Label sets larger than an index entry whose pairs each fit: stored (schema 4 indexes pairs).
+    stored = {
         "3 KB": Labels(
-            sorted(
-                [("__name__", "refused"), *((f"label_{i:02d}", incompressible(100, i)) for i in range(30))]
-            )
+            sorted([("__name__", "stored"), *((f"label_{i:02d}", incompressible(100, i)) for i in range(30))])
         ),
         "5,000 labels": many_labels(5000),
-        "1 MiB value": Labels([("__name__", "refused"), ("value", incompressible(1 << 20))]),
     }
     with HttpClient(served.address) as client:
         for what, labels in refused.items():
@@ -205,7 +202,11 @@ def test_label_sets_postgresql_cannot_index_are_refused_with_400(
             status, text = client.post("/api/v1/write", body, wire.V1_HEADERS)
             assert status == 400, (what, status, text[:300])
             assert b"2704 bytes per index entry" in text and b"\n" not in text.rstrip(b"\n"), text[:300]
-        # Nothing of them was stored, and the adapter goes on serving.
+        for what, labels in stored.items():
+            body = wire.v1_body([TimeSeries(labels, [1000], [1.0])])
+            status, text = client.post("/api/v1/write", body, wire.V1_HEADERS)
+            assert status == 204, (what, status, text[:300])
+        # Nothing of the refused ones was stored, and the adapter goes on serving.
         kept = TimeSeries(Labels([("__name__", "kept")]), [1000], [1.0])
         status, text = client.post("/api/v1/write", wire.v1_body([kept]), wire.V1_HEADERS)
         assert status == 204, text
@@ -213,10 +214,10 @@ def test_label_sets_postgresql_cannot_index_are_refused_with_400(
         status, text = client.post("/api/v1/read", query, wire.READ_HEADERS)
         assert status == 200, text[:300]
     (result,) = wire.read_results(text)
-    assert [series.labels for series in result.series] == [kept.labels]
+    assert sorted(series.labels for series in result.series) == sorted([kept.labels, *stored.values()])
     with psycopg.connect(postgres_url, connect_timeout=5) as conn:
-        assert conn.execute("SELECT count(*) FROM rs_series").fetchone() == (1,)
-        assert conn.execute("SELECT count(*) FROM rs_postings").fetchone() == (1,)
+        assert conn.execute("SELECT count(*) FROM rs_series").fetchone() == (3,)
+        assert conn.execute("SELECT count(*) FROM rs_pairs").fetchone() == (1 + 31 + 5001,)
 
 
 @pytest.mark.postgres
