@@ -148,64 +148,20 @@ def pair_ids_of_name(conn: Connection, tenant: str, name: str) -> list[tuple[int
 def _pair_ids(
     conn: Connection, dialect: Dialect, tenant: str, wanted: Iterable[tuple[str, str]]
 ) -> dict[tuple[str, str], int]:
-    """Ids of the tenant's pairs ``wanted``, inserting those not stored yet."""
-    by_name: dict[str, list[str]] = {}
-    for name, value in wanted:
-        by_name.setdefault(name, []).append(value)
-    found = _select_pairs(conn, dialect, tenant, by_name)
-    missing = sorted(pair for values in by_name.items() for pair in _absent(values, found))
+    """Ids of the tenant's pairs ``wanted``, inserting those not stored yet.
+
+    Looked up first and only the missing inserted: an insert that finds its
+    pair stored would still use up an id on PostgreSQL (ids are 32 bits
+    packed)."""
+    table = schema.pairs.name
+    listed = sorted(set(wanted))
+    found = dialect.find_pairs(conn, table, tenant, listed)
+    missing = [pair for pair in listed if pair not in found]
     if missing:
-        # In key order: two writers adding overlapping pairs wait for each other in one order.
-        dialect.insert_ignore_rows(
-            conn, schema.pairs.name, ("tenant", "name", "value"), [(tenant, n, v) for n, v in missing]
-        )
-        again: dict[str, list[str]] = {}
-        for name, value in missing:
-            again.setdefault(name, []).append(value)
-        found.update(_select_pairs(conn, dialect, tenant, again))
-    return found
-
-
-def _absent(values: tuple[str, list[str]], found: dict[tuple[str, str], int]) -> Iterable[tuple[str, str]]:
-    name, listed = values
-    return ((name, value) for value in listed if (name, value) not in found)
-
-
-def _select_pairs(
-    conn: Connection, dialect: Dialect, tenant: str, by_name: dict[str, list[str]]
-) -> dict[tuple[str, str], int]:
-    found: dict[tuple[str, str], int] = {}
-    mark = dialect.placeholder
-    for name, values in by_name.items():
-        for start in range(0, len(values), MAX_IN):
-            part = values[start : start + MAX_IN]
-            rows = schema.driver_rows(
-                conn,
-                f"SELECT id, value FROM {schema.pairs.name} WHERE tenant = {mark} AND name = {mark} "
-                f"AND value IN ({dialect.marks(len(part))})",
-                [tenant, name, *part],
-            )
-            for pair_id, value in rows:
-                found[name, value] = pair_id
-    return found
-
-
-def _select_series(
-    conn: Connection, dialect: Dialect, tenant: str, hashes: Sequence[int]
-) -> dict[tuple[int, bytes], int]:
-    """(hash, packed pairs) -> id of the tenant's series with these hashes."""
-    found: dict[tuple[int, bytes], int] = {}
-    mark = dialect.placeholder
-    for start in range(0, len(hashes), MAX_IN):
-        part = hashes[start : start + MAX_IN]
-        rows = schema.driver_rows(
-            conn,
-            f"SELECT id, hash, pairs FROM {schema.series.name} WHERE tenant = {mark} "
-            f"AND hash IN ({dialect.marks(len(part))})",
-            [tenant, *part],
-        )
-        for series_id, hashed, packed in rows:
-            found[hashed, bytes(packed)] = series_id
+        found.update(dialect.add_pairs(conn, table, tenant, missing))
+        others = [pair for pair in missing if pair not in found]  # stored by another writer meanwhile
+        if others:
+            found.update(dialect.find_pairs(conn, table, tenant, others))
     return found
 
 
@@ -222,13 +178,10 @@ def create_series(
         keyed[label_hash(schema.encode_labels(labels)), packed] = labels
     hashes = sorted({hashed for hashed, _ in keyed})
     dialect.lock_series(conn, hashes)
-    stored = _select_series(conn, dialect, tenant, hashes)
+    stored = dialect.find_series(conn, schema.series.name, tenant, hashes)
     new = [key for key in keyed if key not in stored]
     if new:
-        dialect.insert_ignore_rows(
-            conn, schema.series.name, ("tenant", "hash", "pairs"), [(tenant, h, p) for h, p in new]
-        )
-        created = _select_series(conn, dialect, tenant, sorted({hashed for hashed, _ in new}))
+        created = dialect.add_series(conn, schema.series.name, tenant, new)
         if dialect.keeps_postings:
             postings = sorted(
                 (pair_id, created[key]) for key in new for pair_id in unpack_pairs(key[1])
