@@ -225,13 +225,12 @@ class Dialect(ABC):
     ) -> dict[tuple[int, bytes], int]:
         """(hash, packed pair ids) -> id of the series of ``tenant`` with these label hashes."""
 
+    @abstractmethod
     def add_series(
         self, conn: Connection, table: str, tenant: str, new: Sequence[tuple[int, bytes]]
     ) -> dict[tuple[int, bytes], int]:
         """Insert the series ``new`` (hash, packed pair ids), none of them stored (the caller holds
         :meth:`lock_series`): (hash, packed pair ids) -> the id each was given."""
-        self.insert_ignore_rows(conn, table, ("tenant", "hash", "pairs"), [(tenant, h, p) for h, p in new])
-        return self.find_series(conn, table, tenant, sorted({hashed for hashed, _ in new}))
 
     def lock_series(self, conn: Connection, hashes: Sequence[int]) -> None:  # noqa: B027 - optional hook
         """Before looking up and creating series with these label hashes (sorted): keep other
@@ -434,6 +433,17 @@ class SQLiteDialect(Dialect):
         finally:
             cursor.close()
         return found
+
+    def add_series(
+        self, conn: Connection, table: str, tenant: str, new: Sequence[tuple[int, bytes]]
+    ) -> dict[tuple[int, bytes], int]:
+        """With ids given here, after the largest: the writer holds SQLite's write lock (``BEGIN
+        IMMEDIATE``), so no other takes one meanwhile, and no lookup follows the insert."""
+        first = int(conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) + 1 FROM {table}").scalar_one())
+        ids = range(first, first + len(new))
+        columns = (ids, [tenant] * len(new), [hashed for hashed, _ in new], [packed for _, packed in new])
+        self.insert_ignore_columns(conn, table, ("id", "tenant", "hash", "pairs"), columns)
+        return dict(zip(new, ids, strict=True))
 
 
 def _in_list_bound(cursor: Any, others: int) -> int:

@@ -171,11 +171,16 @@ def create_series(
     """Ids of the tenant's series ``wanted`` (distinct label sets), creating those not stored yet
     with their pairs and postings. Runs in the caller's transaction."""
     label_sets = list(wanted)
-    pair_ids = _pair_ids(conn, dialect, tenant, {pair for labels in label_sets for pair in labels})
+    distinct: set[tuple[str, str]] = set()
+    for labels in label_sets:
+        distinct.update(labels)
+    pair_ids = _pair_ids(conn, dialect, tenant, distinct)
+    # Each distinct pair encoded once; a label set's bytes are then joined from them.
+    encoded = {pair: pair[0].encode() + _SEPARATOR + pair[1].encode() for pair in pair_ids}
+    id_of, bytes_of, join = pair_ids.__getitem__, encoded.__getitem__, _SEPARATOR.join
     keyed: dict[tuple[int, bytes], Labels] = {}
     for labels in label_sets:
-        packed = pack_pairs([pair_ids[pair] for pair in labels])
-        keyed[label_hash(schema.encode_labels(labels)), packed] = labels
+        keyed[label_hash(join(map(bytes_of, labels))), pack_pairs(map(id_of, labels))] = labels
     hashes = sorted({hashed for hashed, _ in keyed})
     dialect.lock_series(conn, hashes)
     stored = dialect.find_series(conn, schema.series.name, tenant, hashes)
@@ -183,12 +188,36 @@ def create_series(
     if new:
         created = dialect.add_series(conn, schema.series.name, tenant, new)
         if dialect.keeps_postings:
-            postings = sorted(
-                (pair_id, created[key]) for key in new for pair_id in unpack_pairs(key[1])
-            )  # in key order: each B-tree page is visited once, not once per series
-            dialect.insert_ignore_rows(conn, schema.postings.name, ("pair_id", "series_id"), postings)
+            _add_postings(conn, dialect, created)
         stored.update(created)
     return {labels: stored[key] for key, labels in keyed.items()}
+
+
+def _add_postings(conn: Connection, dialect: Dialect, created: dict[tuple[int, bytes], int]) -> None:
+    """The postings of new series, inserted in key order (pair, then series): each B-tree page is
+    visited once, not once per series. Grouped by pair rather than sorted as rows: series taken
+    in id order give each pair's list in order."""
+    by_pair: dict[int, list[int]] = {}
+    for (_, packed), series_id in sorted(created.items(), key=_by_id):
+        for pair_id in unpack_pairs(packed):
+            listed = by_pair.get(pair_id)
+            if listed is None:
+                by_pair[pair_id] = [series_id]
+            else:
+                listed.append(series_id)
+    pair_column: list[int] = []
+    series_column: list[int] = []
+    for pair_id in sorted(by_pair):
+        listed = by_pair[pair_id]
+        pair_column.extend([pair_id] * len(listed))
+        series_column.extend(listed)
+    dialect.insert_ignore_columns(
+        conn, schema.postings.name, ("pair_id", "series_id"), (pair_column, series_column)
+    )
+
+
+def _by_id(item: tuple[tuple[int, bytes], int]) -> int:
+    return item[1]
 
 
 # -- migration -----------------------------------------------------------------
