@@ -18,11 +18,17 @@ Tables (defined in :mod:`.sql_schema` with the others):
 No label byte is stored twice: a label set is rebuilt from its pair ids
 (:class:`PairCache` keeps the pairs a process has met, as their encoded bytes).
 
-Series creation (:func:`create_series`) is race-free across processes
-writing one PostgreSQL database: pairs are inserted with ``ON CONFLICT DO
-NOTHING`` on their unique key, and a new series is looked up and inserted
-while holding a transaction lock on its hash (:meth:`.Dialect.lock_series`),
-so two writers adding the same series end with one row. SQLite has one writer.
+Series creation (:func:`create_series`) takes a few statements per write,
+whatever the number of new series: the pairs are looked up, the missing ones
+inserted and any another writer inserted meanwhile looked up again
+(:meth:`.Dialect.find_pairs`, :meth:`.Dialect.add_pairs`), then the series
+likewise (:meth:`.Dialect.find_series`, :meth:`.Dialect.add_series`); on
+PostgreSQL each is one set-based statement over arrays. It is race-free
+across processes writing one PostgreSQL database: pairs are inserted with
+``ON CONFLICT DO NOTHING`` on their unique key, in key order, and a new
+series is looked up and inserted while holding a transaction lock on its
+hash's bucket (:meth:`.Dialect.lock_series`), so two writers adding the same
+series end with one row. SQLite has one writer.
 
 :func:`migrate_index_3_to_4` turns the index of schema 3 (and of schema 2 before it,
 which had the same index: label bytes per series, unique; postings of name and value
@@ -37,6 +43,7 @@ import logging
 import sys
 from array import array
 from collections.abc import Iterable, Sequence
+from operator import itemgetter
 
 from sqlalchemy import Connection
 
@@ -198,7 +205,7 @@ def _add_postings(conn: Connection, dialect: Dialect, created: dict[tuple[int, b
     visited once, not once per series. Grouped by pair rather than sorted as rows: series taken
     in id order give each pair's list in order."""
     by_pair: dict[int, list[int]] = {}
-    for (_, packed), series_id in sorted(created.items(), key=_by_id):
+    for (_, packed), series_id in sorted(created.items(), key=itemgetter(1)):
         for pair_id in unpack_pairs(packed):
             listed = by_pair.get(pair_id)
             if listed is None:
@@ -214,10 +221,6 @@ def _add_postings(conn: Connection, dialect: Dialect, created: dict[tuple[int, b
     dialect.insert_ignore_columns(
         conn, schema.postings.name, ("pair_id", "series_id"), (pair_column, series_column)
     )
-
-
-def _by_id(item: tuple[tuple[int, bytes], int]) -> int:
-    return item[1]
 
 
 # -- migration -----------------------------------------------------------------
