@@ -10,6 +10,10 @@ backend asks it instead of testing the database's name. A dialect owns:
 * bulk "insert or ignore" (:meth:`Dialect.insert_ignore_rows`) and the
   ``ON CONFLICT`` statements (:meth:`Dialect.insert_ignore`, :meth:`Dialect.upsert`);
 * the parameter marker of statements written as text (:meth:`Dialect.marks`);
+* the series index's statements (:mod:`.sql_index`): pairs and series looked
+  up and added (:meth:`Dialect.find_pairs` and the like; one set-based
+  statement each on PostgreSQL), its postings (:attr:`Dialect.keeps_postings`)
+  and the locks series creation takes (:meth:`Dialect.lock_series`);
 * locking: the schema lock of processes starting together, the lock compaction
   takes before it forgets generations, a read's isolation;
 * limits: :attr:`Dialect.index_entry_limit` (PostgreSQL's B-tree entry bound);
