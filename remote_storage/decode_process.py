@@ -53,7 +53,7 @@ from typing import cast
 from remote_storage.protocol import snappy
 from remote_storage.protocol.limits import WriteLimits, check_request
 from remote_storage.protocol.validation import LabelValidator, NameScheme
-from remote_storage.protocol.wire.v1_scan import columns
+from remote_storage.protocol.wire.v1_scan import new_interner
 from remote_storage.protocol.write import labels_from_key
 from remote_storage.storage import Labels, SampleBatch, WriteRequest
 
@@ -99,62 +99,62 @@ def use_process(mode: DecoderMode, workers: int, cpus: int | None) -> bool:
 
 
 class _Numbering:
-    """The child's side: encoded label bytes -> number, with the labels of numbers not yet sent."""
+    """The child's side: encoded label bytes -> number, with the labels of numbers not yet sent.
+
+    The numbers of known label sets are kept in an :class:`~remote_storage.protocol.wire.v1_scan.Interner`,
+    which scans a body straight into its rows' numbers; only label sets it does not know yet
+    become Python objects, to be validated and numbered here.
+    """
 
     def __init__(self, validator: LabelValidator, max_known: int) -> None:
         self.validator = validator
         self.max_known = max_known
-        self.numbers: dict[bytes, int] = {}
+        self.interner = new_interner()
         self.next = 1
         self.generation_start = 1
 
     def decode(self, body: bytes, limit: int, now_ms: int) -> list[bytes]:
         """The answer to one body, in pieces: ``_OK`` and columns (:data:`_ANSWER`), or ``_DECODE_HERE``."""
+        interner = self.interner
         try:
             payload = snappy.decompress(body, limit)
-            found = columns(payload)
+            found = interner.columns(payload)
+            if found is not None and found.missing and len(interner) + len(found) > self.max_known:
+                interner.clear()  # start numbering afresh: every row of this body is new again
+                self.generation_start = self.next
+                found = interner.columns(payload)
         except Exception:
             return [_DECODE_HERE]
-        if found is None or found.metadata or not found.keys:
+        if found is None or found.metadata or not len(found):
             return [_DECODE_HERE]
-        numbers = self.numbers
-        ids = list(map(numbers.get, found.keys))
+        keys = array("q")
+        keys.frombytes(found.numbers)
         new: dict[bytes, tuple[int, Labels]] = {}
-        if None in ids:
-            start = self.next
-            if len(numbers) + len(found.keys) > self.max_known:
-                numbers.clear()
-                self.generation_start = start
-                ids = [None] * len(found.keys)
-            number = start
-            try:
-                for index, key in enumerate(found.keys):
-                    if ids[index] is not None:
-                        continue
-                    entry = new.get(key)
-                    if entry is None:
-                        entry = new[key] = (number, labels_from_key(key, self.validator))
-                        number += 1
-                    ids[index] = entry[0]
-            except Exception:
-                return [_DECODE_HERE]
-        keys = array("q", cast("list[int]", ids))  # every None was filled above
+        number = self.next
+        try:
+            for row, key in found.missing:
+                entry = new.get(key)
+                if entry is None:
+                    entry = new[key] = (number, labels_from_key(key, self.validator))
+                    number += 1
+                keys[row] = entry[0]
+        except Exception:
+            return [_DECODE_HERE]
         batch = SampleBatch(keys, found.timestamps, found.values, _no_labels)
         try:
             check_request(WriteRequest(batch=batch), self.validator.limits, now_ms)
         except Exception:
             return [_DECODE_HERE]
         # Only an answered request makes its numbers known.
-        for key, (number, _) in new.items():
-            numbers[key] = number
-        if new:
-            self.next = max(number for number, _ in new.values()) + 1
         fresh = b""
         if new:
-            labels = [(number, tuple(labels)) for number, labels in new.values()]
+            for key, (known, _) in new.items():
+                interner.add(key, known)
+            self.next = number
+            labels = [(known, tuple(pairs)) for known, pairs in new.values()]
             fresh = pickle.dumps(labels, protocol=pickle.HIGHEST_PROTOCOL)
         header = _OK + _ANSWER.pack(len(keys), self.generation_start, len(fresh))
-        return [header, keys.tobytes(), found.timestamps, found.values, fresh]
+        return [header, found.numbers if not new else keys.tobytes(), found.timestamps, found.values, fresh]
 
 
 def _no_labels(key: Hashable) -> Labels:
