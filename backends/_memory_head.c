@@ -18,13 +18,59 @@
  * the caller to seal. The pure-Python loop in backends/memory.py
  * stores the same samples; it sends a request that names a series twice to the general
  * path, which stores them the same way.
+ *
+ * Rows name series all over memory, so most of the time would go to waiting for it:
+ * each series object is fetched early while the rows are checked, and the head arrays
+ * of the series a few rows ahead while the rows are stored (through the offsets of the
+ * Series __slots__; only as a hint, every access goes through the attributes).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH(address) __builtin_prefetch(address)
+#else
+#define PREFETCH(address) ((void)0)
+#endif
+
+/* Rows ahead of the one being stored whose series' head arrays are fetched meanwhile
+ * (the series objects themselves are fetched while the rows are checked). */
+#define APPEND_AHEAD 8
 
 static PyObject *str_head_ts;
 static PyObject *str_head_values;
 static PyObject *str_append;
+
+/* The offset of a __slots__ attribute of type in its instances, or -1 when it is not one.
+ * Used only to fetch memory early: every read and write goes through the attribute. */
+static Py_ssize_t
+slot_offset(PyTypeObject *type, PyObject *name)
+{
+    PyObject *descr = _PyType_Lookup(type, name); /* borrowed */
+    if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+        return -1;
+    }
+    const PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+    return member->type == T_OBJECT_EX ? member->offset : -1;
+}
+
+/* Start fetching the head arrays of target, if it is of type (whose slots are at the offsets). */
+static inline void
+prefetch_heads(PyObject *target, PyTypeObject *type, Py_ssize_t ts_offset, Py_ssize_t values_offset)
+{
+    if (Py_TYPE(target) != type) {
+        return;
+    }
+    PyObject *head = *(PyObject **)((char *)target + ts_offset);
+    PyObject *head_values = *(PyObject **)((char *)target + values_offset);
+    if (head != NULL) {
+        PREFETCH(head);
+    }
+    if (head_values != NULL) {
+        PREFETCH(head_values);
+    }
+}
 
 static int
 append_one(PyObject *array, PyObject *item)
@@ -96,12 +142,22 @@ append_next(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         row_ids[i] = id;
         before[i] = newest_ts[id];
         newest_ts[id] = row_ts[i];
+        PREFETCH(PyList_GET_ITEM(series, id));
+    }
+    PyTypeObject *type = rows ? Py_TYPE(PyList_GET_ITEM(series, row_ids[0])) : NULL;
+    const Py_ssize_t ts_offset = type != NULL ? slot_offset(type, str_head_ts) : -1;
+    const Py_ssize_t values_offset = type != NULL ? slot_offset(type, str_head_values) : -1;
+    if (ts_offset < 0 || values_offset < 0) {
+        type = NULL; /* not slots: nothing fetched early */
     }
     Py_ssize_t i = 0; /* rows stored */
     PyObject *full = PyList_New(0);
     if (full == NULL)
         goto fail;
     for (; i < rows; i++) {
+        if (type != NULL && i + APPEND_AHEAD < rows) {
+            prefetch_heads(PyList_GET_ITEM(series, row_ids[i + APPEND_AHEAD]), type, ts_offset, values_offset);
+        }
         Py_ssize_t id = row_ids[i];
         PyObject *target = PyList_GET_ITEM(series, id);
         PyObject *head = PyObject_GetAttr(target, str_head_ts);
