@@ -454,7 +454,8 @@ columns(PyObject *Py_UNUSED(module), PyObject *arg)
  * An open-addressing table (linear probing, at most half full) of the keys, each
  * copied into its own block, hashed with the interpreter's keyed hash for bytes (the
  * one dict uses, so crafted keys cannot pile up in one probe sequence). Numbers are
- * positive: 0 in a columns() answer means "not known". */
+ * positive: 0 in a columns() answer means "not known". An Interner belongs to one
+ * thread (the decode process' only one): nothing in it is locked. */
 
 typedef struct {
     Py_hash_t hash;
