@@ -371,27 +371,29 @@ class MemoryStorage(RemoteStorage):
     def _write_batch(self, tenant: _Tenant, batch: SampleBatch) -> bool:
         """Store a batch whose rows are each a known series' next sample; else store nothing, return False.
 
-        Every row is checked before any is stored: its key is in the cache,
-        no series appears twice, and each timestamp is after the series'
-        newest. Anything else (new series, late or repeated samples, a
-        conflict to report) takes the general path.
+        Every row is checked before any is stored: its key is in the cache
+        and each timestamp is after the series' newest. Anything else (new
+        series, late or repeated samples, a conflict to report) takes the
+        general path. The C append also takes a series named twice with
+        rising timestamps, which the Python loop leaves to the general path
+        (both store the same samples).
         """
         found = list(map(tenant.keys.get, batch.keys))
-        if None in found or len(set(found)) != len(found):
+        if None in found:
             return False
         ids = cast("list[int]", found)
         newest = tenant.newest
         timestamps = batch.timestamps
-        if not all(map(gt, timestamps, map(newest.__getitem__, ids))):
-            return False
         series = tenant.series
-        if _append_next is not None:  # the same loop in C
+        if _append_next is not None:  # checks and stores in C
             full = _append_next(series, newest, ids, timestamps, batch.values, SAMPLES_PER_CHUNK)
             if full is None:
                 return False
             for target in full:
                 target._seal()
         else:
+            if len(set(ids)) != len(ids) or not all(map(gt, timestamps, map(newest.__getitem__, ids))):
+                return False
             for series_id, timestamp, value in zip(ids, timestamps, batch.values, strict=True):
                 target = series[series_id]
                 head = target.head_ts

@@ -18,6 +18,12 @@ labels for the backend to ask for; at most ``max_known`` (then the child
 starts numbering afresh, and the older numbers are dropped a generation
 later).
 
+The answer is framed as raw columns (:data:`_ANSWER`, then the numbers,
+timestamps and values as native int64/int64/float64), so the serving
+process reads it without unpickling; only the labels of new numbers, rare
+once every series has been seen, are pickled. The child's settings are the
+first frame it reads from its socket.
+
 Everything the child does not answer (remote write 2.0, bodies of another
 shape, bodies with metadata, anything invalid, a child that died) is decoded
 in the serving process as without this module, so every status code and
@@ -47,7 +53,7 @@ from typing import cast
 from remote_storage.protocol import snappy
 from remote_storage.protocol.limits import WriteLimits, check_request
 from remote_storage.protocol.validation import LabelValidator, NameScheme
-from remote_storage.protocol.wire.v1_scan import columns
+from remote_storage.protocol.wire.v1_scan import new_interner
 from remote_storage.protocol.write import labels_from_key
 from remote_storage.storage import Labels, SampleBatch, WriteRequest
 
@@ -59,6 +65,11 @@ log = logging.getLogger(__name__)
 _FRAME = struct.Struct("<QQ")
 #: decompressed-size limit, now (ms since the epoch)
 _REQUEST = struct.Struct("<Qq")
+#: after ``_OK``: rows, the generation's first number, bytes of the pickled new labels (0: none);
+#: then the rows' numbers (int64), timestamps (int64) and values (float64), then the new labels
+_ANSWER = struct.Struct("<QQQ")
+#: bytes asked of the kernel for each side's socket buffer: a body or an answer in one go
+_SOCKET_BUFFER = 4 << 20
 _OK = b"\x00"
 _DECODE_HERE = b"\x01"
 #: seconds to wait for the exit status of a child whose socket closed, and for one told to stop
@@ -88,59 +99,62 @@ def use_process(mode: DecoderMode, workers: int, cpus: int | None) -> bool:
 
 
 class _Numbering:
-    """The child's side: encoded label bytes -> number, with the labels of numbers not yet sent."""
+    """The child's side: encoded label bytes -> number, with the labels of numbers not yet sent.
+
+    The numbers of known label sets are kept in an :class:`~remote_storage.protocol.wire.v1_scan.Interner`,
+    which scans a body straight into its rows' numbers; only label sets it does not know yet
+    become Python objects, to be validated and numbered here.
+    """
 
     def __init__(self, validator: LabelValidator, max_known: int) -> None:
         self.validator = validator
         self.max_known = max_known
-        self.numbers: dict[bytes, int] = {}
+        self.interner = new_interner()
         self.next = 1
         self.generation_start = 1
 
-    def decode(self, body: bytes, limit: int, now_ms: int) -> bytes:
-        """The answer to one body: ``_OK`` and the pickled columns, or ``_DECODE_HERE``."""
+    def decode(self, body: bytes, limit: int, now_ms: int) -> list[bytes]:
+        """The answer to one body, in pieces: ``_OK`` and columns (:data:`_ANSWER`), or ``_DECODE_HERE``."""
+        interner = self.interner
         try:
             payload = snappy.decompress(body, limit)
-            found = columns(payload)
+            found = interner.columns(payload)
+            if found is not None and found.missing and len(interner) + len(found) > self.max_known:
+                interner.clear()  # start numbering afresh: every row of this body is new again
+                self.generation_start = self.next
+                found = interner.columns(payload)
         except Exception:
-            return _DECODE_HERE
-        if found is None or found.metadata or not found.keys:
-            return _DECODE_HERE
-        numbers = self.numbers
-        ids = list(map(numbers.get, found.keys))
+            return [_DECODE_HERE]
+        if found is None or found.metadata or not len(found):
+            return [_DECODE_HERE]
+        keys = array("q")
+        keys.frombytes(found.numbers)
         new: dict[bytes, tuple[int, Labels]] = {}
-        if None in ids:
-            start = self.next
-            if len(numbers) + len(found.keys) > self.max_known:
-                numbers.clear()
-                self.generation_start = start
-                ids = [None] * len(found.keys)
-            number = start
-            try:
-                for index, key in enumerate(found.keys):
-                    if ids[index] is not None:
-                        continue
-                    entry = new.get(key)
-                    if entry is None:
-                        entry = new[key] = (number, labels_from_key(key, self.validator))
-                        number += 1
-                    ids[index] = entry[0]
-            except Exception:
-                return _DECODE_HERE
-        keys = array("q", cast("list[int]", ids))  # every None was filled above
-        batch = SampleBatch(keys.tolist(), found.timestamps, found.values, _no_labels)
+        number = self.next
+        try:
+            for row, key in found.missing:
+                entry = new.get(key)
+                if entry is None:
+                    entry = new[key] = (number, labels_from_key(key, self.validator))
+                    number += 1
+                keys[row] = entry[0]
+        except Exception:
+            return [_DECODE_HERE]
+        batch = SampleBatch(keys, found.timestamps, found.values, _no_labels)
         try:
             check_request(WriteRequest(batch=batch), self.validator.limits, now_ms)
         except Exception:
-            return _DECODE_HERE
+            return [_DECODE_HERE]
         # Only an answered request makes its numbers known.
-        for key, (number, _) in new.items():
-            numbers[key] = number
+        fresh = b""
         if new:
-            self.next = max(number for number, _ in new.values()) + 1
-        fresh = [(number, tuple(labels)) for number, labels in new.values()]
-        answer = (keys.tobytes(), found.timestamps, found.values, fresh, self.generation_start)
-        return _OK + pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
+            for key, (known, _) in new.items():
+                interner.add(key, known)
+            self.next = number
+            labels = [(known, tuple(pairs)) for known, pairs in new.values()]
+            fresh = pickle.dumps(labels, protocol=pickle.HIGHEST_PROTOCOL)
+        header = _OK + _ANSWER.pack(len(keys), self.generation_start, len(fresh))
+        return [header, found.numbers if not new else keys.tobytes(), found.timestamps, found.values, fresh]
 
 
 def _no_labels(key: Hashable) -> Labels:
@@ -158,27 +172,46 @@ def _read_exactly(sock: socket.socket, size: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def child_main(fd: int, config: str) -> None:
-    """The decode process: answer bodies from the socket ``fd`` until it closes."""
+def _read_frame(sock: socket.socket) -> tuple[int, bytes] | None:
+    """(request id, payload) of the next frame, or None once the socket closed."""
+    header = _read_exactly(sock, _FRAME.size)
+    if header is None:
+        return None
+    request_id, size = _FRAME.unpack(header)
+    payload = _read_exactly(sock, size)
+    return None if payload is None else (request_id, payload)
+
+
+def child_main(fd: int) -> None:
+    """The decode process: read its settings, then answer bodies from the socket ``fd`` until it closes."""
     from remote_storage.parent import exit_with_parent
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops us
     exit_with_parent(os.getppid())
-    settings = pickle.loads(bytes.fromhex(config))
+    sock = socket.socket(fileno=fd)
+    _widen(sock)
+    first = _read_frame(sock)
+    if first is None:
+        return
+    settings = pickle.loads(first[1])
     validator = LabelValidator(NameScheme(settings["scheme"]), limits=WriteLimits(**settings["limits"]))
     numbering = _Numbering(validator, settings["max_known"])
-    sock = socket.socket(fileno=fd)
     while True:
-        header = _read_exactly(sock, _FRAME.size)
-        if header is None:
+        frame = _read_frame(sock)
+        if frame is None:
             return
-        request_id, size = _FRAME.unpack(header)
-        payload = _read_exactly(sock, size)
-        if payload is None:
-            return
+        request_id, payload = frame
         limit, now_ms = _REQUEST.unpack_from(payload)
         answer = numbering.decode(payload[_REQUEST.size :], limit, now_ms)
-        sock.sendall(_FRAME.pack(request_id, len(answer)) + answer)
+        size = sum(map(len, answer))
+        sock.sendall(b"".join([_FRAME.pack(request_id, size), *answer]))
+
+
+def _widen(sock: socket.socket) -> None:
+    """Ask for socket buffers that hold a whole body or answer, so each crosses in one write."""
+    for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+        with contextlib.suppress(OSError):  # the kernel caps it (net.core.*mem_max); smaller works too
+            sock.setsockopt(socket.SOL_SOCKET, option, _SOCKET_BUFFER)
 
 
 class DecodeProcess:
@@ -208,15 +241,15 @@ class DecodeProcess:
 
     async def start(self) -> None:
         ours, theirs = socket.socketpair()
-        config = pickle.dumps(self._config).hex()
-        code = (
-            f"from remote_storage.decode_process import child_main; child_main({theirs.fileno()}, {config!r})"
-        )
+        _widen(ours)
+        code = f"from remote_storage.decode_process import child_main; child_main({theirs.fileno()})"
         self._child = subprocess.Popen(
             [sys.executable, "-c", code], pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL
         )
         theirs.close()
-        reader, self._writer = await asyncio.open_connection(sock=ours)
+        reader, self._writer = await asyncio.open_connection(sock=ours, limit=_SOCKET_BUFFER)
+        config = pickle.dumps(self._config, protocol=pickle.HIGHEST_PROTOCOL)
+        self._writer.write(_FRAME.pack(0, len(config)) + config)
         self._reader_task = asyncio.create_task(self._read_answers(reader))
         log.debug("decode process %d started", self._child.pid)
 
@@ -279,9 +312,8 @@ class DecodeProcess:
         request_id = self._next_id
         future: asyncio.Future[SampleBatch | None] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
-        header = _REQUEST.pack(limit, time.time_ns() // 1_000_000)
-        writer.write(_FRAME.pack(request_id, len(header) + len(body)) + header)
-        writer.write(body)
+        header = _FRAME.pack(request_id, _REQUEST.size + len(body))
+        writer.write(b"".join((header, _REQUEST.pack(limit, time.time_ns() // 1_000_000), body)))
         try:
             await writer.drain()
             batch = await future
@@ -295,7 +327,15 @@ class DecodeProcess:
         return WriteRequest(batch=batch)
 
     def _batch(self, answer: bytes) -> SampleBatch:
-        keys, timestamps, values, fresh, generation_start = pickle.loads(memoryview(answer)[1:])
+        rows, generation_start, fresh_size = _ANSWER.unpack_from(answer, 1)
+        at = 1 + _ANSWER.size
+        size = 8 * rows
+        keys = memoryview(answer)[at : at + size].cast("q").tolist()
+        timestamps = answer[at + size : at + 2 * size]
+        values = answer[at + 2 * size : at + 3 * size]
+        fresh: list[tuple[int, tuple[tuple[str, str], ...]]] = (
+            pickle.loads(memoryview(answer)[at + 3 * size : at + 3 * size + fresh_size]) if fresh_size else []
+        )
         if generation_start != self._generation_start:
             # The child started numbering afresh: keep the last generation for requests under way.
             self._older, self._labels = self._labels, {}
@@ -303,7 +343,7 @@ class DecodeProcess:
         labels = self._labels
         for number, pairs in fresh:
             labels[number] = Labels(pairs)
-        return SampleBatch(array("q", keys).tolist(), timestamps, values, self._labels_of)
+        return SampleBatch(keys, timestamps, values, self._labels_of)
 
     def _labels_of(self, key: Hashable) -> Labels:
         number = cast(int, key)

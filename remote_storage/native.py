@@ -38,6 +38,7 @@ __all__ = [
     "ENVIRONMENT_SWITCH",
     "IMPLEMENTATION",
     "MemoryHead",
+    "V1Interner",
     "V1Scanner",
     "WireCodec",
     "XorCodec",
@@ -83,9 +84,21 @@ class WireCodec(Protocol):
     def encode_joined_labels(self, data: BytesLike, /) -> bytes | None: ...
 
 
+class V1Interner(Protocol):
+    """``_v1scan.Interner``: encoded label sets -> numbers, in C, for the type checker."""
+
+    def columns(
+        self, buf: BytesLike, /
+    ) -> tuple[bytes, list[tuple[int, bytes]], bytes, bytes, list[bytes]] | None: ...
+    def add(self, key: bytes, number: int, /) -> None: ...
+    def clear(self) -> None: ...
+    def __len__(self) -> int: ...
+
+
 class V1Scanner(Protocol):
     """``remote_storage.protocol.wire._v1scan`` (``_v1scan.c``), for the type checker."""
 
+    def Interner(self) -> V1Interner: ...  # the extension's class
     def scan(
         self, buf: BytesLike, /
     ) -> tuple[dict[bytes, tuple[list[int], list[float]]], list[bytes]] | None: ...

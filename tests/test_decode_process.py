@@ -21,6 +21,7 @@ import pytest
 
 from remote_storage.decode_process import DecodeProcess, DecoderMode, use_process
 from remote_storage.protocol import snappy
+from remote_storage.protocol.limits import WriteLimits
 from remote_storage.protocol.validation import LabelValidator
 from remote_storage.protocol.write import decode_v1, encode_v1
 from remote_storage.storage import Labels, MetricMetadata, MetricType, TimeSeries, WriteRequest
@@ -103,6 +104,49 @@ def test_numbers_of_a_refused_body_are_not_kept() -> None:
     assert answers[0] is None
     second = answers[1]
     assert second is not None and second.series[0].labels == good.labels
+
+
+def test_the_child_gets_its_settings_over_its_socket() -> None:
+    """Limits reach the child without riding on its command line."""
+
+    async def scenario() -> tuple[str, WriteRequest | None, WriteRequest | None]:
+        decoder = DecodeProcess(LabelValidator(limits=WriteLimits(max_labels_per_series=2)))
+        await decoder.start()
+        try:
+            assert decoder._child is not None
+            command = Path(f"/proc/{decoder._child.pid}/cmdline").read_bytes().decode()
+            fits = body_of([series([1], [1.0], __name__="up", job="a")])
+            over = body_of([series([1], [1.0], __name__="up", job="a", instance="b")])
+            return (
+                command,
+                await asyncio.wait_for(decoder.decode_v1(fits, 1 << 24), BOUND),
+                await asyncio.wait_for(decoder.decode_v1(over, 1 << 24), BOUND),
+            )
+        finally:
+            await decoder.close()
+
+    command, fits, over = asyncio.run(scenario())
+    assert "max_labels_per_series" not in command and len(command) < 200
+    assert fits is not None and len(fits.series) == 1
+    assert over is None, "three labels are over the child's limit: the serving process says why"
+
+
+def test_new_labels_come_with_the_columns_only_once() -> None:
+    """Rows of known and new series mixed, values bit-exact, labels of new numbers kept."""
+    known = [series([10], [1.0], __name__="a", i=str(i)) for i in range(3)]
+    later = [
+        *known[:2],
+        series([20], [STALE_NAN], __name__="b"),
+        known[2],
+        series([21], [-0.0], __name__="c"),
+    ]
+    bodies = [body_of(known), body_of(later)]
+    first, second = asyncio.run(through_child(bodies, DecodeProcess(LabelValidator())))
+    assert first is not None and second is not None and second.batch is not None
+    assert decoded_rows(second) == decoded_rows(
+        decode_v1(snappy.decompress(bodies[1], 1 << 24), LabelValidator())
+    )
+    assert len(set(second.batch.keys)) == 5
 
 
 def test_numbering_starts_afresh_and_older_labels_stay_readable() -> None:

@@ -80,3 +80,19 @@ def test_a_row_that_is_not_next_stores_nothing() -> None:
     assert list(series[1].head_ts) == [12] and list(series[1].head_values) == [2.0]
     with pytest.raises(ValueError, match="do not match"):
         head(series, newest, [0], timestamps, values, SAMPLES_PER_CHUNK)
+
+
+def test_a_series_named_twice_is_stored_in_order_or_not_at_all() -> None:
+    head = memory._append_next
+    assert head is not None
+    series = [memory.Series(label_set(k)) for k in range(2)]
+    newest = array("q", [10, 10])
+    rising = head(series, newest, [0, 1, 0], array("q", [11, 11, 12]), array("d", [1.0, 2.0, 3.0]), 2)
+    assert rising == [series[0]]
+    assert list(newest) == [12, 11]
+    assert list(series[0].head_ts) == [11, 12] and list(series[0].head_values) == [1.0, 3.0]
+    # The second row of series 1 is not after its first: nothing is stored, newest is as it was.
+    repeated = head(series, newest, [1, 0, 1], array("q", [13, 13, 13]), array("d", [4.0, 5.0, 6.0]), 2)
+    assert repeated is None
+    assert list(newest) == [12, 11]
+    assert list(series[1].head_ts) == [11] and list(series[0].head_ts) == [11, 12]

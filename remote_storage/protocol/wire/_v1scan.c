@@ -334,10 +334,29 @@ columns_push(sample_columns *columns, int64_t timestamp, double value)
     return 0;
 }
 
-/* scan_body's twin for columns(): every entry must hold exactly one sample. */
+typedef struct interner interner;
+
+/* Where each row's key is in the body, and its hash, for Interner.columns(). */
+typedef struct {
+    Py_ssize_t start;
+    Py_ssize_t size;
+    Py_hash_t hash;
+} key_ref;
+
+typedef struct {
+    Py_ssize_t count;
+    Py_ssize_t capacity;
+    key_ref *refs;
+} key_refs;
+
+static int interner_note(interner *self, key_refs *refs, const unsigned char *buf, Py_ssize_t start,
+                         Py_ssize_t size);
+
+/* scan_body's twin for columns(): every entry must hold exactly one sample. With an
+ * interner, each row's key is noted in refs instead of listed in keys. */
 static scan_status
 scan_columns_body(const unsigned char *buf, Py_ssize_t end, PyObject *keys, sample_columns *columns,
-                  PyObject *metadata)
+                  PyObject *metadata, interner *numbering, key_refs *refs)
 {
     Py_ssize_t i = 0;
     while (i < end) {
@@ -364,8 +383,10 @@ scan_columns_body(const unsigned char *buf, Py_ssize_t end, PyObject *keys, samp
             if (read_sample(buf, &j, stop, &timestamp, &value) != SCAN_DONE || j != stop) {
                 return SCAN_REFUSED; /* not one simple sample */
             }
-            if (append_new(keys, PyBytes_FromStringAndSize((const char *)buf + i, key_end - i)) < 0 ||
-                columns_push(columns, timestamp, value) < 0) {
+            const int keyed = numbering != NULL
+                ? interner_note(numbering, refs, buf, i, key_end - i)
+                : append_new(keys, PyBytes_FromStringAndSize((const char *)buf + i, key_end - i));
+            if (keyed < 0 || columns_push(columns, timestamp, value) < 0) {
                 return SCAN_ERROR;
             }
         }
@@ -400,7 +421,7 @@ columns(PyObject *Py_UNUSED(module), PyObject *arg)
     PyObject *keys = PyList_New(0);
     PyObject *metadata = keys != NULL ? PyList_New(0) : NULL;
     if (metadata != NULL) {
-        switch (scan_columns_body((const unsigned char *)view.buf, view.len, keys, &found, metadata)) {
+        switch (scan_columns_body((const unsigned char *)view.buf, view.len, keys, &found, metadata, NULL, NULL)) {
         case SCAN_DONE: {
             const Py_ssize_t size = found.count * 8;
             PyObject *timestamps = PyBytes_FromStringAndSize((const char *)found.timestamps, size);
@@ -428,6 +449,342 @@ columns(PyObject *Py_UNUSED(module), PyObject *arg)
     return result;
 }
 
+/* ---- Interner: encoded label bytes -> number, without a bytes object per known key ----
+ *
+ * An open-addressing table (linear probing, at most half full) of the keys, each
+ * copied into its own block, hashed with the interpreter's keyed hash for bytes (the
+ * one dict uses, so crafted keys cannot pile up in one probe sequence). Numbers are
+ * positive: 0 in a columns() answer means "not known". An Interner belongs to one
+ * thread (the decode process' only one): nothing in it is locked. */
+
+typedef struct {
+    Py_hash_t hash;
+    unsigned char *key; /* NULL: empty slot */
+    Py_ssize_t size;
+    long long number;
+} interner_slot;
+
+struct interner {
+    PyObject_HEAD
+    interner_slot *slots;
+    Py_ssize_t mask; /* slots - 1, a power of two minus one */
+    Py_ssize_t used;
+};
+
+#define INTERNER_FIRST_SLOTS 1024
+
+static Py_hash_t
+hash_key(const unsigned char *key, Py_ssize_t size)
+{
+#if PY_VERSION_HEX >= 0x030E0000
+    return Py_HashBuffer(key, size);
+#else
+    return _Py_HashBytes(key, size);
+#endif
+}
+
+/* The slot of key: the one holding it, or the empty one where it would go. */
+static interner_slot *
+interner_find(interner *self, Py_hash_t hash, const unsigned char *key, Py_ssize_t size)
+{
+    Py_ssize_t i = (Py_ssize_t)((size_t)hash & (size_t)self->mask);
+    for (;;) {
+        interner_slot *slot = &self->slots[i];
+        if (slot->key == NULL ||
+            (slot->hash == hash && slot->size == size && memcmp(slot->key, key, (size_t)size) == 0)) {
+            return slot;
+        }
+        i = (i + 1) & self->mask;
+    }
+}
+
+static void
+interner_free_keys(interner *self)
+{
+    for (Py_ssize_t i = 0; self->slots != NULL && i <= self->mask; i++) {
+        PyMem_Free(self->slots[i].key);
+    }
+}
+
+static int
+interner_reset(interner *self, Py_ssize_t slots)
+{
+    interner_slot *fresh = PyMem_Calloc((size_t)slots, sizeof *fresh);
+    if (fresh == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    interner_free_keys(self);
+    PyMem_Free(self->slots);
+    self->slots = fresh;
+    self->mask = slots - 1;
+    self->used = 0;
+    return 0;
+}
+
+static int
+interner_grow(interner *self)
+{
+    const Py_ssize_t slots = 2 * (self->mask + 1);
+    interner_slot *fresh = PyMem_Calloc((size_t)slots, sizeof *fresh);
+    if (fresh == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    interner_slot *old = self->slots;
+    const Py_ssize_t old_slots = self->mask + 1;
+    self->slots = fresh;
+    self->mask = slots - 1;
+    for (Py_ssize_t i = 0; i < old_slots; i++) {
+        if (old[i].key != NULL) {
+            *interner_find(self, old[i].hash, old[i].key, old[i].size) = old[i];
+        }
+    }
+    PyMem_Free(old);
+    return 0;
+}
+
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH(address) __builtin_prefetch(address)
+#else
+#define PREFETCH(address) ((void)0)
+#endif
+
+/* Rows looked up ahead of the one at hand: their keys' memory is fetched meanwhile. */
+#define LOOKUP_AHEAD 16
+
+/* Note a row's key while scanning; its slot starts coming into the cache. */
+static int
+interner_note(interner *self, key_refs *refs, const unsigned char *buf, Py_ssize_t start, Py_ssize_t size)
+{
+    if (refs->count == refs->capacity) {
+        const Py_ssize_t capacity = refs->capacity ? 2 * refs->capacity : 1024;
+        key_ref *grown = PyMem_Realloc(refs->refs, (size_t)capacity * sizeof *grown);
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        refs->refs = grown;
+        refs->capacity = capacity;
+    }
+    const Py_hash_t hash = hash_key(buf + start, size);
+    PREFETCH(&self->slots[(size_t)hash & (size_t)self->mask]);
+    refs->refs[refs->count++] = (key_ref){start, size, hash};
+    return 0;
+}
+
+/* Each noted row's number into out (0: not known), and (row, key bytes) on missing for those. */
+static int
+interner_lookup(interner *self, const unsigned char *buf, const key_refs *refs, long long *out,
+                PyObject *missing)
+{
+    const key_ref *ref = refs->refs;
+    for (Py_ssize_t row = 0; row < refs->count; row++) {
+        if (row + LOOKUP_AHEAD < refs->count) {
+            const interner_slot *ahead = &self->slots[(size_t)ref[row + LOOKUP_AHEAD].hash & (size_t)self->mask];
+            if (ahead->key != NULL) {
+                PREFETCH(ahead->key);
+            }
+        }
+        const interner_slot *slot = interner_find(self, ref[row].hash, buf + ref[row].start, ref[row].size);
+        out[row] = slot->key != NULL ? slot->number : 0;
+        if (slot->key == NULL &&
+            append_new(missing, Py_BuildValue("(ny#)", row, (const char *)buf + ref[row].start, ref[row].size)) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *
+interner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    if (PyTuple_GET_SIZE(args) != 0 || (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "Interner() takes no arguments");
+        return NULL;
+    }
+    interner *self = (interner *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->slots = NULL;
+    if (interner_reset(self, INTERNER_FIRST_SLOTS) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static void
+interner_dealloc(interner *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    interner_free_keys(self);
+    PyMem_Free(self->slots);
+    type->tp_free((PyObject *)self);
+    Py_DECREF(type);
+}
+
+PyDoc_STRVAR(interner_columns_doc,
+"columns(buf, /)\n"
+"--\n"
+"\n"
+"columns() of the module, with each row's key looked up instead of listed.\n"
+"\n"
+"Return (numbers, missing, timestamps, values, metadata): numbers packs one\n"
+"native int64 per row, the key's number or 0 when the key is not known;\n"
+"missing lists (row, key bytes) for each row whose number is 0. Return None\n"
+"when the body is not of the shape columns() takes.");
+
+static PyObject *
+interner_columns(interner *self, PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    sample_columns found = {0, 0, NULL, NULL};
+    key_refs refs = {0, 0, NULL};
+    PyObject *result = NULL;
+    PyObject *missing = PyList_New(0);
+    PyObject *metadata = missing != NULL ? PyList_New(0) : NULL;
+    if (metadata != NULL) {
+        const unsigned char *buf = (const unsigned char *)view.buf;
+        switch (scan_columns_body(buf, view.len, NULL, &found, metadata, self, &refs)) {
+        case SCAN_DONE: {
+            const Py_ssize_t size = found.count * 8;
+            PyObject *packed = PyBytes_FromStringAndSize(NULL, size);
+            if (packed != NULL && interner_lookup(self, buf, &refs, (long long *)PyBytes_AS_STRING(packed), missing) < 0) {
+                Py_CLEAR(packed);
+            }
+            PyObject *timestamps = packed != NULL
+                ? PyBytes_FromStringAndSize((const char *)found.timestamps, size) : NULL;
+            PyObject *values = timestamps != NULL
+                ? PyBytes_FromStringAndSize((const char *)found.values, size) : NULL;
+            if (values != NULL) {
+                result = PyTuple_Pack(5, packed, missing, timestamps, values, metadata);
+            }
+            Py_XDECREF(packed);
+            Py_XDECREF(timestamps);
+            Py_XDECREF(values);
+            break;
+        }
+        case SCAN_REFUSED:
+            result = Py_NewRef(Py_None);
+            break;
+        case SCAN_ERROR:
+            break;
+        }
+    }
+    PyMem_Free(found.timestamps);
+    PyMem_Free(found.values);
+    PyMem_Free(refs.refs);
+    Py_XDECREF(missing);
+    Py_XDECREF(metadata);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+PyDoc_STRVAR(interner_add_doc,
+"add(key, number, /)\n"
+"--\n"
+"\n"
+"Give the key (bytes) the number (a positive int), replacing any it had.");
+
+static PyObject *
+interner_add(interner *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "add takes a key (bytes) and a number");
+        return NULL;
+    }
+    const long long number = PyLong_AsLongLong(args[1]);
+    if (number == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (number <= 0) {
+        PyErr_SetString(PyExc_ValueError, "numbers are positive");
+        return NULL;
+    }
+    if (2 * (self->used + 1) > self->mask + 1 && interner_grow(self) < 0) {
+        return NULL;
+    }
+    const unsigned char *key = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    const Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
+    const Py_hash_t hash = hash_key(key, size);
+    interner_slot *slot = interner_find(self, hash, key, size);
+    if (slot->key == NULL) {
+        unsigned char *copy = PyMem_Malloc(size ? (size_t)size : 1);
+        if (copy == NULL) {
+            return PyErr_NoMemory();
+        }
+        memcpy(copy, key, (size_t)size);
+        slot->hash = hash;
+        slot->key = copy;
+        slot->size = size;
+        self->used += 1;
+    }
+    slot->number = number;
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(interner_clear_doc,
+"clear()\n"
+"--\n"
+"\n"
+"Forget every key.");
+
+static PyObject *
+interner_clear(interner *self, PyObject *Py_UNUSED(ignored))
+{
+    if (interner_reset(self, INTERNER_FIRST_SLOTS) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static Py_ssize_t
+interner_length(interner *self)
+{
+    return self->used;
+}
+
+static PyMethodDef interner_methods[] = {
+    {"columns", (PyCFunction)interner_columns, METH_O, interner_columns_doc},
+    {"add", (PyCFunction)(void (*)(void))interner_add, METH_FASTCALL, interner_add_doc},
+    {"clear", (PyCFunction)interner_clear, METH_NOARGS, interner_clear_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot interner_slots[] = {
+    {Py_tp_new, interner_new},
+    {Py_tp_dealloc, interner_dealloc},
+    {Py_tp_methods, interner_methods},
+    {Py_sq_length, interner_length},
+    {Py_mp_length, interner_length},
+    {Py_tp_doc, "Interner()\n--\n\nNumbers of encoded label sets, kept in C (see columns, add, clear)."},
+    {0, NULL},
+};
+
+static PyType_Spec interner_spec = {
+    .name = "remote_storage.protocol.wire._v1scan.Interner",
+    .basicsize = sizeof(interner),
+    .flags = Py_TPFLAGS_DEFAULT,
+    .slots = interner_slots,
+};
+
+static int
+v1scan_exec(PyObject *module)
+{
+    PyObject *type = PyType_FromModuleAndSpec(module, &interner_spec, NULL);
+    if (type == NULL) {
+        return -1;
+    }
+    const int rc = PyModule_AddObjectRef(module, "Interner", type);
+    Py_DECREF(type);
+    return rc;
+}
+
 static PyMethodDef v1scan_methods[] = {
     {"scan", scan, METH_O, scan_doc},
     {"columns", columns, METH_O, columns_doc},
@@ -435,6 +792,7 @@ static PyMethodDef v1scan_methods[] = {
 };
 
 static PyModuleDef_Slot v1scan_slots[] = {
+    {Py_mod_exec, v1scan_exec},
 #if PY_VERSION_HEX >= 0x030C0000
     {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
 #endif

@@ -16,6 +16,11 @@ another order, unknown fields, malformed bytes) makes :func:`scan` return
 None, and the caller decodes the body with the protobuf runtime instead, so
 both paths give the same result for every body.
 
+An :class:`Interner` keeps a number for each encoded label set it was given
+and scans a body into the rows' numbers (:meth:`Interner.columns`): in C the
+label bytes of a known key never become a Python object, only those of keys
+it does not know yet.
+
 There are two implementations of the scanner, with the same results for
 every input: a C extension, ``remote_storage.protocol.wire._v1scan``, which
 ``pip install`` builds when a C compiler is available, and the pure-Python
@@ -28,10 +33,12 @@ from __future__ import annotations
 import struct
 from array import array
 from collections.abc import Callable
+from itertools import repeat
+from typing import Protocol
 
 from remote_storage import native
 
-__all__ = ["Columns", "Scanned", "columns", "scan"]
+__all__ = ["Columns", "Interner", "NumberedColumns", "Scanned", "columns", "new_interner", "scan"]
 
 _unpack_double = struct.Struct("<d").unpack_from
 _SIGN = 1 << 63
@@ -78,6 +85,101 @@ class Columns:
         self.timestamps = timestamps
         self.values = values
         self.metadata = metadata
+
+
+class NumberedColumns:
+    """:class:`Columns` with each row's key replaced by its number in an :class:`Interner`.
+
+    ``numbers`` packs one native int64 per row: the key's number, or 0 when
+    the interner does not know the key; ``missing`` lists ``(row, key bytes)``
+    for exactly those rows, in row order.
+    """
+
+    __slots__ = ("metadata", "missing", "numbers", "timestamps", "values")
+
+    def __init__(
+        self,
+        numbers: bytes,
+        missing: list[tuple[int, bytes]],
+        timestamps: bytes,
+        values: bytes,
+        metadata: list[bytes],
+    ) -> None:
+        self.numbers = numbers
+        self.missing = missing
+        self.timestamps = timestamps
+        self.values = values
+        self.metadata = metadata
+
+    def __len__(self) -> int:
+        return len(self.timestamps) // 8
+
+
+class Interner(Protocol):
+    """Encoded label sets (bytes) -> positive numbers; make one with :func:`new_interner`."""
+
+    def columns(self, buf: bytes, /) -> NumberedColumns | None:
+        """:func:`columns` of ``buf`` with each row's key looked up; None when columns() gives None."""
+
+    def add(self, key: bytes, number: int, /) -> None:
+        """Give ``key`` the ``number`` (positive), replacing any it had."""
+
+    def clear(self) -> None:
+        """Forget every key."""
+
+    def __len__(self) -> int: ...
+
+
+class _PyInterner:
+    """:class:`Interner` in Python: a dict over :func:`_py_columns`."""
+
+    def __init__(self) -> None:
+        self._numbers: dict[bytes, int] = {}
+
+    def columns(self, buf: bytes, /) -> NumberedColumns | None:
+        found = _py_columns(buf)
+        if found is None:
+            return None
+        numbers = array("q", map(self._numbers.get, found.keys, repeat(0)))
+        missing = [
+            (row, key)
+            for row, (key, number) in enumerate(zip(found.keys, numbers, strict=True))
+            if not number
+        ]
+        return NumberedColumns(numbers.tobytes(), missing, found.timestamps, found.values, found.metadata)
+
+    def add(self, key: bytes, number: int, /) -> None:
+        if number <= 0:
+            raise ValueError("numbers are positive")
+        self._numbers[key] = number
+
+    def clear(self) -> None:
+        self._numbers.clear()
+
+    def __len__(self) -> int:
+        return len(self._numbers)
+
+
+class _CInterner:
+    """:class:`Interner` over the C table of ``_v1scan.Interner``."""
+
+    __slots__ = ("_table",)
+
+    def __init__(self, table: native.V1Interner) -> None:
+        self._table = table
+
+    def columns(self, buf: bytes, /) -> NumberedColumns | None:
+        found = self._table.columns(buf)
+        return None if found is None else NumberedColumns(*found)
+
+    def add(self, key: bytes, number: int, /) -> None:
+        self._table.add(key, number)
+
+    def clear(self) -> None:
+        self._table.clear()
+
+    def __len__(self) -> int:
+        return len(self._table)
 
 
 def _py_columns(buf: bytes) -> Columns | None:
@@ -247,3 +349,10 @@ if native.IMPLEMENTATION == "c" and _c_scan is not None and _c_columns is not No
     scan, columns = _c_scan, _c_columns
 else:
     scan, columns = _py_scan, _py_columns
+
+
+def new_interner() -> Interner:
+    """An empty :class:`Interner`: the C table when the C implementation runs, else a dict."""
+    if native.IMPLEMENTATION == "c" and native.v1scan is not None:
+        return _CInterner(native.v1scan.Interner())
+    return _PyInterner()
