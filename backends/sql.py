@@ -395,8 +395,9 @@ class SQLStorage(RemoteStorage):
             try:
                 newest = self._ingest.newest
                 if newest is not None:
-                    await self.seal(newest)
-                    await self.compact(newest - int(self.head * 1000))
+                    cutoff = newest - int(self.head * 1000)
+                    await self.seal(newest, cutoff)
+                    await self.compact(cutoff)
                 if self.retention:
                     await self.apply_retention(int((time.time() - self.retention) * 1000))
             except StorageUnavailable as exc:
@@ -404,10 +405,10 @@ class SQLStorage(RemoteStorage):
             except Exception:
                 log.exception("maintenance failed; will try again in %gs", self.compact_interval)
 
-    async def seal(self, newest_ms: int) -> int:
-        """Seal the head rows of the minutes before the one before ``newest_ms``'s into blocks;
-        return how many rows were sealed (:func:`.sql_maintenance.seal`)."""
-        return await maintenance.seal(self.writer, self._in_reader, newest_ms)
+    async def seal(self, newest_ms: int, oldest_ms: int | None = None) -> int:
+        """Seal the head rows of the minutes before the one before ``newest_ms``'s (and not before
+        ``oldest_ms``'s) into blocks; return how many rows were sealed (:func:`.sql_maintenance.seal`)."""
+        return await maintenance.seal(self.writer, self._in_reader, newest_ms, oldest_ms)
 
     async def compact(self, cutoff_ms: int, slice_size: int = 1000, max_rows: int = COMPACT_ROWS) -> int:
         """Move samples older than ``cutoff_ms`` into XOR chunks; return how many moved

@@ -191,21 +191,31 @@ def without_stored(
 # -- sealing, and what compaction and retention take ---------------------------------------
 
 
-def seal(conn: Connection, low: int, high: int, below: int) -> int:
-    """Seal the rows of series ids in ``[low, high)`` of the generations before ``below`` into
-    blocks; return how many rows were sealed. Nothing without the C functions (:func:`has_c_functions`)."""
+def seal(
+    conn: Connection, low: int, high: int, below: int, first: int | None = None, max_rows: int | None = None
+) -> tuple[int, int | None]:
+    """Seal the rows of series ids in ``[low, high)`` of the generations from ``first`` (all when
+    None) to before ``below`` into blocks, oldest first.
+
+    Returns how many rows were sealed and, when it stopped after ``max_rows``
+    rows with generations left, the next generation to seal (else None).
+    Nothing without the C functions (:func:`has_c_functions`).
+    """
     if not has_c_functions(conn):
-        return 0
+        return 0, None
     if read_sealed(conn) < below * schema.GENERATION_MS:
         conn.exec_driver_sql(
             f"INSERT INTO {schema.meta.name} (key, value) VALUES ('{SEALED_KEY}', ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (str(below * schema.GENERATION_MS),),
         )
+    start = -(2**63) if first is None else first * schema.GENERATION_MS
     sealed = 0
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        for generation in schema.generations_in(conn, -(2**63), below * schema.GENERATION_MS - 1):
+        for generation in schema.generations_in(conn, start, below * schema.GENERATION_MS - 1):
+            if max_rows is not None and sealed >= max_rows:
+                return sealed, generation
             cursor.execute(_SEAL, (generation, low, high))
             if cursor.rowcount:
                 cursor.execute(
@@ -215,7 +225,7 @@ def seal(conn: Connection, low: int, high: int, below: int) -> int:
                 sealed += cursor.rowcount
     finally:
         cursor.close()
-    return sealed
+    return sealed, None
 
 
 def blocks_before(conn: Connection, low: int, high: int, cutoff: int) -> dict[int, _Columns]:

@@ -22,7 +22,7 @@ from . import sql_schema as schema
 from .sql_chunks import MIN_TIME, compact_slice, delete_chunks_before, drop_empty_generations
 from .sql_writer import Job, Writer
 
-__all__ = ["COMPACT_ROWS", "SEAL_SERIES", "apply_retention", "compact", "seal"]
+__all__ = ["COMPACT_ROWS", "SEAL_ROWS", "SEAL_SERIES", "apply_retention", "compact", "seal"]
 
 log = logging.getLogger("remote_storage.backends.sql")
 
@@ -33,6 +33,8 @@ COMPACT_ROWS = 100_000
 #: Series per sealing job: 100,000 series scraped every 15 s have 400,000 rows per generation, so a
 #: job seals about 80,000 rows of each generation it finds.
 SEAL_SERIES = 20_000
+#: Rows a sealing job stops after (at the end of a generation): about 0.3 s of the writer's time.
+SEAL_ROWS = 100_000
 #: Series in the first compaction job, before the rows per series are known.
 _FIRST_COMPACT_SERIES = 16
 
@@ -40,16 +42,56 @@ _FIRST_COMPACT_SERIES = 16
 InReader = Callable[[Callable[[Connection], int]], Awaitable[int]]
 
 
-async def seal(writer: Writer, in_reader: InReader, newest_ms: int, slice_size: int = SEAL_SERIES) -> int:
+async def seal(
+    writer: Writer,
+    in_reader: InReader,
+    newest_ms: int,
+    oldest_ms: int | None = None,
+    slice_size: int = SEAL_SERIES,
+    max_rows: int | None = None,
+) -> int:
     """Seal the head rows of the generations before the one before ``newest_ms``'s into blocks
     (:func:`.sql_head.seal`); return how many rows were sealed. The newest two generations stay
-    rows: the writes of the current minute, and of the previous one from slower senders."""
+    rows: the writes of the current minute, and of the previous one from slower senders.
+
+    Generations before ``oldest_ms``'s are left as rows (compaction is about
+    to move them into chunks: sealing them first would pack them twice). A
+    job seals at most ``slice_size`` series and stops after the generation
+    that took it past ``max_rows`` rows, so a backlog (hours of samples sent
+    at once, as a sender catching up does) becomes many short jobs rather
+    than one that holds every write up (``max_rows`` None: :data:`SEAL_ROWS`).
+    """
+    rows = SEAL_ROWS if max_rows is None else max_rows
     below = schema.generation(newest_ms) - 1
+    first = None if oldest_ms is None else schema.generation(oldest_ms)
 
-    def work(conn: Connection, low: int, high: int) -> tuple[int, int]:
-        return sql_head.seal(conn, low, high, below), high
+    def max_id(conn: Connection) -> int:
+        return int(conn.execute(select(func.coalesce(func.max(schema.series.c.id), 0))).scalar_one())
 
-    return await _in_slices(writer, in_reader, work, slice_size)
+    highest = await in_reader(max_id)
+    total = 0
+    low = 0
+    while low <= highest:
+        done: list[tuple[int, int | None]] = []
+
+        def job(
+            conn: Connection,
+            _job: Job,
+            low: int = low,
+            start: int | None = first,
+            done: list[tuple[int, int | None]] = done,
+        ) -> None:  # sets ``done`` once, even when the group runs again
+            done[:] = [sql_head.seal(conn, low, low + slice_size, below, start, rows)]
+
+        await asyncio.wrap_future(writer.submit(Job(job)))
+        count, resume = done[0]
+        total += count
+        if resume is None:  # this slice is sealed: the next one, from the first generation
+            low += slice_size
+            first = None if oldest_ms is None else schema.generation(oldest_ms)
+        else:  # the same slice again, from where it stopped (a job seals one generation at least)
+            first = resume
+    return total
 
 
 async def compact(

@@ -7,12 +7,14 @@ import asyncio
 import sqlite3
 from array import array
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine
 
 from remote_storage import native
 from remote_storage.backends import sql_dialect
+from remote_storage.backends import sql_maintenance as maintenance
 from remote_storage.backends.sql import SQLStorage
 from remote_storage.backends.sql_dialect import DIALECTS
 from remote_storage.backends.sql_head import has_c_functions, head_rows, insert_rows
@@ -194,6 +196,46 @@ def _count(path: Path, table: str) -> int:
     with sqlite3.connect(path) as db:
         (count,) = db.execute(f"SELECT count(*) FROM {table}").fetchone()
     return int(count)
+
+
+@pytest.mark.skipif(not _native_built(), reason="the C extension _sql_head was not built")
+def test_a_backlog_is_sealed_in_jobs_of_bounded_rows_and_skips_what_compaction_takes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "data.db"
+    # 4 series, a sample every 15 s for 30 minutes: a sender catching up sends it all at once
+    samples = {n: [(t * 15_000, float(n * 1000 + t)) for t in range(120)] for n in range(4)}
+    series = [make_series({"__name__": "s", "n": str(n)}, samples[n]) for n in range(4)]
+    newest = 119 * 15_000
+
+    async def body() -> None:
+        storage = SQLStorage.from_url(f"sqlite:///{path}")
+        await storage.start()
+        try:
+            await storage.write(Context(), WriteRequest(series))
+            jobs: list[int] = []
+            submit = storage.writer.submit
+
+            def counting(job: Any) -> Any:
+                jobs.append(1)
+                return submit(job)
+
+            storage.writer.submit = counting  # type: ignore[method-assign]
+            # minutes 10 to 27 sealed (28 and 29 stay rows; 0 to 9 are left to compaction),
+            # 16 rows per minute, at most one minute past 20 rows per job
+            monkeypatch.setattr(maintenance, "SEAL_ROWS", 20)
+            sealed = await storage.seal(newest, 10 * 60_000)
+            storage.writer.submit = submit  # type: ignore[method-assign]
+            assert sealed == 18 * 16
+            assert len(jobs) == 9  # two minutes a job
+            assert _count(path, "rs_blocks") == 18 * 4
+            assert _count(path, "rs_samples") == (10 + 2) * 16
+            found = await run_query(storage, Matcher.parse("__name__", "=", "s"))
+            assert snapshot(found) == snapshot(series)
+        finally:
+            await storage.close()
+
+    asyncio.run(body())
 
 
 @pytest.mark.skipif(not _native_built(), reason="the C extension _sql_head was not built")
