@@ -65,10 +65,7 @@ async def seal(
     below = schema.generation(newest_ms) - 1
     first = None if oldest_ms is None else schema.generation(oldest_ms)
 
-    def max_id(conn: Connection) -> int:
-        return int(conn.execute(select(func.coalesce(func.max(schema.series.c.id), 0))).scalar_one())
-
-    highest = await in_reader(max_id)
+    highest = await in_reader(_max_id)
     total = 0
     low = 0
     while low <= highest:
@@ -165,10 +162,7 @@ async def _in_slices(
     before it: the next slice starts there).
     """
 
-    def max_id(conn: Connection) -> int:
-        return int(conn.execute(select(func.coalesce(func.max(schema.series.c.id), 0))).scalar_one())
-
-    highest = await in_reader(max_id)
+    highest = await in_reader(_max_id)
     total = 0
     low = 0
     while low <= highest:
@@ -182,6 +176,11 @@ async def _in_slices(
         total += count
         low = max(end, low + 1)
     return total
+
+
+def _max_id(conn: Connection) -> int:
+    """The highest series id (0 with no series)."""
+    return int(conn.execute(select(func.coalesce(func.max(schema.series.c.id), 0))).scalar_one())
 
 
 async def _drop_empty_generations(writer: Writer, cutoff_ms: int) -> None:
