@@ -26,11 +26,8 @@
  *   big-endian int64, in increasing time order. Big-endian, so that the bytes stored
  *   mean the same on every machine and PostgreSQL's int8send writes the same.
  *
- *   Python's sqlite3 module has no way to hand out the database handle, so it is taken from
- *   the connection object, whose first field after the object header is the handle in every
- *   CPython since the module exists. The handle is checked before use: a limit is set
- *   through the module and read back through the handle. When it does not match, nothing is
- *   registered and False is returned (the caller keeps its pure-Python statements).
+ *   The connection's handle is found and checked by _sqlite_handle.h. When it cannot be used,
+ *   nothing is registered and False is returned (the caller keeps its pure-Python statements).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -39,10 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    PyObject_HEAD
-    sqlite3 *db;
-} connection_head;
+#include "_sqlite_handle.h"
 
 /* -- rs_pack ------------------------------------------------------------------------------ */
 
@@ -467,64 +461,12 @@ static PyObject *
 install(PyObject *module, PyObject *connection)
 {
     (void)module;
-    PyObject *sqlite3_module = PyImport_ImportModule("sqlite3");
-    if (sqlite3_module == NULL) {
+    sqlite3 *db;
+    int usable = rs_sqlite_handle(connection, &db);
+    if (usable < 0) {
         return NULL;
     }
-    /* The same SQLite library as Python's sqlite3 module, or the handle means nothing to us. */
-    PyObject *version = PyObject_GetAttrString(sqlite3_module, "sqlite_version");
-    if (version == NULL) {
-        Py_DECREF(sqlite3_module);
-        return NULL;
-    }
-    const char *text = PyUnicode_AsUTF8(version);
-    int same_library = text != NULL && strcmp(text, sqlite3_libversion()) == 0;
-    Py_DECREF(version);
-    if (!same_library) {
-        Py_DECREF(sqlite3_module);
-        if (PyErr_Occurred()) {
-            return NULL;
-        }
-        Py_RETURN_FALSE;
-    }
-    PyObject *type = PyObject_GetAttrString(sqlite3_module, "Connection");
-    Py_DECREF(sqlite3_module);
-    if (type == NULL) {
-        return NULL;
-    }
-    int is_connection = PyObject_TypeCheck(connection, (PyTypeObject *)type);
-    Py_DECREF(type);
-    if (!is_connection) {
-        PyErr_SetString(PyExc_TypeError, "install() takes a sqlite3.Connection");
-        return NULL;
-    }
-    sqlite3 *db = ((connection_head *)connection)->db;
-    if (db == NULL) {
-        Py_RETURN_FALSE;
-    }
-    /* Check the handle: a limit set through the module must read back through it. */
-    PyObject *old = PyObject_CallMethod(connection, "getlimit", "i", SQLITE_LIMIT_LIKE_PATTERN_LENGTH);
-    if (old == NULL) {
-        return NULL;
-    }
-    long previous = PyLong_AsLong(old);
-    Py_DECREF(old);
-    if (previous == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    long probe = previous > 1000 ? previous - 7 : previous + 7;
-    PyObject *done = PyObject_CallMethod(connection, "setlimit", "il", SQLITE_LIMIT_LIKE_PATTERN_LENGTH, probe);
-    if (done == NULL) {
-        return NULL;
-    }
-    Py_DECREF(done);
-    int seen = sqlite3_limit(db, SQLITE_LIMIT_LIKE_PATTERN_LENGTH, -1);
-    done = PyObject_CallMethod(connection, "setlimit", "il", SQLITE_LIMIT_LIKE_PATTERN_LENGTH, previous);
-    if (done == NULL) {
-        return NULL;
-    }
-    Py_DECREF(done);
-    if (seen != probe) {
+    if (!usable) {
         Py_RETURN_FALSE;
     }
     int flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC;

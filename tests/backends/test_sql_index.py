@@ -272,4 +272,5 @@ def test_a_series_index_takes_no_second_copy_of_its_labels(tmp_path: Path) -> No
 
     asyncio.run(body())
     assert scalar(url, "SELECT count(*) FROM rs_pairs") == 9 + 1 + 1000
-    assert scalar(url, "SELECT sum(length(pairs)) FROM rs_series") == 1000 * 11 * 4
+    # pair ids as varints of their differences: 9 shared ids, then "__name__" and "i" far apart
+    assert scalar(url, "SELECT max(length(pairs)) FROM rs_series") <= 11 + 2 * 2
