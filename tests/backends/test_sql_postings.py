@@ -1,6 +1,5 @@
 """The compressed series index of SQLite (backends/sql_postings.py, the varints of sql_index.py,
-backends/_sql_index.c): C and Python twins agree, postings rows stay bounded, and the index is
-small."""
+backends/_sql_index.c): C and Python twins agree, and postings rows stay bounded."""
 
 from __future__ import annotations
 
@@ -132,51 +131,6 @@ def test_postings_rows_hold_at_most_their_bound_and_list_every_series(tmp_path: 
     for ids in by_pair.values():
         assert ids == sorted(set(ids))
     assert len(rows) == 1400 + 2 * 2 + 3  # 700 ids take two rows, 1400 three
-
-
-def test_the_sqlite_series_index_takes_under_160_bytes_a_series(tmp_path: Path) -> None:
-    """Series of ten labels, one of them unique to each series: the index (tenants, pairs,
-    series with their hash index, postings) takes under 160 bytes a series, pages included
-    (measured 143; with a posting row per pair and series, 4-byte pair ids and the tenant's
-    name in every row it took 266)."""
-    path = tmp_path / "d.db"
-    count = 4000
-    series = [
-        make_series(
-            {
-                "__name__": f"metric_{i % 40}",
-                "instance": f"host-{i // 40}.example.org:9100",
-                "job": "node",
-                "cluster": f"cluster-{i % 3}",
-                "env": "production",
-                "region": f"region-{i % 5}",
-                "zone": f"zone-{i % 10}",
-                "team": f"team-{i % 7}",
-                "service": f"service-{i % 20}",
-                "id": str(i),
-            },
-            [(1000, 1.0)],
-        )
-        for i in range(count)
-    ]
-
-    async def body() -> None:
-        storage = SQLStorage.from_url(f"sqlite:///{path}")
-        await storage.start()
-        try:
-            for start in range(0, count, 1000):
-                await storage.write(Context(), WriteRequest(series[start : start + 1000]))
-        finally:
-            await storage.close()
-
-    asyncio.run(body())
-    with sqlite3.connect(path) as conn:
-        conn.execute("VACUUM")
-        (index,) = conn.execute(
-            "SELECT sum(pgsize) FROM dbstat WHERE name IN (SELECT name FROM sqlite_master "
-            "WHERE tbl_name IN ('rs_tenants', 'rs_pairs', 'rs_series', 'rs_postings'))"
-        ).fetchone()
-    assert index / count < 160, index / count
 
 
 def test_reads_answer_alike_with_and_without_the_c_function(
