@@ -268,10 +268,6 @@ union_function(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 enum { COL_GENERATION, COL_SERIES, COL_TS, COL_VALUE, COL_IDS, COL_TIMESTAMPS, COL_BITS, COL_WIDTH };
 
 typedef struct {
-    sqlite3_vtab base;
-} unpack_vtab;
-
-typedef struct {
     sqlite3_vtab_cursor base;
     int64_t *data; /* ids, then timestamps, then bits: 3 * count */
     sqlite3_int64 count;
@@ -283,67 +279,26 @@ static int
 unpack_connect(sqlite3 *db, void *aux, int argc, const char *const *argv, sqlite3_vtab **out, char **err)
 {
     (void)aux, (void)argc, (void)argv, (void)err;
-    int rc = sqlite3_declare_vtab(
+    return rs_declare_vtab(
         db,
         "CREATE TABLE x(generation INTEGER, series_id INTEGER, ts INTEGER, value INTEGER, "
-        "ids HIDDEN, timestamps HIDDEN, bits HIDDEN, generation_ms HIDDEN)");
-    if (rc != SQLITE_OK) {
-        return rc;
-    }
-    unpack_vtab *vtab = sqlite3_malloc(sizeof(unpack_vtab));
-    if (vtab == NULL) {
-        return SQLITE_NOMEM;
-    }
-    memset(vtab, 0, sizeof(*vtab));
-    *out = &vtab->base;
-    return SQLITE_OK;
-}
-
-static int
-unpack_disconnect(sqlite3_vtab *vtab)
-{
-    sqlite3_free(vtab);
-    return SQLITE_OK;
+        "ids HIDDEN, timestamps HIDDEN, bits HIDDEN, generation_ms HIDDEN)",
+        out);
 }
 
 static int
 unpack_best_index(sqlite3_vtab *vtab, sqlite3_index_info *info)
 {
-    (void)vtab;
-    int found[4] = {-1, -1, -1, -1};
-    for (int i = 0; i < info->nConstraint; i++) {
-        const struct sqlite3_index_constraint *c = &info->aConstraint[i];
-        if (c->iColumn < COL_IDS || c->op != SQLITE_INDEX_CONSTRAINT_EQ) {
-            continue;
-        }
-        if (!c->usable) {
-            return SQLITE_CONSTRAINT;
-        }
-        found[c->iColumn - COL_IDS] = i;
-    }
-    for (int k = 0; k < 4; k++) {
-        if (found[k] < 0) {
-            vtab->zErrMsg = sqlite3_mprintf("rs_unpack takes four arguments");
-            return SQLITE_ERROR;
-        }
-        info->aConstraintUsage[found[k]].argvIndex = k + 1;
-        info->aConstraintUsage[found[k]].omit = 1;
-    }
+    int rc = rs_required_arguments(vtab, info, COL_IDS, 4, "rs_unpack");
     info->estimatedCost = 1000;
-    return SQLITE_OK;
+    return rc;
 }
 
 static int
 unpack_open(sqlite3_vtab *vtab, sqlite3_vtab_cursor **out)
 {
     (void)vtab;
-    unpack_cursor *cursor = sqlite3_malloc(sizeof(unpack_cursor));
-    if (cursor == NULL) {
-        return SQLITE_NOMEM;
-    }
-    memset(cursor, 0, sizeof(*cursor));
-    *out = &cursor->base;
-    return SQLITE_OK;
+    return rs_new_cursor(sizeof(unpack_cursor), out);
 }
 
 static int
@@ -444,8 +399,8 @@ static sqlite3_module unpack_module = {
     .xCreate = NULL, /* eponymous only */
     .xConnect = unpack_connect,
     .xBestIndex = unpack_best_index,
-    .xDisconnect = unpack_disconnect,
-    .xDestroy = unpack_disconnect,
+    .xDisconnect = rs_free_vtab,
+    .xDestroy = rs_free_vtab,
     .xOpen = unpack_open,
     .xClose = unpack_close,
     .xFilter = unpack_filter,

@@ -46,63 +46,22 @@ static int
 postings_connect(sqlite3 *db, void *aux, int argc, const char *const *argv, sqlite3_vtab **out, char **err)
 {
     (void)aux, (void)argc, (void)argv, (void)err;
-    int rc = sqlite3_declare_vtab(db, "CREATE TABLE x(id INTEGER, first_id HIDDEN, ids HIDDEN)");
-    if (rc != SQLITE_OK) {
-        return rc;
-    }
-    sqlite3_vtab *vtab = sqlite3_malloc(sizeof(sqlite3_vtab));
-    if (vtab == NULL) {
-        return SQLITE_NOMEM;
-    }
-    memset(vtab, 0, sizeof(*vtab));
-    *out = vtab;
-    return SQLITE_OK;
-}
-
-static int
-postings_disconnect(sqlite3_vtab *vtab)
-{
-    sqlite3_free(vtab);
-    return SQLITE_OK;
+    return rs_declare_vtab(db, "CREATE TABLE x(id INTEGER, first_id HIDDEN, ids HIDDEN)", out);
 }
 
 static int
 postings_best_index(sqlite3_vtab *vtab, sqlite3_index_info *info)
 {
-    int found[2] = {-1, -1};
-    for (int i = 0; i < info->nConstraint; i++) {
-        const struct sqlite3_index_constraint *c = &info->aConstraint[i];
-        if (c->iColumn < COL_FIRST || c->op != SQLITE_INDEX_CONSTRAINT_EQ) {
-            continue;
-        }
-        if (!c->usable) {
-            return SQLITE_CONSTRAINT;
-        }
-        found[c->iColumn - COL_FIRST] = i;
-    }
-    for (int k = 0; k < 2; k++) {
-        if (found[k] < 0) {
-            vtab->zErrMsg = sqlite3_mprintf("rs_posting_ids takes two arguments");
-            return SQLITE_ERROR;
-        }
-        info->aConstraintUsage[found[k]].argvIndex = k + 1;
-        info->aConstraintUsage[found[k]].omit = 1;
-    }
+    int rc = rs_required_arguments(vtab, info, COL_FIRST, 2, "rs_posting_ids");
     info->estimatedCost = 100;
-    return SQLITE_OK;
+    return rc;
 }
 
 static int
 postings_open(sqlite3_vtab *vtab, sqlite3_vtab_cursor **out)
 {
     (void)vtab;
-    postings_cursor *cursor = sqlite3_malloc(sizeof(postings_cursor));
-    if (cursor == NULL) {
-        return SQLITE_NOMEM;
-    }
-    memset(cursor, 0, sizeof(*cursor));
-    *out = &cursor->base;
-    return SQLITE_OK;
+    return rs_new_cursor(sizeof(postings_cursor), out);
 }
 
 static int
@@ -208,8 +167,8 @@ static sqlite3_module postings_module = {
     .xCreate = NULL, /* eponymous only */
     .xConnect = postings_connect,
     .xBestIndex = postings_best_index,
-    .xDisconnect = postings_disconnect,
-    .xDestroy = postings_disconnect,
+    .xDisconnect = rs_free_vtab,
+    .xDestroy = rs_free_vtab,
     .xOpen = postings_open,
     .xClose = postings_close,
     .xFilter = postings_filter,
