@@ -15,7 +15,9 @@ runs (``IMPLEMENTATION``):
   one sample per series (``remote_storage.backends.memory``);
 * ``remote_storage.backends._sql_head``: SQL functions that pack and unpack
   SQLite's sample rows inside SQLite (``remote_storage.backends.sql_head``);
-  built only where SQLite's headers are installed (``libsqlite3-dev``).
+  built only where SQLite's headers are installed (``libsqlite3-dev``);
+* ``remote_storage.backends._sql_index``: the SQLite series index's varint lists
+  (``remote_storage.backends.sql_postings``, ``.sql_index``), likewise.
 """
 
 from setuptools import Extension, setup
@@ -47,6 +49,14 @@ setup(
         Extension(
             "remote_storage.backends._sql_head",
             sources=["backends/_sql_head.c"],
+            depends=["backends/_sqlite_handle.h"],
+            libraries=["sqlite3"],
+            optional=True,
+        ),
+        Extension(
+            "remote_storage.backends._sql_index",
+            sources=["backends/_sql_index.c"],
+            depends=["backends/_sqlite_handle.h"],
             libraries=["sqlite3"],
             optional=True,
         ),

@@ -26,11 +26,8 @@
  *   big-endian int64, in increasing time order. Big-endian, so that the bytes stored
  *   mean the same on every machine and PostgreSQL's int8send writes the same.
  *
- *   Python's sqlite3 module has no way to hand out the database handle, so it is taken from
- *   the connection object, whose first field after the object header is the handle in every
- *   CPython since the module exists. The handle is checked before use: a limit is set
- *   through the module and read back through the handle. When it does not match, nothing is
- *   registered and False is returned (the caller keeps its pure-Python statements).
+ *   The connection's handle is found and checked by _sqlite_handle.h. When it cannot be used,
+ *   nothing is registered and False is returned (the caller keeps its pure-Python statements).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -39,10 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    PyObject_HEAD
-    sqlite3 *db;
-} connection_head;
+#include "_sqlite_handle.h"
 
 /* -- rs_pack ------------------------------------------------------------------------------ */
 
@@ -274,10 +268,6 @@ union_function(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 enum { COL_GENERATION, COL_SERIES, COL_TS, COL_VALUE, COL_IDS, COL_TIMESTAMPS, COL_BITS, COL_WIDTH };
 
 typedef struct {
-    sqlite3_vtab base;
-} unpack_vtab;
-
-typedef struct {
     sqlite3_vtab_cursor base;
     int64_t *data; /* ids, then timestamps, then bits: 3 * count */
     sqlite3_int64 count;
@@ -289,67 +279,26 @@ static int
 unpack_connect(sqlite3 *db, void *aux, int argc, const char *const *argv, sqlite3_vtab **out, char **err)
 {
     (void)aux, (void)argc, (void)argv, (void)err;
-    int rc = sqlite3_declare_vtab(
+    return rs_declare_vtab(
         db,
         "CREATE TABLE x(generation INTEGER, series_id INTEGER, ts INTEGER, value INTEGER, "
-        "ids HIDDEN, timestamps HIDDEN, bits HIDDEN, generation_ms HIDDEN)");
-    if (rc != SQLITE_OK) {
-        return rc;
-    }
-    unpack_vtab *vtab = sqlite3_malloc(sizeof(unpack_vtab));
-    if (vtab == NULL) {
-        return SQLITE_NOMEM;
-    }
-    memset(vtab, 0, sizeof(*vtab));
-    *out = &vtab->base;
-    return SQLITE_OK;
-}
-
-static int
-unpack_disconnect(sqlite3_vtab *vtab)
-{
-    sqlite3_free(vtab);
-    return SQLITE_OK;
+        "ids HIDDEN, timestamps HIDDEN, bits HIDDEN, generation_ms HIDDEN)",
+        out);
 }
 
 static int
 unpack_best_index(sqlite3_vtab *vtab, sqlite3_index_info *info)
 {
-    (void)vtab;
-    int found[4] = {-1, -1, -1, -1};
-    for (int i = 0; i < info->nConstraint; i++) {
-        const struct sqlite3_index_constraint *c = &info->aConstraint[i];
-        if (c->iColumn < COL_IDS || c->op != SQLITE_INDEX_CONSTRAINT_EQ) {
-            continue;
-        }
-        if (!c->usable) {
-            return SQLITE_CONSTRAINT;
-        }
-        found[c->iColumn - COL_IDS] = i;
-    }
-    for (int k = 0; k < 4; k++) {
-        if (found[k] < 0) {
-            vtab->zErrMsg = sqlite3_mprintf("rs_unpack takes four arguments");
-            return SQLITE_ERROR;
-        }
-        info->aConstraintUsage[found[k]].argvIndex = k + 1;
-        info->aConstraintUsage[found[k]].omit = 1;
-    }
+    int rc = rs_required_arguments(vtab, info, COL_IDS, 4, "rs_unpack");
     info->estimatedCost = 1000;
-    return SQLITE_OK;
+    return rc;
 }
 
 static int
 unpack_open(sqlite3_vtab *vtab, sqlite3_vtab_cursor **out)
 {
     (void)vtab;
-    unpack_cursor *cursor = sqlite3_malloc(sizeof(unpack_cursor));
-    if (cursor == NULL) {
-        return SQLITE_NOMEM;
-    }
-    memset(cursor, 0, sizeof(*cursor));
-    *out = &cursor->base;
-    return SQLITE_OK;
+    return rs_new_cursor(sizeof(unpack_cursor), out);
 }
 
 static int
@@ -450,8 +399,8 @@ static sqlite3_module unpack_module = {
     .xCreate = NULL, /* eponymous only */
     .xConnect = unpack_connect,
     .xBestIndex = unpack_best_index,
-    .xDisconnect = unpack_disconnect,
-    .xDestroy = unpack_disconnect,
+    .xDisconnect = rs_free_vtab,
+    .xDestroy = rs_free_vtab,
     .xOpen = unpack_open,
     .xClose = unpack_close,
     .xFilter = unpack_filter,
@@ -467,64 +416,12 @@ static PyObject *
 install(PyObject *module, PyObject *connection)
 {
     (void)module;
-    PyObject *sqlite3_module = PyImport_ImportModule("sqlite3");
-    if (sqlite3_module == NULL) {
+    sqlite3 *db;
+    int usable = rs_sqlite_handle(connection, &db);
+    if (usable < 0) {
         return NULL;
     }
-    /* The same SQLite library as Python's sqlite3 module, or the handle means nothing to us. */
-    PyObject *version = PyObject_GetAttrString(sqlite3_module, "sqlite_version");
-    if (version == NULL) {
-        Py_DECREF(sqlite3_module);
-        return NULL;
-    }
-    const char *text = PyUnicode_AsUTF8(version);
-    int same_library = text != NULL && strcmp(text, sqlite3_libversion()) == 0;
-    Py_DECREF(version);
-    if (!same_library) {
-        Py_DECREF(sqlite3_module);
-        if (PyErr_Occurred()) {
-            return NULL;
-        }
-        Py_RETURN_FALSE;
-    }
-    PyObject *type = PyObject_GetAttrString(sqlite3_module, "Connection");
-    Py_DECREF(sqlite3_module);
-    if (type == NULL) {
-        return NULL;
-    }
-    int is_connection = PyObject_TypeCheck(connection, (PyTypeObject *)type);
-    Py_DECREF(type);
-    if (!is_connection) {
-        PyErr_SetString(PyExc_TypeError, "install() takes a sqlite3.Connection");
-        return NULL;
-    }
-    sqlite3 *db = ((connection_head *)connection)->db;
-    if (db == NULL) {
-        Py_RETURN_FALSE;
-    }
-    /* Check the handle: a limit set through the module must read back through it. */
-    PyObject *old = PyObject_CallMethod(connection, "getlimit", "i", SQLITE_LIMIT_LIKE_PATTERN_LENGTH);
-    if (old == NULL) {
-        return NULL;
-    }
-    long previous = PyLong_AsLong(old);
-    Py_DECREF(old);
-    if (previous == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    long probe = previous > 1000 ? previous - 7 : previous + 7;
-    PyObject *done = PyObject_CallMethod(connection, "setlimit", "il", SQLITE_LIMIT_LIKE_PATTERN_LENGTH, probe);
-    if (done == NULL) {
-        return NULL;
-    }
-    Py_DECREF(done);
-    int seen = sqlite3_limit(db, SQLITE_LIMIT_LIKE_PATTERN_LENGTH, -1);
-    done = PyObject_CallMethod(connection, "setlimit", "il", SQLITE_LIMIT_LIKE_PATTERN_LENGTH, previous);
-    if (done == NULL) {
-        return NULL;
-    }
-    Py_DECREF(done);
-    if (seen != probe) {
+    if (!usable) {
         Py_RETURN_FALSE;
     }
     int flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC;

@@ -33,7 +33,8 @@ waits for one long job.
 
 The modules, by job: :mod:`.sql_dialect` (what differs between SQLite and
 PostgreSQL), :mod:`.sql_schema` (tables, encodings, creation and migration),
-:mod:`.sql_index` (the series index: pairs, series, postings), :mod:`.sql_writer`,
+:mod:`.sql_index` (the series index: tenants, pairs, series; :mod:`.sql_postings`, its
+postings on SQLite), :mod:`.sql_writer`,
 :mod:`.sql_ingest`, :mod:`.sql_query`, :mod:`.sql_chunks`;
 this module wires them together behind :class:`SQLStorage`.
 """

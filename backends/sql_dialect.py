@@ -47,6 +47,7 @@ from . import InvalidStorageURL, redact_url
 __all__ = [
     "DIALECTS",
     "NATIVE_HEAD",
+    "NATIVE_INDEX",
     "POSTGRESQL_INDEX_ENTRY_LIMIT",
     "SQLITE_ROWS_PER_STATEMENT",
     "Dialect",
@@ -61,6 +62,9 @@ SQLITE_ROWS_PER_STATEMENT = 512
 #: Key of a connection's ``info`` set when the C functions of ``_sql_head.c`` are installed on it
 #: (see :mod:`.sql_head`).
 NATIVE_HEAD = "rs_native_head"
+#: Key of a connection's ``info`` set when ``rs_posting_ids`` of ``_sql_index.c`` is installed on it
+#: (see :mod:`.sql_postings`).
+NATIVE_INDEX = "rs_native_index"
 #: The first 16 bytes of every SQLite database file.
 SQLITE_HEADER = b"SQLite format 3\x00"
 #: Largest entry of a PostgreSQL B-tree index on the default 8 KiB pages (``BTMaxItemSize`` of
@@ -82,14 +86,32 @@ _POSTGRESQL_CONNECT_ARGS = {
 }
 #: PostgreSQL advisory lock key held while the schema is checked or created.
 _SCHEMA_LOCK = 0x72735F6D657461  # "rs_meta"
-#: The pair ids packed in ``rs_series.pairs`` (unsigned 32-bit little-endian) as a bigint array.
+#: The pair ids packed in ``rs_series.pairs`` (:func:`.sql_index.pack_pairs`: zig-zag varints of
+#: the differences between consecutive ids) as a bigint array.
 _PAIR_IDS_FUNCTION = """
 CREATE OR REPLACE FUNCTION rs_pair_ids(packed bytea) RETURNS bigint[]
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-  SELECT coalesce(array_agg(
-    get_byte(packed, i)::bigint | (get_byte(packed, i + 1)::bigint << 8)
-    | (get_byte(packed, i + 2)::bigint << 16) | (get_byte(packed, i + 3)::bigint << 24) ORDER BY i
-  ), '{}') FROM generate_series(0, length(packed) - 4, 4) AS i
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+  ids bigint[] := '{}';
+  previous bigint := 0;
+  zigzag bigint := 0;
+  shift int := 0;
+  byte int;
+BEGIN
+  FOR i IN 0 .. length(packed) - 1 LOOP
+    byte := get_byte(packed, i);
+    zigzag := zigzag | ((byte & 127)::bigint << shift);
+    IF byte < 128 THEN
+      previous := previous + ((zigzag >> 1) # -(zigzag & 1));
+      ids := ids || previous;
+      zigzag := 0;
+      shift := 0;
+    ELSE
+      shift := shift + 7;
+    END IF;
+  END LOOP;
+  RETURN ids;
+END
 $$"""
 #: Advisory locks (two-key form: this key, then a bucket) that series creation takes.
 _SERIES_LOCK_SPACE = 0x72735F73  # "rs_s"
@@ -175,6 +197,20 @@ class Dialect(ABC):
     ) -> int:
         """Bulk "insert or ignore" of rows given as tuples; the count of new rows."""
 
+    def upsert_columns(
+        self, conn: Connection, table: str, names: Sequence[str], keys: int, columns: Sequence[Sequence[Any]]
+    ) -> None:
+        """Bulk insert of rows given as columns of equal length, a row whose key (the first
+        ``keys`` columns) is stored overwriting the other columns."""
+        rows = list(zip(*columns, strict=True))
+        if not rows:
+            return
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(_upsert_statement(table, tuple(names), keys, 1), rows)
+        finally:
+            cursor.close()
+
     # -- locking ---------------------------------------------------------------
 
     def lock_schema(self, conn: Connection) -> None:  # noqa: B027 - optional hook
@@ -196,10 +232,12 @@ class Dialect(ABC):
         the write lock held since the read kept every other writer out."""
         conn.execute(table.delete().where(*in_slice))
 
-    def series_of_pairs(self, series: Any, postings: Any, pair_ids: Any) -> Any:
+    def series_of_pairs(self, conn: Connection, series: Any, pair_ids: Any) -> Any:
         """A query of the ids of the series holding any of ``pair_ids`` (a list of ids, or a
-        one-column query of them). By default from the postings table."""
-        return select(postings.c.series_id).where(postings.c.pair_id.in_(pair_ids))
+        one-column query of them). By default from the postings table (:mod:`.sql_postings`)."""
+        from .sql_postings import series_of_pairs  # it builds on this module
+
+        return series_of_pairs(conn, pair_ids)
 
     def create_series_index(self, conn: Connection) -> None:  # noqa: B027 - optional hook
         """After the series index's tables were created: what else the database's index needs.
@@ -209,29 +247,29 @@ class Dialect(ABC):
 
     @abstractmethod
     def find_pairs(
-        self, conn: Connection, table: str, tenant: str, wanted: Sequence[tuple[str, str]]
+        self, conn: Connection, table: str, tenant: int, wanted: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], int]:
         """(name, value) -> id of the pairs of ``wanted`` that ``table`` holds for ``tenant``."""
 
     def add_pairs(
-        self, conn: Connection, table: str, tenant: str, missing: Sequence[tuple[str, str]]
+        self, conn: Connection, table: str, tenant: int, missing: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], int]:
         """Insert the pairs ``missing`` (sorted; not found by :meth:`find_pairs`), ignoring those
         another writer stored meanwhile: (name, value) -> id of at least those it inserted."""
         self.insert_ignore_rows(
-            conn, table, ("tenant", "name", "value"), [(tenant, n, v) for n, v in missing]
+            conn, table, ("tenant_id", "name", "value"), [(tenant, n, v) for n, v in missing]
         )
         return self.find_pairs(conn, table, tenant, missing)
 
     @abstractmethod
     def find_series(
-        self, conn: Connection, table: str, tenant: str, hashes: Sequence[int]
+        self, conn: Connection, table: str, tenant: int, hashes: Sequence[int]
     ) -> dict[tuple[int, bytes], int]:
         """(hash, packed pair ids) -> id of the series of ``tenant`` with these label hashes."""
 
     @abstractmethod
     def add_series(
-        self, conn: Connection, table: str, tenant: str, new: Sequence[tuple[int, bytes]]
+        self, conn: Connection, table: str, tenant: int, new: Sequence[tuple[int, bytes]]
     ) -> dict[tuple[int, bytes], int]:
         """Insert the series ``new`` (hash, packed pair ids), none of them stored (the caller holds
         :meth:`lock_series`): (hash, packed pair ids) -> the id each was given."""
@@ -258,11 +296,27 @@ def _install_native_head(dbapi_connection: Any) -> bool:
     return bool(native.sql_head.install(dbapi_connection))
 
 
+def _install_postings(dbapi_connection: Any) -> bool:
+    """Install the postings functions on a SQLite connection (:func:`.sql_postings.install`);
+    True when ``rs_posting_ids`` is the C one."""
+    from .sql_postings import install  # it builds on this module
+
+    return install(dbapi_connection)
+
+
 @functools.lru_cache(maxsize=64)
-def _values_statement(table: str, columns: tuple[str, ...], rows: int) -> str:
-    row = "(" + ", ".join("?" * len(columns)) + ")"
+def _values_statement(table: str, columns: tuple[str, ...], rows: int, mark: str = "?") -> str:
+    row = "(" + ", ".join([mark] * len(columns)) + ")"
     values = ", ".join([row] * rows)
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values} ON CONFLICT DO NOTHING"
+
+
+@functools.lru_cache(maxsize=64)
+def _upsert_statement(table: str, columns: tuple[str, ...], keys: int, rows: int, mark: str = "%s") -> str:
+    """INSERT of ``rows`` rows whose conflict on the first ``keys`` columns overwrites the others."""
+    ignoring = _values_statement(table, columns, rows, mark).removesuffix(" DO NOTHING")
+    updated = ", ".join(f"{name} = excluded.{name}" for name in columns[keys:])
+    return f"{ignoring} ({', '.join(columns[:keys])}) DO UPDATE SET {updated}"
 
 
 class SQLiteDialect(Dialect):
@@ -330,6 +384,7 @@ class SQLiteDialect(Dialect):
                 cursor.execute("PRAGMA query_only=1")
             cursor.close()
             record.info[NATIVE_HEAD] = _install_native_head(dbapi_connection)
+            record.info[NATIVE_INDEX] = _install_postings(dbapi_connection)
 
         @event.listens_for(engine, "begin")
         def begin(connection: Connection) -> None:
@@ -359,30 +414,13 @@ class SQLiteDialect(Dialect):
         assignments, one per column, which the interpreter does in C: no tuple
         per row.
         """
-        count = len(columns[0]) if columns else 0
-        if not count:
-            return 0
-        driver = conn.connection.driver_connection
-        width = len(names)
-        variables = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)  # type: ignore[union-attr]
-        most = min(SQLITE_ROWS_PER_STATEMENT, variables // width)
-        size = 1 << (max(most, 1).bit_length() - 1)
-        cursor = driver.cursor()  # type: ignore[union-attr]
-        inserted = 0
-        try:
-            start = 0
-            while start < count:
-                while size > count - start:
-                    size //= 2
-                parameters: list[Any] = [None] * (size * width)
-                for offset, column in enumerate(columns):
-                    parameters[offset::width] = column[start : start + size]
-                cursor.execute(_values_statement(table, tuple(names), size), parameters)
-                inserted += cursor.rowcount
-                start += size
-            return inserted
-        finally:
-            cursor.close()
+        return _values_in_statements(conn, table, names, columns, None)
+
+    def upsert_columns(
+        self, conn: Connection, table: str, names: Sequence[str], keys: int, columns: Sequence[Sequence[Any]]
+    ) -> None:
+        """Multi-row ``VALUES`` statements, as :meth:`insert_ignore_columns`."""
+        _values_in_statements(conn, table, names, columns, keys)
 
     def insert_ignore_rows(
         self, conn: Connection, table: str, names: Sequence[str], rows: Sequence[Sequence[Any]]
@@ -393,7 +431,7 @@ class SQLiteDialect(Dialect):
         return self.insert_ignore_columns(conn, table, names, list(zip(*rows, strict=True)))
 
     def find_pairs(
-        self, conn: Connection, table: str, tenant: str, wanted: Sequence[tuple[str, str]]
+        self, conn: Connection, table: str, tenant: int, wanted: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], int]:
         """An IN list of values per name, as long as the build binds variables."""
         by_name: dict[str, list[str]] = {}
@@ -407,7 +445,7 @@ class SQLiteDialect(Dialect):
                 for start in range(0, len(values), most):
                     part = values[start : start + most]
                     cursor.execute(
-                        f"SELECT id, value FROM {table} WHERE tenant = ? AND name = ? "
+                        f"SELECT id, value FROM {table} WHERE tenant_id = ? AND name = ? "
                         f"AND value IN ({self.marks(len(part))})",
                         [tenant, name, *part],
                     )
@@ -418,7 +456,7 @@ class SQLiteDialect(Dialect):
         return found
 
     def find_series(
-        self, conn: Connection, table: str, tenant: str, hashes: Sequence[int]
+        self, conn: Connection, table: str, tenant: int, hashes: Sequence[int]
     ) -> dict[tuple[int, bytes], int]:
         """An IN list of hashes, as long as the build binds variables."""
         found: dict[tuple[int, bytes], int] = {}
@@ -428,9 +466,9 @@ class SQLiteDialect(Dialect):
             for start in range(0, len(hashes), most):
                 part = hashes[start : start + most]
                 cursor.execute(
-                    f"SELECT id, hash, pairs FROM {table} WHERE tenant = ? "
-                    f"AND hash IN ({self.marks(len(part))})",
-                    [tenant, *part],
+                    f"SELECT id, hash, pairs FROM {table} WHERE hash IN ({self.marks(len(part))}) "
+                    "AND tenant_id = ?",
+                    [*part, tenant],
                 )
                 for series_id, hashed, packed in cursor.fetchall():
                     found[hashed, bytes(packed)] = series_id
@@ -439,15 +477,52 @@ class SQLiteDialect(Dialect):
         return found
 
     def add_series(
-        self, conn: Connection, table: str, tenant: str, new: Sequence[tuple[int, bytes]]
+        self, conn: Connection, table: str, tenant: int, new: Sequence[tuple[int, bytes]]
     ) -> dict[tuple[int, bytes], int]:
         """With ids given here, after the largest: the writer holds SQLite's write lock (``BEGIN
         IMMEDIATE``), so no other takes one meanwhile, and no lookup follows the insert."""
         first = int(conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) + 1 FROM {table}").scalar_one())
         ids = range(first, first + len(new))
         columns = (ids, [tenant] * len(new), [hashed for hashed, _ in new], [packed for _, packed in new])
-        self.insert_ignore_columns(conn, table, ("id", "tenant", "hash", "pairs"), columns)
+        self.insert_ignore_columns(conn, table, ("id", "tenant_id", "hash", "pairs"), columns)
         return dict(zip(new, ids, strict=True))
+
+
+def _values_in_statements(
+    conn: Connection, table: str, names: Sequence[str], columns: Sequence[Sequence[Any]], keys: int | None
+) -> int:
+    """The rows (as columns) in SQLite statements of power-of-two row counts (see
+    :meth:`SQLiteDialect.insert_ignore_columns`): ignoring stored keys, or with ``keys`` the
+    count of key columns, overwriting the other columns of stored keys. The count of rows written."""
+    count = len(columns[0]) if columns else 0
+    if not count:
+        return 0
+    driver = conn.connection.driver_connection
+    width = len(names)
+    variables = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)  # type: ignore[union-attr]
+    most = min(SQLITE_ROWS_PER_STATEMENT, variables // width)
+    size = 1 << (max(most, 1).bit_length() - 1)
+    cursor = driver.cursor()  # type: ignore[union-attr]
+    inserted = 0
+    try:
+        start = 0
+        while start < count:
+            while size > count - start:
+                size //= 2
+            parameters: list[Any] = [None] * (size * width)
+            for offset, column in enumerate(columns):
+                parameters[offset::width] = column[start : start + size]
+            statement = (
+                _values_statement(table, tuple(names), size)
+                if keys is None
+                else _upsert_statement(table, tuple(names), keys, size, "?")
+            )
+            cursor.execute(statement, parameters)
+            inserted += cursor.rowcount
+            start += size
+        return inserted
+    finally:
+        cursor.close()
 
 
 def _in_list_bound(cursor: Any, others: int) -> int:
@@ -542,7 +617,7 @@ class PostgreSQLDialect(Dialect):
             tuple(keys),
         )
 
-    def series_of_pairs(self, series: Any, postings: Any, pair_ids: Any) -> Any:
+    def series_of_pairs(self, conn: Connection, series: Any, pair_ids: Any) -> Any:
         """From a GIN index over the pair ids each series holds: PostgreSQL's rows of a postings
         table cost about 76 bytes each (heap tuple and B-tree entry), its GIN posting lists a
         byte or two per series and pair."""
@@ -554,7 +629,7 @@ class PostgreSQLDialect(Dialect):
         return select(series.c.id).where(func.rs_pair_ids(series.c.pairs).op("&&")(wanted))
 
     def create_series_index(self, conn: Connection) -> None:
-        """``rs_pair_ids(pairs)``: the packed pair ids (4 bytes each, little-endian) as an array,
+        """``rs_pair_ids(pairs)``: the packed pair ids (zig-zag varints of their differences) as an array,
         and the GIN index over it that :meth:`series_of_pairs` reads."""
         conn.exec_driver_sql(_PAIR_IDS_FUNCTION)
         conn.exec_driver_sql(
@@ -562,7 +637,7 @@ class PostgreSQLDialect(Dialect):
         )
 
     def find_pairs(
-        self, conn: Connection, table: str, tenant: str, wanted: Sequence[tuple[str, str]]
+        self, conn: Connection, table: str, tenant: int, wanted: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], int]:
         """One statement, whatever the count: the pairs wanted as two arrays, joined to the table
         (an IN list per name and slice cost a round trip and a fresh plan each: 16,000 new
@@ -573,13 +648,13 @@ class PostgreSQLDialect(Dialect):
         with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
             cursor.execute(
                 f"SELECT p.id, p.name, p.value FROM unnest(%s::text[], %s::text[]) AS w(name, value) "
-                f"JOIN {table} p ON p.tenant = %s AND p.name = w.name AND p.value = w.value",
+                f"JOIN {table} p ON p.tenant_id = %s AND p.name = w.name AND p.value = w.value",
                 (list(names), list(values), tenant),
             )
             return {(name, value): pair_id for pair_id, name, value in cursor.fetchall()}
 
     def add_pairs(
-        self, conn: Connection, table: str, tenant: str, missing: Sequence[tuple[str, str]]
+        self, conn: Connection, table: str, tenant: int, missing: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], int]:
         """One ``INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING RETURNING``, in key
         order (two writers adding overlapping pairs wait for each other in one order, never in
@@ -591,7 +666,7 @@ class PostgreSQLDialect(Dialect):
         names, values = zip(*missing, strict=True)
         with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
             cursor.execute(
-                f"INSERT INTO {table} (tenant, name, value) SELECT %s, name, value "
+                f"INSERT INTO {table} (tenant_id, name, value) SELECT %s::int, name, value "
                 "FROM unnest(%s::text[], %s::text[]) AS w(name, value) ORDER BY name, value "
                 "ON CONFLICT DO NOTHING RETURNING id, name, value",
                 (tenant, list(names), list(values)),
@@ -599,20 +674,20 @@ class PostgreSQLDialect(Dialect):
             return {(name, value): pair_id for pair_id, name, value in cursor.fetchall()}
 
     def find_series(
-        self, conn: Connection, table: str, tenant: str, hashes: Sequence[int]
+        self, conn: Connection, table: str, tenant: int, hashes: Sequence[int]
     ) -> dict[tuple[int, bytes], int]:
         """One statement: ``hash = ANY(array)``."""
         if not hashes:
             return {}
         with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
             cursor.execute(
-                f"SELECT id, hash, pairs FROM {table} WHERE tenant = %s AND hash = ANY(%s::bigint[])",
-                (tenant, list(hashes)),
+                f"SELECT id, hash, pairs FROM {table} WHERE hash = ANY(%s::bigint[]) AND tenant_id = %s",
+                (list(hashes), tenant),
             )
             return {(hashed, bytes(packed)): series_id for series_id, hashed, packed in cursor.fetchall()}
 
     def add_series(
-        self, conn: Connection, table: str, tenant: str, new: Sequence[tuple[int, bytes]]
+        self, conn: Connection, table: str, tenant: int, new: Sequence[tuple[int, bytes]]
     ) -> dict[tuple[int, bytes], int]:
         """One ``INSERT ... SELECT FROM unnest(...) RETURNING`` (no second lookup)."""
         if not new:
@@ -620,7 +695,7 @@ class PostgreSQLDialect(Dialect):
         hashes, packed = zip(*new, strict=True)
         with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
             cursor.execute(
-                f"INSERT INTO {table} (tenant, hash, pairs) SELECT %s, hash, pairs "
+                f"INSERT INTO {table} (tenant_id, hash, pairs) SELECT %s::int, hash, pairs "
                 "FROM unnest(%s::bigint[], %s::bytea[]) AS w(hash, pairs) RETURNING id, hash, pairs",
                 (tenant, list(hashes), list(packed)),
             )

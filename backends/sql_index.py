@@ -1,34 +1,40 @@
-"""The series index of the SQL backend (schema 4): label pairs interned, series keyed by a hash.
+"""The series index of the SQL backend (schema 4): tenants numbered, label pairs interned,
+series keyed by a hash.
 
 Tables (defined in :mod:`.sql_schema` with the others):
 
-* ``rs_pairs(id, tenant, name, value)``: every label pair a tenant's series
-  use, stored once, unique on (tenant, name, value).
-* ``rs_series(id, tenant, hash, pairs)``: ``hash`` is :func:`label_hash` of the
+* ``rs_tenants(id, name)``: every tenant that stored a series, numbered, so the
+  rows and index entries below hold a small integer rather than its name.
+* ``rs_pairs(id, tenant_id, name, value)``: every label pair a tenant's series
+  use, stored once, unique on (tenant_id, name, value).
+* ``rs_series(id, tenant_id, hash, pairs)``: ``hash`` is :func:`label_hash` of the
   series' canonical label bytes (:func:`~.sql_schema.encode_labels`), indexed
-  with the tenant but not unique; ``pairs`` is the series' pair ids in label
-  order, packed by :func:`pack_pairs`. Two label sets with one hash are two
+  alone and not unique; ``pairs`` is the series' pair ids in label order,
+  packed by :func:`pack_pairs` (zig-zag varints of the differences between
+  consecutive ids: a few bytes a pair). Two label sets with one hash are two
   rows: a lookup compares the packed pair ids, which are equal exactly when
   the label sets are (pairs are interned).
-* ``rs_postings(pair_id, series_id)``: the inverted index, clustered by pair
-  (SQLite). PostgreSQL has no clustered tables, and a row there costs about
-  76 bytes with its index entry: it keeps no postings table but a GIN index
-  over the pair ids of ``rs_series.pairs`` (:meth:`.Dialect.series_of_pairs`).
+* ``rs_postings(pair_id, first_id, ids)``: the inverted index on SQLite, a
+  pair's series ids compressed in rows of up to 512 (:mod:`.sql_postings`).
+  PostgreSQL has no clustered tables, and a row there costs about 76 bytes
+  with its index entry: it keeps no postings table but a GIN index over the
+  pair ids of ``rs_series.pairs`` (:meth:`.Dialect.series_of_pairs`).
 
 No label byte is stored twice: a label set is rebuilt from its pair ids
 (:class:`PairCache` keeps the pairs a process has met, as their encoded bytes).
 
 Series creation (:func:`create_series`) takes a few statements per write,
-whatever the number of new series: the pairs are looked up, the missing ones
-inserted and any another writer inserted meanwhile looked up again
-(:meth:`.Dialect.find_pairs`, :meth:`.Dialect.add_pairs`), then the series
-likewise (:meth:`.Dialect.find_series`, :meth:`.Dialect.add_series`); on
-PostgreSQL each is one set-based statement over arrays. It is race-free
-across processes writing one PostgreSQL database: pairs are inserted with
-``ON CONFLICT DO NOTHING`` on their unique key, in key order, and a new
-series is looked up and inserted while holding a transaction lock on its
-hash's bucket (:meth:`.Dialect.lock_series`), so two writers adding the same
-series end with one row. SQLite has one writer.
+whatever the number of new series: the tenant's id is looked up (and added
+once), the pairs are looked up, the missing ones inserted and any another
+writer inserted meanwhile looked up again (:meth:`.Dialect.find_pairs`,
+:meth:`.Dialect.add_pairs`), then the series likewise
+(:meth:`.Dialect.find_series`, :meth:`.Dialect.add_series`); on PostgreSQL
+each is one set-based statement over arrays. It is race-free across
+processes writing one PostgreSQL database: tenants and pairs are inserted
+with ``ON CONFLICT DO NOTHING`` on their unique key, pairs in key order, and
+a new series is looked up and inserted while holding a transaction lock on
+its hash's bucket (:meth:`.Dialect.lock_series`), so two writers adding the
+same series end with one row. SQLite has one writer.
 
 :func:`migrate_index_3_to_4` turns the index of schema 3 (and of schema 2 before it,
 which had the same index: label bytes per series, unique; postings of name and value
@@ -40,17 +46,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sys
-from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
 
 from sqlalchemy import Connection
 
+from remote_storage import native
 from remote_storage.storage import Labels
 
 from . import sql_schema as schema
 from .sql_dialect import Dialect, of
+from .sql_postings import append_postings
 from .sql_schema import MAX_IN
 
 __all__ = [
@@ -61,6 +67,8 @@ __all__ = [
     "migrate_index_3_to_4",
     "pack_pairs",
     "pair_ids_of_name",
+    "python_unpack_pairs",
+    "tenant_id",
     "unpack_pairs",
 ]
 
@@ -69,7 +77,8 @@ log = logging.getLogger("remote_storage.backends.sql")
 #: Label pairs a :class:`PairCache` remembers before it starts over (about 150 bytes each).
 MAX_CACHED_PAIRS = 2_000_000
 _SEPARATOR = b"\xff"
-_BIG_ENDIAN = sys.byteorder == "big"
+_MASK = (1 << 64) - 1
+_SIGN = 1 << 63
 
 
 def label_hash(encoded: bytes) -> int:
@@ -82,20 +91,48 @@ def label_hash(encoded: bytes) -> int:
 
 
 def pack_pairs(ids: Iterable[int]) -> bytes:
-    """Pair ids as unsigned 32-bit little-endian integers (4 bytes each)."""
-    packed = array("I", ids)
-    if _BIG_ENDIAN:
-        packed.byteswap()
-    return packed.tobytes()
+    """Pair ids, in label order, as zig-zag varints of the difference of each to the one before
+    (the first to 0): ids interned close together take a byte or two each."""
+    out = bytearray()
+    previous = 0
+    for pair_id in ids:
+        delta = pair_id - previous
+        previous = pair_id
+        zigzag = delta << 1 if delta >= 0 else (-delta << 1) - 1
+        while zigzag >= 0x80:
+            out.append((zigzag & 0x7F) | 0x80)
+            zigzag >>= 7
+        out.append(zigzag)
+    return bytes(out)
 
 
-def unpack_pairs(data: bytes) -> array[int]:
-    """Inverse of :func:`pack_pairs`."""
-    ids = array("I")
-    ids.frombytes(data)
-    if _BIG_ENDIAN:
-        ids.byteswap()
+def python_unpack_pairs(data: bytes) -> list[int]:
+    """Inverse of :func:`pack_pairs`, in Python (the twin of the C ``unpack_pairs``).
+
+    Decodes any input as the C one does: bits past the 64th are dropped,
+    sums wrap around in 64 bits, an unfinished varint at the end is ignored.
+    """
+    ids: list[int] = []
+    previous = value = shift = 0
+    for byte in data:
+        if shift < 64:
+            value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            value &= _MASK
+            previous = (previous + ((value >> 1) ^ -(value & 1))) & _MASK
+            ids.append(previous - (previous & _SIGN) * 2)
+            value = shift = 0
+        else:
+            shift += 7
     return ids
+
+
+#: Inverse of :func:`pack_pairs`: in C (``_sql_index.c``) when it is built and the C code runs.
+unpack_pairs: Callable[[bytes], list[int]] = (
+    native.sql_index.unpack_pairs
+    if native.sql_index is not None and native.IMPLEMENTATION == "c"
+    else python_unpack_pairs
+)
 
 
 class PairCache:
@@ -143,7 +180,8 @@ def pair_ids_of_name(conn: Connection, tenant: str, name: str) -> list[tuple[int
     mark = of(conn).placeholder
     rows = schema.driver_rows(
         conn,
-        f"SELECT id, value FROM {schema.pairs.name} WHERE tenant = {mark} AND name = {mark}",
+        f"SELECT id, value FROM {schema.pairs.name} WHERE tenant_id = "
+        f"(SELECT id FROM {schema.tenants.name} WHERE name = {mark}) AND name = {mark}",
         [tenant, name],
     )
     return [(pair_id, value) for pair_id, value in rows]
@@ -152,8 +190,21 @@ def pair_ids_of_name(conn: Connection, tenant: str, name: str) -> list[tuple[int
 # -- writes ------------------------------------------------------------------
 
 
+def tenant_id(conn: Connection, dialect: Dialect, tenant: str) -> int:
+    """The id of ``tenant`` in ``rs_tenants``, added when it has none yet (``ON CONFLICT DO
+    NOTHING``: two writers adding one tenant end with one row, the second finding it)."""
+    table = schema.tenants.name
+    mark = dialect.placeholder
+    query = f"SELECT id FROM {table} WHERE name = {mark}"
+    found = schema.driver_rows(conn, query, [tenant])
+    if not found:
+        dialect.insert_ignore_rows(conn, table, ("name",), [(tenant,)])
+        found = schema.driver_rows(conn, query, [tenant])
+    return int(found[0][0])
+
+
 def _pair_ids(
-    conn: Connection, dialect: Dialect, tenant: str, wanted: Iterable[tuple[str, str]]
+    conn: Connection, dialect: Dialect, tenant: int, wanted: Iterable[tuple[str, str]]
 ) -> dict[tuple[str, str], int]:
     """Ids of the tenant's pairs ``wanted``, inserting those not stored yet.
 
@@ -181,7 +232,8 @@ def create_series(
     distinct: set[tuple[str, str]] = set()
     for labels in label_sets:
         distinct.update(labels)
-    pair_ids = _pair_ids(conn, dialect, tenant, distinct)
+    owner = tenant_id(conn, dialect, tenant)
+    pair_ids = _pair_ids(conn, dialect, owner, distinct)
     # Each distinct pair encoded once; a label set's bytes are then joined from them.
     encoded = {pair: pair[0].encode() + _SEPARATOR + pair[1].encode() for pair in pair_ids}
     id_of, bytes_of, join = pair_ids.__getitem__, encoded.__getitem__, _SEPARATOR.join
@@ -190,10 +242,10 @@ def create_series(
         keyed[label_hash(join(map(bytes_of, labels))), pack_pairs(map(id_of, labels))] = labels
     hashes = sorted({hashed for hashed, _ in keyed})
     dialect.lock_series(conn, hashes)
-    stored = dialect.find_series(conn, schema.series.name, tenant, hashes)
+    stored = dialect.find_series(conn, schema.series.name, owner, hashes)
     new = [key for key in keyed if key not in stored]
     if new:
-        created = dialect.add_series(conn, schema.series.name, tenant, new)
+        created = dialect.add_series(conn, schema.series.name, owner, new)
         if dialect.keeps_postings:
             _add_postings(conn, dialect, created)
         stored.update(created)
@@ -201,9 +253,8 @@ def create_series(
 
 
 def _add_postings(conn: Connection, dialect: Dialect, created: dict[tuple[int, bytes], int]) -> None:
-    """The postings of new series, inserted in key order (pair, then series): each B-tree page is
-    visited once, not once per series. Grouped by pair rather than sorted as rows: series taken
-    in id order give each pair's list in order."""
+    """The postings of new series (:func:`.sql_postings.append_postings`). Grouped by pair with
+    the series taken in id order, so that each pair's list is in order."""
     by_pair: dict[int, list[int]] = {}
     for (_, packed), series_id in sorted(created.items(), key=itemgetter(1)):
         for pair_id in unpack_pairs(packed):
@@ -212,15 +263,7 @@ def _add_postings(conn: Connection, dialect: Dialect, created: dict[tuple[int, b
                 by_pair[pair_id] = [series_id]
             else:
                 listed.append(series_id)
-    pair_column: list[int] = []
-    series_column: list[int] = []
-    for pair_id in sorted(by_pair):
-        listed = by_pair[pair_id]
-        pair_column.extend([pair_id] * len(listed))
-        series_column.extend(listed)
-    dialect.insert_ignore_columns(
-        conn, schema.postings.name, ("pair_id", "series_id"), (pair_column, series_column)
-    )
+    append_postings(conn, dialect, by_pair)
 
 
 # -- migration -----------------------------------------------------------------
@@ -233,9 +276,9 @@ def migrate_index_3_to_4(conn: Connection, dialect: Dialect) -> None:
     """Schema 3 -> 4 for the series index, in the caller's (opening) transaction.
 
     Series keep their ids, so the sample, sealed block, chunk, histogram
-    and exemplar rows that refer to them are not touched. Pairs are numbered in the
-    order of the old postings' key, and the new postings are copied from
-    the old ones in that order.
+    and exemplar rows that refer to them are not touched. Tenants are
+    numbered in name order, pairs in the order of the old postings' key; the
+    new postings are built from the series, in id order.
     """
     for table in ("rs_series", "rs_postings"):
         conn.exec_driver_sql(f"ALTER TABLE {table} RENAME TO {table}_v2")
@@ -243,31 +286,39 @@ def migrate_index_3_to_4(conn: Connection, dialect: Dialect) -> None:
     for created in schema.index_tables(dialect):
         created.create(conn)
     conn.exec_driver_sql(
-        "INSERT INTO rs_pairs (tenant, name, value) SELECT DISTINCT tenant, name, value "
-        "FROM rs_postings_v2 ORDER BY tenant, name, value"
+        "INSERT INTO rs_tenants (name) SELECT tenant FROM "
+        "(SELECT tenant FROM rs_series_v2 UNION SELECT tenant FROM rs_postings_v2) AS t ORDER BY tenant"
     )
-    known: dict[tuple[str, bytes], int] = {}
-    for pair_id, tenant, name, value in conn.exec_driver_sql("SELECT id, tenant, name, value FROM rs_pairs"):
-        known[tenant, name.encode() + _SEPARATOR + value.encode()] = pair_id
-    if dialect.keeps_postings:
-        conn.exec_driver_sql(
-            "INSERT INTO rs_postings (pair_id, series_id) SELECT p.id, o.series_id FROM rs_postings_v2 o "
-            "JOIN rs_pairs p ON p.tenant = o.tenant AND p.name = o.name AND p.value = o.value"
-        )
+    tenants = {name: number for number, name in conn.exec_driver_sql("SELECT id, name FROM rs_tenants")}
+    conn.exec_driver_sql(
+        "INSERT INTO rs_pairs (tenant_id, name, value) SELECT t.id, o.name, o.value FROM "
+        "(SELECT DISTINCT tenant, name, value FROM rs_postings_v2) AS o "
+        "JOIN rs_tenants t ON t.name = o.tenant ORDER BY t.name, o.name, o.value"
+    )
+    known: dict[tuple[int, bytes], int] = {}
+    pair_rows = conn.exec_driver_sql("SELECT id, tenant_id, name, value FROM rs_pairs")
+    for pair_id, owner, name, value in pair_rows:
+        known[owner, name.encode() + _SEPARATOR + value.encode()] = pair_id
     result = conn.exec_driver_sql("SELECT id, tenant, labels FROM rs_series_v2 ORDER BY id")
     count = 0
     while rows := result.fetchmany(_MIGRATION_BATCH):
-        converted: list[tuple[int, str, int, bytes]] = []
+        converted: list[tuple[int, int, int, bytes]] = []
+        by_pair: dict[int, list[int]] = {}
         for series_id, tenant, blob in rows:
             blob = bytes(blob)
+            owner = tenants[tenant]
             parts = blob.split(_SEPARATOR) if blob else []
             ids = [
-                known.get((tenant, parts[i] + _SEPARATOR + parts[i + 1]))
-                or _add_pair(conn, dialect, known, tenant, parts[i], parts[i + 1], series_id)
+                known.get((owner, parts[i] + _SEPARATOR + parts[i + 1]))
+                or _add_pair(conn, dialect, known, owner, parts[i], parts[i + 1])
                 for i in range(0, len(parts), 2)
             ]
-            converted.append((series_id, tenant, label_hash(blob), pack_pairs(ids)))
-        dialect.insert_ignore_rows(conn, schema.series.name, ("id", "tenant", "hash", "pairs"), converted)
+            for pair_id in ids:
+                by_pair.setdefault(pair_id, []).append(series_id)
+            converted.append((series_id, owner, label_hash(blob), pack_pairs(ids)))
+        dialect.insert_ignore_rows(conn, schema.series.name, ("id", "tenant_id", "hash", "pairs"), converted)
+        if dialect.keeps_postings:
+            append_postings(conn, dialect, by_pair)
         count += len(converted)
     dialect.restart_ids(conn, schema.series.name)
     dialect.create_series_index(conn)
@@ -279,19 +330,14 @@ def migrate_index_3_to_4(conn: Connection, dialect: Dialect) -> None:
 def _add_pair(
     conn: Connection,
     dialect: Dialect,
-    known: dict[tuple[str, bytes], int],
-    tenant: str,
+    known: dict[tuple[int, bytes], int],
+    owner: int,
     name: bytes,
     value: bytes,
-    series_id: int,
 ) -> int:
     """A pair of a schema-3 series that had no posting (never written so, but the label bytes
-    are the truth): stored with its posting."""
+    are the truth): stored now (its postings come with the series')."""
     pair = (name.decode(), value.decode())
-    pair_id = _pair_ids(conn, dialect, tenant, [pair])[pair]
-    if dialect.keeps_postings:
-        dialect.insert_ignore_rows(
-            conn, schema.postings.name, ("pair_id", "series_id"), [(pair_id, series_id)]
-        )
-    known[tenant, name + _SEPARATOR + value] = pair_id
+    pair_id = _pair_ids(conn, dialect, owner, [pair])[pair]
+    known[owner, name + _SEPARATOR + value] = pair_id
     return pair_id

@@ -3,7 +3,7 @@
 :meth:`Ingest.job` turns a write request into a job, with the series ids this
 process knows already filled in (looked up on the event loop, not in the
 writer thread that every write waits for), and refuses a new series whose
-label set the database could not index (``Dialect.index_entry_limit``:
+label set (or tenant name) the database could not index (``Dialect.index_entry_limit``:
 PostgreSQL's 2704 bytes) before it is queued.
 
 :meth:`Ingest.apply_group` is the writer's transaction: it resolves the ids of
@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, tuple_
 
-from remote_storage.errors import LabelSetTooLarge, SampleConflict
+from remote_storage.errors import LabelSetTooLarge, SampleConflict, TenantNameTooLong
 from remote_storage.storage import Labels, MetricMetadata, TimeSeries, WriteRequest
 
 from . import sql_head as head
@@ -324,12 +324,16 @@ def _stored_values(conn: Connection, table: Any, keys: list[tuple[int, int]]) ->
 def _check_index_limits(
     tenant: str, job: Job, metadata: Sequence[MetricMetadata], limit: int, database: str
 ) -> None:
-    """Raise LabelSetTooLarge for a new series or metric family the database could not index.
+    """Raise LabelSetTooLarge for a new series or metric family the database could not index, and
+    TenantNameTooLong for a tenant whose name it could not (checked with new series only).
 
     Only series whose ids are not known yet are checked: the others are
     stored already, and the usual write costs nothing here.
     """
     if None in job.ids:
+        entry = schema.postgresql_tenant_entry_bytes(tenant)
+        if entry > limit:
+            raise TenantNameTooLong(len(tenant.encode()), entry, limit, schema.TENANTS_INDEX, database)
         checked: set[Hashable] = set()
         for index, series_id in enumerate(job.ids):
             key = job.keys[index]

@@ -1,6 +1,6 @@
 """Read queries of the SQL backend: matchers to SQL, then samples of a batch of series.
 
-Equality and inequality matchers become conditions on the postings table
+Equality and inequality matchers become conditions on the postings
 (``id IN`` / ``id NOT IN`` a postings subquery of the pairs of their label,
 from :mod:`.sql_index`'s ``rs_pairs``, which also gives Prometheus'
 missing-label semantics). A regular expression is matched with RE2 against
@@ -51,11 +51,12 @@ def select_series(
     and the caller decodes them a batch at a time. They are decoded here
     only for matchers the SQL could not apply exactly.
     """
-    s, pt = schema.series, schema.pairs
-    conditions = [s.c.tenant == tenant]
+    s, pt, t = schema.series, schema.pairs, schema.tenants
+    owner = select(t.c.id).where(t.c.name == tenant).scalar_subquery()
+    conditions = [s.c.tenant_id == owner]
     exact = True  # whether the SQL conditions select exactly the matching series
     for m in matchers:
-        named = select(pt.c.id).where(pt.c.tenant == tenant, pt.c.name == m.name)
+        named = select(pt.c.id).where(pt.c.tenant_id == owner, pt.c.name == m.name)
         if m.type is MatchType.EQ and not m.value:  # the label is absent
             conditions.append(s.c.id.not_in(_postings_of(conn, named)))
         elif m.type is MatchType.NEQ and not m.value:  # the label is present
@@ -95,7 +96,7 @@ def select_series(
 
 def _postings_of(conn: Connection, pair_ids: Sequence[int] | Select[tuple[int]]) -> Select[tuple[int]]:
     """The ids of the series holding any of these pairs (ids, or a query of ids)."""
-    query: Select[tuple[int]] = of(conn).series_of_pairs(schema.series, schema.postings, pair_ids)
+    query: Select[tuple[int]] = of(conn).series_of_pairs(conn, schema.series, pair_ids)
     return query
 
 

@@ -5,12 +5,13 @@ database with others):
 
 * ``rs_meta``: key/value pairs; ``format`` identifies a remote-storage
   database and ``schema_version`` its layout.
-* ``rs_pairs``, ``rs_series``, ``rs_postings``: the series index (schema 4,
-  :mod:`.sql_index`): label pairs interned per tenant; a series is its tenant,
-  a 64-bit hash of its canonical label bytes
-  (:func:`remote_storage.storage.join_labels`; indexed, not unique) and its
-  pair ids packed in label order; postings are (pair id, series id) rows on
-  SQLite, a GIN index over the pair ids on PostgreSQL
+* ``rs_tenants``, ``rs_pairs``, ``rs_series``, ``rs_postings``: the series
+  index (schema 4, :mod:`.sql_index`): tenants numbered, label pairs interned
+  per tenant; a series is its tenant's id, a 64-bit hash of its canonical
+  label bytes (:func:`remote_storage.storage.join_labels`; indexed, not
+  unique) and its pair ids packed in label order as varints; postings are
+  each pair's series ids as varints in rows of up to 512 on SQLite
+  (:mod:`.sql_postings`), a GIN index over the pair ids on PostgreSQL
   (:attr:`.Dialect.keeps_postings`). A series' ``id`` is stable.
 * ``rs_samples``: one row per float sample, keyed by (generation, series id,
   timestamp), where the generation is the timestamp's minute
@@ -37,13 +38,14 @@ database with others):
 * ``rs_histograms``, ``rs_exemplars``, ``rs_metadata``: native histograms,
   exemplars and metric metadata.
 
-Two indexes hold text a sender chooses: ``rs_pairs_tenant_name_value``
-(tenant, label name, label value) and ``rs_metadata_pkey`` (tenant, metric
-family). PostgreSQL's B-tree entries are limited to
-:data:`POSTGRESQL_INDEX_ENTRY_LIMIT` bytes; :func:`oversized_postgresql_entry`
-finds a label set that cannot be indexed before it is sent to the database
-(a label set of any total size can, as long as each of its pairs can).
-SQLite has no such limit.
+Three indexes hold text a sender chooses: ``rs_tenants_name`` (tenant),
+``rs_pairs_tenant_name_value`` (tenant id, label name, label value) and
+``rs_metadata_pkey`` (tenant, metric family). PostgreSQL's B-tree entries are
+limited to :data:`POSTGRESQL_INDEX_ENTRY_LIMIT` bytes;
+:func:`oversized_postgresql_entry` finds a label set that cannot be indexed
+before it is sent to the database (a label set of any total size can, as long
+as each of its pairs can), :func:`postgresql_tenant_entry_bytes` a tenant
+name. SQLite has no such limit.
 
 Samples are clustered by (generation, series, timestamp), histograms and
 chunks by (series, timestamp) (SQLite ``WITHOUT ROWID``): a range read of one
@@ -90,6 +92,7 @@ __all__ = [
     "POSTGRESQL_INDEX_ENTRY_LIMIT",
     "SAMPLE_COLUMNS",
     "SCHEMA_VERSION",
+    "TENANTS_INDEX",
     "DatabaseMismatch",
     "bits_to_floats",
     "decode_histogram",
@@ -105,6 +108,7 @@ __all__ = [
     "open_schema",
     "oversized_postgresql_entry",
     "postgresql_index_entry_bytes",
+    "postgresql_tenant_entry_bytes",
     "signed_bits",
     "statement_rows",
 ]
@@ -144,38 +148,49 @@ meta = Table(
     Column("value", Text, nullable=False),
 )
 
+tenants = Table(
+    "rs_tenants",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("name", Text, nullable=False),
+    UniqueConstraint("name", name="rs_tenants_name"),
+)
+
 pairs = Table(
     "rs_pairs",
     metadata,
     Column("id", _ID, primary_key=True, autoincrement=True),
-    Column("tenant", Text, nullable=False),
+    Column("tenant_id", Integer, nullable=False),
     Column("name", Text, nullable=False),
     Column("value", Text, nullable=False),
-    UniqueConstraint("tenant", "name", "value", name="rs_pairs_tenant_name_value"),
+    UniqueConstraint("tenant_id", "name", "value", name="rs_pairs_tenant_name_value"),
 )
 
 series = Table(
     "rs_series",
     metadata,
     Column("id", _ID, primary_key=True, autoincrement=True),
-    Column("tenant", Text, nullable=False),
+    Column("tenant_id", Integer, nullable=False),
     Column("hash", BigInteger, nullable=False),
     Column("pairs", LargeBinary, nullable=False),
-    Index("rs_series_tenant_hash", "tenant", "hash"),
+    Index("rs_series_hash", "hash"),
 )
 
+#: Series ids of a pair in rows of up to :data:`~.sql_postings.POSTING_IDS` ids: ``first_id``,
+#: then the others as delta varints in ``ids`` (:mod:`.sql_postings`).
 postings = Table(
     "rs_postings",
     metadata,
     Column("pair_id", BigInteger, primary_key=True, autoincrement=False),
-    Column("series_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("first_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("ids", LargeBinary, nullable=False),
     sqlite_with_rowid=False,
 )
 
 
 def index_tables(dialect: Dialect) -> list[Table]:
     """The tables of the series index on this database (``rs_postings`` where it keeps one)."""
-    return [pairs, series, postings] if dialect.keeps_postings else [pairs, series]
+    return [tenants, pairs, series, postings] if dialect.keeps_postings else [tenants, pairs, series]
 
 
 SAMPLE_COLUMNS = ("generation", "series_id", "ts", "value")
@@ -255,6 +270,8 @@ decode_labels = split_labels
 
 #: The index whose entries hold a label pair's text.
 PAIRS_INDEX = "rs_pairs_tenant_name_value"
+#: The index whose entries hold a tenant's name.
+TENANTS_INDEX = "rs_tenants_name"
 #: Longest text a B-tree entry stores with a 1-byte header (and no alignment); longer ones take a
 #: 4-byte header aligned to 4 bytes.
 _SHORT_TEXT = 126
@@ -267,9 +284,10 @@ def _aligned(offset: int, alignment: int) -> int:
     return -(-offset // alignment) * alignment
 
 
-def postgresql_index_entry_bytes(*texts: int, bigint: bool = False) -> int:
+def postgresql_index_entry_bytes(*texts: int, bigint: bool = False, integer_first: bool = False) -> int:
     """Bytes a PostgreSQL B-tree index entry takes for text or bytea columns of these lengths
-    (in bytes), in this order, followed by a bigint column when ``bigint`` is set.
+    (in bytes), in this order, after an integer column when ``integer_first`` is set and
+    followed by a bigint column when ``bigint`` is set.
 
     The entry is a header of 8 bytes, then the columns, each aligned as its
     type asks, rounded up to 8 bytes. Values PostgreSQL compresses in line
@@ -277,6 +295,8 @@ def postgresql_index_entry_bytes(*texts: int, bigint: bool = False) -> int:
     compress, so a label set that passes always fits.
     """
     offset = 8  # IndexTupleData: heap TID (6) and size/flags (2); no null bitmap, no column is null
+    if integer_first:
+        offset += 4
     for length in texts:
         if length <= _SHORT_TEXT:
             offset += 1 + length
@@ -288,21 +308,26 @@ def postgresql_index_entry_bytes(*texts: int, bigint: bool = False) -> int:
 
 
 def oversized_postgresql_entry(tenant: str, labels: Labels) -> tuple[str, int] | None:
-    """The first PostgreSQL index entry ``labels`` of ``tenant`` needs that is larger than
-    :data:`POSTGRESQL_INDEX_ENTRY_LIMIT`, as (index name, bytes); None when every entry fits.
+    """The first PostgreSQL index entry of the label pairs of ``labels`` (:data:`PAIRS_INDEX`:
+    the tenant's id, the name, the value) larger than :data:`POSTGRESQL_INDEX_ENTRY_LIMIT`, as
+    (index name, bytes); None when every entry fits. (The tenant's own entry is
+    :func:`postgresql_tenant_entry_bytes`.)
 
-    The entries are those of the label pairs (:data:`PAIRS_INDEX`). Linear in
-    the size of the label set, and usually decided from the lengths in
-    characters alone.
+    Linear in the size of the label set, and usually decided from the
+    lengths in characters alone.
     """
-    tenant_bytes = len(tenant.encode())
     for name, value in labels:
-        if 4 * (len(tenant) + len(name) + len(value)) + _MOST_ENTRY_OVERHEAD <= POSTGRESQL_INDEX_ENTRY_LIMIT:
+        if 4 * (len(name) + len(value)) + _MOST_ENTRY_OVERHEAD <= POSTGRESQL_INDEX_ENTRY_LIMIT:
             continue  # decided from the length in characters (a character is at most 4 bytes of UTF-8)
-        size = postgresql_index_entry_bytes(tenant_bytes, len(name.encode()), len(value.encode()))
+        size = postgresql_index_entry_bytes(len(name.encode()), len(value.encode()), integer_first=True)
         if size > POSTGRESQL_INDEX_ENTRY_LIMIT:
             return PAIRS_INDEX, size
     return None
+
+
+def postgresql_tenant_entry_bytes(tenant: str) -> int:
+    """Bytes the entry of ``tenant`` takes in PostgreSQL's :data:`TENANTS_INDEX`."""
+    return postgresql_index_entry_bytes(len(tenant.encode()))
 
 
 def bits_to_floats(bits: Sequence[int]) -> array[float]:
@@ -460,7 +485,7 @@ def open_schema(engine: Engine, dialect: Dialect, where: str) -> None:
                     f"{where} is an SQLite database of another program "
                     f"(tables: {', '.join(sorted(existing)[:5])})"
                 )
-            left_out = {pairs, series, postings} - set(index_tables(dialect))
+            left_out = {tenants, pairs, series, postings} - set(index_tables(dialect))
             metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t not in left_out])
             dialect.create_series_index(conn)
             conn.execute(

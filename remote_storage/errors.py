@@ -28,6 +28,7 @@ __all__ = [
     "SampleLimitExceeded",
     "StorageUnavailable",
     "TenantForbidden",
+    "TenantNameTooLong",
     "Unauthorized",
     "UnsupportedEncoding",
     "UnsupportedMediaType",
@@ -139,6 +140,23 @@ class LabelSetTooLarge(InvalidRequest):
         self.size = size
         self.limit = limit
         self.index = index
+
+
+class TenantNameTooLong(InvalidRequest):
+    """A tenant name is longer than the backend can index (400): refused, not retried."""
+
+    kind = "tenant_name_too_long"
+
+    def __init__(self, size: int, entry: int, limit: int, index: str, database: str) -> None:
+        super().__init__(
+            f"a tenant name of {size} bytes needs an entry of {entry} bytes in index {index}, above "
+            f"{database}'s limit of {limit} bytes per index entry; choose a shorter tenant name"
+        )
+        self.size = size
+        self.entry = entry
+        self.limit = limit
+        self.index = index
+        self.database = database
 
 
 class InvalidQuery(InvalidRequest):

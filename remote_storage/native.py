@@ -45,6 +45,7 @@ __all__ = [
     "built",
     "memory_head",
     "sql_head",
+    "sql_index",
     "v1scan",
     "wire",
     "xor",
@@ -126,6 +127,13 @@ class SqlHead(Protocol):
     def install(self, connection: Any, /) -> bool: ...
 
 
+class SqlIndex(Protocol):
+    """``remote_storage.backends._sql_index`` (``backends/_sql_index.c``), for the type checker."""
+
+    def install(self, connection: Any, /) -> bool: ...
+    def unpack_pairs(self, data: BytesLike, /) -> list[int]: ...
+
+
 def _load(name: str) -> Any:
     try:
         return importlib.import_module(name)
@@ -146,6 +154,9 @@ memory_head = cast(MemoryHead | None, _load("remote_storage.backends._memory_hea
 #: ``remote_storage.backends._sql_head`` (SQL functions for SQLite's sample rows), or None. It
 #: needs SQLite's headers to build, so :data:`IMPLEMENTATION` does not wait for it.
 sql_head = cast(SqlHead | None, _load("remote_storage.backends._sql_head"))
+#: ``remote_storage.backends._sql_index`` (the SQLite series index's varint lists), or None; it
+#: needs SQLite's headers too.
+sql_index = cast(SqlIndex | None, _load("remote_storage.backends._sql_index"))
 
 #: Whether every extension is built (whatever :data:`IMPLEMENTATION` says).
 built: Final = xor is not None and wire is not None and v1scan is not None and memory_head is not None

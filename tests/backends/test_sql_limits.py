@@ -22,7 +22,7 @@ import pytest
 
 from remote_storage.backends import sql_schema as schema
 from remote_storage.backends.sql import SQLStorage
-from remote_storage.errors import LabelSetTooLarge
+from remote_storage.errors import LabelSetTooLarge, TenantNameTooLong
 from remote_storage.matchers import Matcher
 from remote_storage.storage import (
     DEFAULT_TENANT,
@@ -171,9 +171,7 @@ def test_postgresql_index_limit_is_exact(
         psycopg.connect(postgres_url, connect_timeout=5) as conn,
         pytest.raises(psycopg.errors.ProgramLimitExceeded, match="index row size"),
     ):
-        conn.execute(
-            "INSERT INTO rs_pairs (tenant, name, value) VALUES (%s, %s, %s)", (DEFAULT_TENANT, name, value)
-        )
+        conn.execute("INSERT INTO rs_pairs (tenant_id, name, value) VALUES (1, %s, %s)", (name, value))
 
 
 @pytest.mark.postgres
@@ -218,6 +216,50 @@ def test_label_sets_postgresql_cannot_index_are_refused_with_400(
     with psycopg.connect(postgres_url, connect_timeout=5) as conn:
         assert conn.execute("SELECT count(*) FROM rs_series").fetchone() == (3,)
         assert conn.execute("SELECT count(*) FROM rs_pairs").fetchone() == (1 + 31 + 5001,)
+
+
+@pytest.mark.postgres
+def test_a_tenant_name_postgresql_cannot_index_is_refused_with_400(
+    postgres_url: str, processes: Processes
+) -> None:
+    """Tenants are numbered in ``rs_tenants``, whose index holds the name: a name too long for
+    it is one line naming the limit (400), before anything is stored; a long one that fits is
+    stored."""
+    length = 1
+    while schema.postgresql_tenant_entry_bytes("t" * (length + 1)) <= schema.POSTGRESQL_INDEX_ENTRY_LIMIT:
+        length += 1
+    assert length > 2600
+
+    async def body() -> None:
+        storage = SQLStorage.from_url(postgres_url)
+        await storage.start()
+        try:
+            series = [TimeSeries(Labels([("__name__", "up")]), [1000], [1.0])]
+            with pytest.raises(TenantNameTooLong, match="above PostgreSQL's limit of 2704") as info:
+                await storage.write(Context(tenant="t" * (length + 1)), WriteRequest(series))
+            assert info.value.http_status == 400 and "\n" not in str(info.value)
+            await storage.write(Context(tenant="t" * length), WriteRequest(series))
+            found = await run_query(
+                storage, Matcher.parse("__name__", "=", "up"), ctx=Context(tenant="t" * length)
+            )
+            assert [s.labels for s in found] == [series[0].labels]
+        finally:
+            await storage.close()
+
+    asyncio.run(body())
+    served = start_adapter(processes, postgres_url)
+    served.wait_ready(30.0)
+    body_bytes = wire.v1_body([TimeSeries(Labels([("__name__", "up")]), [1000], [1.0])])
+    with HttpClient(served.address) as client:
+        headers = {**wire.V1_HEADERS, "X-Scope-OrgID": "x" * 3000}
+        status, text = client.post("/api/v1/write", body_bytes, headers)
+        assert status == 400, (status, text[:300])
+        assert b"tenant name of 3000 bytes" in text and b"2704 bytes per index entry" in text, text[:300]
+        assert b"\n" not in text.rstrip(b"\n")
+        status, text = client.post("/api/v1/write", body_bytes, wire.V1_HEADERS)
+        assert status == 204, text
+    with psycopg.connect(postgres_url, connect_timeout=5) as conn:
+        assert conn.execute("SELECT count(*) FROM rs_tenants").fetchone() == (2,)
 
 
 @pytest.mark.postgres
