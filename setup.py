@@ -25,7 +25,7 @@ setup(
         Extension(
             "remote_storage._xor",
             sources=["remote_storage/_xor.c"],
-            depends=["remote_storage/_columns.h"],
+            depends=["remote_storage/_columns.h", "remote_storage/_xor_encode.h"],
             optional=True,
         ),
         Extension(
@@ -47,6 +47,8 @@ setup(
         Extension(
             "remote_storage.backends._sql_head",
             sources=["backends/_sql_head.c"],
+            depends=["remote_storage/_xor_encode.h"],
+            include_dirs=["remote_storage"],
             libraries=["sqlite3"],
             optional=True,
         ),

@@ -8,10 +8,19 @@
  *
  *   rs_pack(ts, value)       aggregate: the rows of a group as one packed blob (below).
  *
- *   rs_merge(packed, start, end)
+ *   rs_merge(packed, start, end[, rank])
  *                            aggregate: the packed blobs of a group merged into one, in
- *                            time order, the first of equal timestamps kept, trimmed to
+ *                            time order, the first of equal timestamps kept (of the lowest
+ *                            rank, when given, then the first to arrive), trimmed to
  *                            [start, end]; NULL when nothing is left.
+ *
+ *   rs_chunks(packed, max_samples)
+ *                            scalar: the samples of a packed blob as Prometheus' XOR chunks
+ *                            of at most max_samples samples each (the encoder of
+ *                            remote_storage/_xor_encode.h), one after the other, each as a
+ *                            20-byte header (first and last timestamp, big-endian int64,
+ *                            then the chunk's size, big-endian uint32) and the chunk;
+ *                            NULL for NULL.
  *
  *   rs_union(a, b)           scalar: two packed blobs merged (a's sample kept on equal
  *                            timestamps).
@@ -38,6 +47,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "_xor_encode.h"
 
 typedef struct {
     PyObject_HEAD
@@ -80,15 +91,18 @@ reserve(pack_state *state, size_t more)
     return 1;
 }
 
+/* rank: samples of a lower rank come first among equal timestamps, then the first added. */
+#define RANK_SHIFT 40
+
 static void
-add(pack_state *state, int64_t ts, int64_t value)
+add(pack_state *state, int64_t ts, int64_t value, int64_t rank)
 {
     if (state->count && ts <= state->rows[state->count - 1].ts) {
         state->unsorted = 1;
     }
     state->rows[state->count].ts = ts;
     state->rows[state->count].value = value;
-    state->rows[state->count].order = (int64_t)state->count;
+    state->rows[state->count].order = (rank << RANK_SHIFT) + (int64_t)state->count;
     state->count++;
 }
 
@@ -114,7 +128,7 @@ store_be(unsigned char *p, int64_t value)
 
 /* Add a packed blob's samples; 0 when it is not one (or memory ran out). */
 static int
-add_packed(pack_state *state, sqlite3_value *value)
+add_packed(pack_state *state, sqlite3_value *value, int64_t rank)
 {
     if (sqlite3_value_type(value) == SQLITE_NULL) {
         return 1;
@@ -132,7 +146,7 @@ add_packed(pack_state *state, sqlite3_value *value)
         return 0;
     }
     for (size_t i = 0; i < n; i++) {
-        add(state, load_be(data + 8 * i), load_be(data + 8 * (n + i)));
+        add(state, load_be(data + 8 * i), load_be(data + 8 * (n + i)), rank);
     }
     return 1;
 }
@@ -197,7 +211,7 @@ pack_step(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         sqlite3_result_error_nomem(ctx);
         return;
     }
-    add(state, sqlite3_value_int64(argv[0]), sqlite3_value_int64(argv[1]));
+    add(state, sqlite3_value_int64(argv[0]), sqlite3_value_int64(argv[1]), 0);
 }
 
 static void
@@ -232,7 +246,11 @@ merge_step(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     }
     state->start = sqlite3_value_int64(argv[1]);
     state->end = sqlite3_value_int64(argv[2]);
-    if (!add_packed(&state->pack, argv[0])) {
+    int64_t rank = argc > 3 ? sqlite3_value_int64(argv[3]) : 0;
+    if (rank < 0 || rank > 0xFFFF) {
+        rank = rank < 0 ? 0 : 0xFFFF;
+    }
+    if (!add_packed(&state->pack, argv[0], rank)) {
         state->pack.failed = 1;
     }
 }
@@ -261,12 +279,71 @@ union_function(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
     (void)argc;
     pack_state state = {0};
-    if (!add_packed(&state, argv[0]) || !add_packed(&state, argv[1])) {
+    if (!add_packed(&state, argv[0], 0) || !add_packed(&state, argv[1], 1)) {
         sqlite3_free(state.rows);
         sqlite3_result_error(ctx, "rs_union: not a packed blob, or out of memory", -1);
         return;
     }
     result_packed(ctx, &state, INT64_MIN, INT64_MAX, 0);
+}
+
+/* -- rs_chunks ---------------------------------------------------------------------------- */
+
+#define CHUNK_HEADER 20
+
+static void
+chunks_function(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
+        sqlite3_result_null(ctx);
+        return;
+    }
+    sqlite3_int64 max_samples = sqlite3_value_int64(argv[1]);
+    sqlite3_int64 bytes = sqlite3_value_bytes(argv[0]);
+    const unsigned char *data = sqlite3_value_blob(argv[0]);
+    if (bytes % 16 || max_samples < 1 || max_samples > MAX_SAMPLES) {
+        sqlite3_result_error(ctx, "rs_chunks: not a packed blob, or max_samples not in 1..65535", -1);
+        return;
+    }
+    size_t n = (size_t)(bytes / 16);
+    if (n == 0) {
+        sqlite3_result_zeroblob(ctx, 0);
+        return;
+    }
+    size_t pieces = (n + (size_t)max_samples - 1) / (size_t)max_samples;
+    size_t bound = pieces * (CHUNK_HEADER + chunk_bound(max_samples));
+    int64_t *items = sqlite3_malloc64(n * 16); /* timestamps, then value bits, native order */
+    unsigned char *out = sqlite3_malloc64(bound);
+    if (items == NULL || out == NULL) {
+        sqlite3_free(items);
+        sqlite3_free(out);
+        sqlite3_result_error_nomem(ctx);
+        return;
+    }
+    for (size_t i = 0; i < 2 * n; i++) {
+        items[i] = load_be(data + 8 * i);
+    }
+    unsigned char *at = out;
+    for (size_t lo = 0; lo < n; lo += (size_t)max_samples) {
+        size_t count = n - lo < (size_t)max_samples ? n - lo : (size_t)max_samples;
+        const xor_column ts = {(const char *)(items + lo), 8}, vs = {(const char *)(items + n + lo), 8};
+        ptrdiff_t size = encode_xor(&ts, &vs, (ptrdiff_t)count, NULL, at + CHUNK_HEADER);
+        if (size < 0) {
+            sqlite3_free(items);
+            sqlite3_free(out);
+            sqlite3_result_error(ctx, "rs_chunks: timestamps not strictly increasing", -1);
+            return;
+        }
+        store_be(at, items[lo]);
+        store_be(at + 8, items[lo + count - 1]);
+        for (int k = 0; k < 4; k++) {
+            at[16 + k] = (unsigned char)((uint64_t)size >> (8 * (3 - k)));
+        }
+        at += CHUNK_HEADER + size;
+    }
+    sqlite3_free(items);
+    sqlite3_result_blob64(ctx, out, (sqlite3_uint64)(at - out), sqlite3_free);
 }
 
 /* -- rs_unpack ---------------------------------------------------------------------------- */
@@ -533,6 +610,12 @@ install(PyObject *module, PyObject *connection)
         rc = sqlite3_create_function_v2(db, "rs_merge", 3, flags, NULL, NULL, merge_step, merge_final, NULL);
     }
     if (rc == SQLITE_OK) {
+        rc = sqlite3_create_function_v2(db, "rs_merge", 4, flags, NULL, NULL, merge_step, merge_final, NULL);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_create_function_v2(db, "rs_chunks", 2, flags, NULL, chunks_function, NULL, NULL, NULL);
+    }
+    if (rc == SQLITE_OK) {
         rc = sqlite3_create_function_v2(db, "rs_union", 2, flags, NULL, union_function, NULL, NULL, NULL);
     }
     if (rc == SQLITE_OK) {
@@ -546,7 +629,7 @@ install(PyObject *module, PyObject *connection)
 }
 
 static PyMethodDef methods[] = {
-    {"install", install, METH_O, "Register rs_pack, rs_merge, rs_union and rs_unpack on a sqlite3.Connection; False if not possible."},
+    {"install", install, METH_O, "Register rs_pack, rs_merge, rs_union, rs_chunks and rs_unpack on a sqlite3.Connection; False if not possible."},
     {NULL, NULL, 0, NULL},
 };
 

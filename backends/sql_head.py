@@ -32,6 +32,7 @@ is sealed, and blocks found are decoded in Python; the results are the same.
 
 from __future__ import annotations
 
+import struct
 import sys
 from array import array
 from bisect import bisect_left, bisect_right
@@ -40,6 +41,10 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection
+
+from remote_storage.chunks import MAX_SAMPLES as MAX_CHUNK_SAMPLES
+from remote_storage.chunks import SAMPLES_PER_CHUNK, split_into_chunks
+from remote_storage.storage import EncodedChunk
 
 from . import sql_schema as schema
 from .sql_dialect import NATIVE_HEAD, Dialect, of
@@ -50,6 +55,7 @@ __all__ = [
     "blocks_before",
     "drop_stored_in_blocks",
     "has_c_functions",
+    "head_chunks",
     "head_rows",
     "insert_rows",
     "merge",
@@ -280,43 +286,23 @@ def head_rows(
     most :data:`~.sql_schema.MAX_IN` ids."""
     if not ids or not generations:
         return {}
+    if has_c_functions(conn):
+        merged = _merged_rows(conn, "rs_merge(data, ?, ?, part)", [start, end], ids, start, end, generations)
+        return {series_id: unpack(data) for series_id, data in merged if data is not None}
     dialect = of(conn)
     mark = dialect.placeholder
-    in_generations = f"generation IN ({dialect.marks(len(generations))})"
     in_ids = f"series_id IN ({dialect.marks(len(ids))})"
     # A series' blocks lie side by side: one seek per series, in the order of the ids.
-    block_range = f"{in_ids} AND generation BETWEEN {mark} AND {mark}"
-    block_parameters = [*ids, schema.generation(start), schema.generation(end)]
-    if has_c_functions(conn):
-        # Two statements, each grouped as its index runs where it can: the blocks by series
-        # (no sort), the rows of the newest minutes (few) sorted by series.
-        found = {
-            series_id: unpack(data)
-            for series_id, data in schema.driver_rows(
-                conn,
-                f"SELECT series_id, rs_merge(data, ?, ?) FROM {_B} WHERE {block_range} GROUP BY series_id",
-                [start, end, *block_parameters],
-            )
-            if data is not None
-        }
-        for series_id, data in schema.driver_rows(
-            conn,
-            f"SELECT series_id, rs_pack(ts, value) FROM {_S} "
-            f"WHERE {in_generations} AND {in_ids} AND ts BETWEEN ? AND ? GROUP BY series_id",
-            [*generations, *ids, start, end],
-        ):
-            sealed = found.get(series_id)
-            found[series_id] = unpack(data) if sealed is None else merge([sealed, unpack(data)])
-        return found
     blocks = schema.driver_rows(
         conn,
-        f"SELECT series_id, data FROM {_B} WHERE {block_range} ORDER BY series_id, generation",
-        block_parameters,
+        f"SELECT series_id, data FROM {_B} WHERE {in_ids} AND generation BETWEEN {mark} AND {mark} "
+        "ORDER BY series_id, generation",
+        [*ids, schema.generation(start), schema.generation(end)],
     )
     rows = schema.driver_rows(
         conn,
-        f"SELECT series_id, ts, value FROM {_S} WHERE {in_generations} AND {in_ids} "
-        f"AND ts BETWEEN {mark} AND {mark} ORDER BY series_id, ts",
+        f"SELECT series_id, ts, value FROM {_S} WHERE generation IN ({dialect.marks(len(generations))}) "
+        f"AND {in_ids} AND ts BETWEEN {mark} AND {mark} ORDER BY series_id, ts",
         [*generations, *ids, start, end],
     )
     found = _columns_by_series(rows, ids)
@@ -324,6 +310,91 @@ def head_rows(
         for series_id, (timestamps, bits) in _merged_blocks(blocks, start, end).items():
             found[series_id] = merge([(timestamps, bits), found.get(series_id, (array("q"), array("q")))])
     return found
+
+
+def head_chunks(
+    conn: Connection,
+    ids: Sequence[int],
+    start: int,
+    end: int,
+    generations: Sequence[int],
+    max_samples: int = SAMPLES_PER_CHUNK,
+) -> dict[int, list[EncodedChunk]]:
+    """Series id -> the head samples of :func:`head_rows` as XOR chunks of at most
+    ``max_samples`` samples each (cut as :func:`~remote_storage.chunks.split_into_chunks` cuts),
+    what a streamed read answers. With the C functions the chunks are encoded inside SQLite
+    (``rs_chunks``), with the same bytes."""
+    if not 1 <= max_samples <= MAX_CHUNK_SAMPLES:
+        raise ValueError(f"max_samples must be between 1 and {MAX_CHUNK_SAMPLES}, got {max_samples}")
+    if not ids or not generations:
+        return {}
+    if not has_c_functions(conn):
+        return {
+            series_id: split_into_chunks(timestamps, schema.bits_to_floats(bits), max_samples)
+            for series_id, (timestamps, bits) in head_rows(conn, ids, start, end, generations).items()
+        }
+    rows = _merged_rows(
+        conn,
+        "rs_chunks(rs_merge(data, ?, ?, part), ?)",
+        [start, end, max_samples],
+        ids,
+        start,
+        end,
+        generations,
+    )
+    return {series_id: _split_chunks(data) for series_id, data in rows if data is not None}
+
+
+#: Before each chunk of ``rs_chunks``: its first and last timestamps, and its size.
+_CHUNK_HEADER = struct.Struct(">qqI")
+
+
+def _split_chunks(data: bytes) -> list[EncodedChunk]:
+    """The chunks of an ``rs_chunks`` blob."""
+    chunks = []
+    at, header = 0, _CHUNK_HEADER.size
+    while at < len(data):
+        first, last, size = _CHUNK_HEADER.unpack_from(data, at)
+        at += header + size
+        chunks.append(EncodedChunk(first, last, data[at - size : at]))
+    return chunks
+
+
+def _merged_rows(
+    conn: Connection,
+    merged: str,
+    merged_parameters: list[int],
+    ids: Sequence[int],
+    start: int,
+    end: int,
+    generations: Sequence[int],
+) -> list[tuple[int, bytes | None]]:
+    """(series id, ``merged``) of the series with head samples, where ``merged`` is an aggregate
+    over the packed blobs (``data``) of a series' blocks (``part`` 0) and of its rows of each
+    generation (``part`` 1), so that on equal timestamps a block's sample is kept (SQLite with
+    the C functions). One statement: blocks and rows are read in one snapshot, and merged
+    inside SQLite."""
+    marks = ", ".join("?" * len(ids))
+    sql = (
+        f"SELECT series_id, {merged} FROM ("
+        f"SELECT series_id, data, 0 AS part FROM {_B} WHERE series_id IN ({marks}) "
+        "AND generation BETWEEN ? AND ? "
+        f"UNION ALL SELECT series_id, rs_pack(ts, value), 1 FROM {_S} "
+        f"WHERE generation IN ({', '.join('?' * len(generations))}) AND series_id IN ({marks}) "
+        "AND ts BETWEEN ? AND ? GROUP BY generation, series_id"
+        ") GROUP BY series_id"
+    )
+    parameters = [
+        *merged_parameters,
+        *ids,
+        schema.generation(start),
+        schema.generation(end),
+        *generations,
+        *ids,
+        start,
+        end,
+    ]
+    return schema.driver_rows(conn, sql, parameters)
 
 
 def _blocks(conn: Connection, ids: Sequence[int], start: int, end: int) -> dict[int, _Columns]:
