@@ -8,10 +8,9 @@
  *
  *   rs_pack(ts, value)       aggregate: the rows of a group as one packed blob (below).
  *
- *   rs_merge(packed, start, end[, rank])
+ *   rs_merge(packed, start, end)
  *                            aggregate: the packed blobs of a group merged into one, in
- *                            time order, the first of equal timestamps kept (of the lowest
- *                            rank, when given, then the first to arrive), trimmed to
+ *                            time order, the first of equal timestamps kept, trimmed to
  *                            [start, end]; NULL when nothing is left.
  *
  *   rs_chunks(packed, max_samples)
@@ -91,18 +90,15 @@ reserve(pack_state *state, size_t more)
     return 1;
 }
 
-/* rank: samples of a lower rank come first among equal timestamps, then the first added. */
-#define RANK_SHIFT 40
-
 static void
-add(pack_state *state, int64_t ts, int64_t value, int64_t rank)
+add(pack_state *state, int64_t ts, int64_t value)
 {
     if (state->count && ts <= state->rows[state->count - 1].ts) {
         state->unsorted = 1;
     }
     state->rows[state->count].ts = ts;
     state->rows[state->count].value = value;
-    state->rows[state->count].order = (rank << RANK_SHIFT) + (int64_t)state->count;
+    state->rows[state->count].order = (int64_t)state->count;
     state->count++;
 }
 
@@ -128,7 +124,7 @@ store_be(unsigned char *p, int64_t value)
 
 /* Add a packed blob's samples; 0 when it is not one (or memory ran out). */
 static int
-add_packed(pack_state *state, sqlite3_value *value, int64_t rank)
+add_packed(pack_state *state, sqlite3_value *value)
 {
     if (sqlite3_value_type(value) == SQLITE_NULL) {
         return 1;
@@ -146,7 +142,7 @@ add_packed(pack_state *state, sqlite3_value *value, int64_t rank)
         return 0;
     }
     for (size_t i = 0; i < n; i++) {
-        add(state, load_be(data + 8 * i), load_be(data + 8 * (n + i)), rank);
+        add(state, load_be(data + 8 * i), load_be(data + 8 * (n + i)));
     }
     return 1;
 }
@@ -211,7 +207,7 @@ pack_step(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         sqlite3_result_error_nomem(ctx);
         return;
     }
-    add(state, sqlite3_value_int64(argv[0]), sqlite3_value_int64(argv[1]), 0);
+    add(state, sqlite3_value_int64(argv[0]), sqlite3_value_int64(argv[1]));
 }
 
 static void
@@ -246,11 +242,7 @@ merge_step(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     }
     state->start = sqlite3_value_int64(argv[1]);
     state->end = sqlite3_value_int64(argv[2]);
-    int64_t rank = argc > 3 ? sqlite3_value_int64(argv[3]) : 0;
-    if (rank < 0 || rank > 0xFFFF) {
-        rank = rank < 0 ? 0 : 0xFFFF;
-    }
-    if (!add_packed(&state->pack, argv[0], rank)) {
+    if (!add_packed(&state->pack, argv[0])) {
         state->pack.failed = 1;
     }
 }
@@ -279,7 +271,7 @@ union_function(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
     (void)argc;
     pack_state state = {0};
-    if (!add_packed(&state, argv[0], 0) || !add_packed(&state, argv[1], 1)) {
+    if (!add_packed(&state, argv[0]) || !add_packed(&state, argv[1])) {
         sqlite3_free(state.rows);
         sqlite3_result_error(ctx, "rs_union: not a packed blob, or out of memory", -1);
         return;
@@ -608,9 +600,6 @@ install(PyObject *module, PyObject *connection)
     int rc = sqlite3_create_function_v2(db, "rs_pack", 2, flags, NULL, NULL, pack_step, pack_final, NULL);
     if (rc == SQLITE_OK) {
         rc = sqlite3_create_function_v2(db, "rs_merge", 3, flags, NULL, NULL, merge_step, merge_final, NULL);
-    }
-    if (rc == SQLITE_OK) {
-        rc = sqlite3_create_function_v2(db, "rs_merge", 4, flags, NULL, NULL, merge_step, merge_final, NULL);
     }
     if (rc == SQLITE_OK) {
         rc = sqlite3_create_function_v2(db, "rs_chunks", 2, flags, NULL, chunks_function, NULL, NULL, NULL);

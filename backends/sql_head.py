@@ -24,10 +24,13 @@ On SQLite, the C functions of ``_sql_head.c`` (installed by the dialect
 when it connects; :func:`has_c_functions`) do the per-sample work inside SQLite,
 with the interpreter lock released: an insert binds a batch as three blobs
 expanded by the table-valued ``rs_unpack``; sealing packs rows with the
-aggregate ``rs_pack``; a read merges a series' blocks and rows with
-``rs_merge`` into one blob. Without them (PostgreSQL, or SQLite without a C
-compiler at install time) rows are inserted as multi-row statements, nothing
-is sealed, and blocks found are decoded in Python; the results are the same.
+aggregate ``rs_pack``; a read takes, per series id, its blocks (merged and
+trimmed by ``rs_merge``) and its rows (``rs_pack``) as one blob (``rs_union``),
+one statement for a batch of ids, and a streamed read has that blob encoded
+into XOR chunks there too (``rs_chunks``, :func:`head_chunks`). Without them
+(PostgreSQL, or SQLite without a C compiler at install time) rows are inserted
+as multi-row statements, nothing is sealed, blocks found are decoded and
+chunks encoded in Python; the results are the same, byte for byte.
 """
 
 from __future__ import annotations
@@ -287,8 +290,8 @@ def head_rows(
     if not ids or not generations:
         return {}
     if has_c_functions(conn):
-        merged = _merged_rows(conn, "rs_merge(data, ?, ?, part)", [start, end], ids, start, end, generations)
-        return {series_id: unpack(data) for series_id, data in merged if data is not None}
+        merged = _merged_rows(conn, "{head}", ids, start, end, generations)
+        return {series_id: unpack(data) for series_id, data in merged if data}
     dialect = of(conn)
     mark = dialect.placeholder
     in_ids = f"series_id IN ({dialect.marks(len(ids))})"
@@ -333,16 +336,12 @@ def head_chunks(
             series_id: split_into_chunks(timestamps, schema.bits_to_floats(bits), max_samples)
             for series_id, (timestamps, bits) in head_rows(conn, ids, start, end, generations).items()
         }
-    rows = _merged_rows(
-        conn,
-        "rs_chunks(rs_merge(data, ?, ?, part), ?)",
-        [start, end, max_samples],
-        ids,
-        start,
-        end,
-        generations,
-    )
-    return {series_id: _split_chunks(data) for series_id, data in rows if data is not None}
+    merged = f"rs_chunks({{head}}, {int(max_samples)})"
+    return {
+        series_id: _split_chunks(data)
+        for series_id, data in _merged_rows(conn, merged, ids, start, end, generations)
+        if data
+    }
 
 
 #: Before each chunk of ``rs_chunks``: its first and last timestamps, and its size.
@@ -360,40 +359,46 @@ def _split_chunks(data: bytes) -> list[EncodedChunk]:
     return chunks
 
 
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
+
+
 def _merged_rows(
     conn: Connection,
     merged: str,
-    merged_parameters: list[int],
     ids: Sequence[int],
     start: int,
     end: int,
     generations: Sequence[int],
 ) -> list[tuple[int, bytes | None]]:
-    """(series id, ``merged``) of the series with head samples, where ``merged`` is an aggregate
-    over the packed blobs (``data``) of a series' blocks (``part`` 0) and of its rows of each
-    generation (``part`` 1), so that on equal timestamps a block's sample is kept (SQLite with
-    the C functions). One statement: blocks and rows are read in one snapshot, and merged
-    inside SQLite."""
-    marks = ", ".join("?" * len(ids))
-    sql = (
-        f"SELECT series_id, {merged} FROM ("
-        f"SELECT series_id, data, 0 AS part FROM {_B} WHERE series_id IN ({marks}) "
-        "AND generation BETWEEN ? AND ? "
-        f"UNION ALL SELECT series_id, rs_pack(ts, value), 1 FROM {_S} "
-        f"WHERE generation IN ({', '.join('?' * len(generations))}) AND series_id IN ({marks}) "
-        "AND ts BETWEEN ? AND ? GROUP BY generation, series_id"
-        ") GROUP BY series_id"
+    """(series id, ``merged``) of each of ``ids``, where ``merged`` is a scalar function of
+    ``head``: the packed blob of the series' samples, its blocks' (trimmed to the range by
+    ``rs_merge``) and its rows' merged by ``rs_union``, a block's sample kept on equal
+    timestamps; NULL or an empty blob for a series without any (SQLite with the C functions).
+
+    Per id, one seek into the blocks and one per generation that holds rows at all (found
+    first: usually the newest one or two, as the rest is sealed), each subquery reading one
+    series' pieces in index order: nothing is sorted. Everything is read in the snapshot of
+    the connection's transaction."""
+    with_rows = schema.driver_rows(
+        conn,
+        f"SELECT generation FROM {schema.generations.name} g WHERE generation IN "
+        f"({_marks(len(generations))}) AND EXISTS (SELECT 1 FROM {_S} s WHERE s.generation = g.generation)",
+        list(generations),
     )
-    parameters = [
-        *merged_parameters,
-        *ids,
-        schema.generation(start),
-        schema.generation(end),
-        *generations,
-        *ids,
-        start,
-        end,
-    ]
+    blocks = f"SELECT rs_merge(data, ?, ?) FROM {_B} WHERE series_id = id AND generation BETWEEN ? AND ?"
+    parameters = [*ids, start, end, schema.generation(start), schema.generation(end)]
+    if with_rows:
+        rows = (
+            f"SELECT rs_pack(ts, value) FROM {_S} WHERE generation IN ({_marks(len(with_rows))}) "
+            "AND series_id = id AND ts BETWEEN ? AND ?"
+        )
+        head = f"rs_union(({blocks}), ({rows}))"
+        parameters += [*(g for (g,) in with_rows), start, end]
+    else:
+        head = f"({blocks})"
+    values = ", ".join(["(?)"] * len(ids))
+    sql = f"WITH ids(id) AS (VALUES {values}) SELECT id, {merged.format(head=head)} FROM ids"
     return schema.driver_rows(conn, sql, parameters)
 
 
