@@ -350,8 +350,12 @@ _CHUNK_HEADER = struct.Struct(">qqI")
 
 def _split_chunks(data: bytes) -> list[EncodedChunk]:
     """The chunks of an ``rs_chunks`` blob."""
+    header = _CHUNK_HEADER.size
+    first, last, size = _CHUNK_HEADER.unpack_from(data)
+    if header + size == len(data):  # one chunk: the usual case
+        return [EncodedChunk(first, last, data[header:])]
     chunks = []
-    at, header = 0, _CHUNK_HEADER.size
+    at = 0
     while at < len(data):
         first, last, size = _CHUNK_HEADER.unpack_from(data, at)
         at += header + size
