@@ -41,7 +41,6 @@ this module wires them together behind :class:`SQLStorage`.
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
 import functools
 import logging
@@ -97,8 +96,6 @@ CHUNK_SAMPLES = 480
 WRITE_TIMEOUT = 15.0
 #: Series fetched per read query round trip.
 READ_BATCH = 500
-#: Batches of a read query read at once, ahead of the one being answered.
-READ_AHEAD = 2
 #: URL query options the backend takes for itself.
 _OPTIONS = (
     "retention",
@@ -298,30 +295,21 @@ class SQLStorage(RemoteStorage):
             batch = candidates[start : start + READ_BATCH]
             return loop.run_in_executor(self._readers, self.in_snapshot, read_batch, batch)
 
-        # Batches are read ahead while the caller consumes the current one: the database and
-        # the encoding of the answer overlap, and so do two reads (the reading of samples
-        # runs inside the database driver, with the interpreter lock released); at most
-        # READ_AHEAD + 1 batches are held.
+        # One batch is read ahead while the caller consumes the current one: the database and
+        # the encoding of the answer overlap, and at most two batches are held.
         chunked = query.accept_chunks
-        pending: collections.deque[asyncio.Future[list[TimeSeries]]] = collections.deque()
+        pending = submit(0) if candidates else None
         start = 0
-
-        def read_ahead() -> None:
-            nonlocal start
-            while start < len(candidates) and len(pending) < READ_AHEAD:
-                pending.append(submit(start))
-                start += READ_BATCH
-
         try:
-            read_ahead()
-            while pending:
-                series = await pending.popleft()
-                read_ahead()
+            while pending is not None:
+                series = await pending
+                start += READ_BATCH
+                pending = submit(start) if start < len(candidates) else None
                 for one in series:
                     yield one
         finally:
-            for future in pending:  # the caller stopped early: drop the batches read ahead
-                future.cancel()
+            if pending is not None:  # the caller stopped early: drop the batch read ahead
+                pending.cancel()
 
     async def series_labels(
         self, ctx: Context, matchers: Sequence[Matcher], start_ms: int, end_ms: int
