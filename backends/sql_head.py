@@ -390,6 +390,15 @@ def _merged_rows(
         f"({_marks(len(generations))}) AND EXISTS (SELECT 1 FROM {_S} s WHERE s.generation = g.generation)",
         list(generations),
     )
+    if not schema.driver_rows(conn, f"SELECT 1 FROM {_B} LIMIT 1", []):  # none sealed (or all compacted)
+        if not with_rows:
+            return []
+        sql = (
+            f"SELECT series_id, {merged.format(head='rs_pack(ts, value)')} FROM {_S} "
+            f"WHERE generation IN ({_marks(len(with_rows))}) AND series_id IN ({_marks(len(ids))}) "
+            "AND ts BETWEEN ? AND ? GROUP BY series_id"
+        )
+        return schema.driver_rows(conn, sql, [*(g for (g,) in with_rows), *ids, start, end])
     blocks = f"SELECT rs_merge(data, ?, ?) FROM {_B} WHERE series_id = id AND generation BETWEEN ? AND ?"
     parameters = [*ids, start, end, schema.generation(start), schema.generation(end)]
     if with_rows:
