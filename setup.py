@@ -27,7 +27,7 @@ setup(
         Extension(
             "remote_storage._xor",
             sources=["remote_storage/_xor.c"],
-            depends=["remote_storage/_columns.h"],
+            depends=["remote_storage/_columns.h", "remote_storage/_xor_encode.h"],
             optional=True,
         ),
         Extension(
@@ -49,7 +49,8 @@ setup(
         Extension(
             "remote_storage.backends._sql_head",
             sources=["backends/_sql_head.c"],
-            depends=["backends/_sqlite_handle.h"],
+            depends=["backends/_sqlite_handle.h", "remote_storage/_xor_encode.h"],
+            include_dirs=["remote_storage"],
             libraries=["sqlite3"],
             optional=True,
         ),

@@ -13,6 +13,14 @@
  *                            time order, the first of equal timestamps kept, trimmed to
  *                            [start, end]; NULL when nothing is left.
  *
+ *   rs_chunks(packed, max_samples)
+ *                            scalar: the samples of a packed blob as Prometheus' XOR chunks
+ *                            of at most max_samples samples each (the encoder of
+ *                            remote_storage/_xor_encode.h), one after the other, each as a
+ *                            20-byte header (first and last timestamp, big-endian int64,
+ *                            then the chunk's size, big-endian uint32) and the chunk;
+ *                            NULL for NULL.
+ *
  *   rs_union(a, b)           scalar: two packed blobs merged (a's sample kept on equal
  *                            timestamps).
  *
@@ -37,6 +45,7 @@
 #include <string.h>
 
 #include "_sqlite_handle.h"
+#include "_xor_encode.h"
 
 /* -- rs_pack ------------------------------------------------------------------------------ */
 
@@ -263,6 +272,65 @@ union_function(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     result_packed(ctx, &state, INT64_MIN, INT64_MAX, 0);
 }
 
+/* -- rs_chunks ---------------------------------------------------------------------------- */
+
+#define CHUNK_HEADER 20
+
+static void
+chunks_function(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
+        sqlite3_result_null(ctx);
+        return;
+    }
+    sqlite3_int64 max_samples = sqlite3_value_int64(argv[1]);
+    sqlite3_int64 bytes = sqlite3_value_bytes(argv[0]);
+    const unsigned char *data = sqlite3_value_blob(argv[0]);
+    if (bytes % 16 || max_samples < 1 || max_samples > MAX_SAMPLES) {
+        sqlite3_result_error(ctx, "rs_chunks: not a packed blob, or max_samples not in 1..65535", -1);
+        return;
+    }
+    size_t n = (size_t)(bytes / 16);
+    if (n == 0) {
+        sqlite3_result_zeroblob(ctx, 0);
+        return;
+    }
+    size_t pieces = (n + (size_t)max_samples - 1) / (size_t)max_samples;
+    size_t bound = pieces * (CHUNK_HEADER + chunk_bound(max_samples));
+    int64_t *items = sqlite3_malloc64(n * 16); /* timestamps, then value bits, native order */
+    unsigned char *out = sqlite3_malloc64(bound);
+    if (items == NULL || out == NULL) {
+        sqlite3_free(items);
+        sqlite3_free(out);
+        sqlite3_result_error_nomem(ctx);
+        return;
+    }
+    for (size_t i = 0; i < 2 * n; i++) {
+        items[i] = load_be(data + 8 * i);
+    }
+    unsigned char *at = out;
+    for (size_t lo = 0; lo < n; lo += (size_t)max_samples) {
+        size_t count = n - lo < (size_t)max_samples ? n - lo : (size_t)max_samples;
+        const xor_column ts = {(const char *)(items + lo), 8}, vs = {(const char *)(items + n + lo), 8};
+        ptrdiff_t size = encode_xor(&ts, &vs, (ptrdiff_t)count, NULL, at + CHUNK_HEADER);
+        if (size < 0) {
+            sqlite3_free(items);
+            sqlite3_free(out);
+            sqlite3_result_error(ctx, "rs_chunks: timestamps not strictly increasing", -1);
+            return;
+        }
+        store_be(at, items[lo]);
+        store_be(at + 8, items[lo + count - 1]);
+        for (int k = 0; k < 4; k++) {
+            at[16 + k] = (unsigned char)((uint64_t)size >> (8 * (3 - k)));
+        }
+        at += CHUNK_HEADER + size;
+    }
+    sqlite3_free(items);
+    sqlite3_result_blob64(ctx, out, (sqlite3_uint64)(at - out), sqlite3_free);
+}
+
 /* -- rs_unpack ---------------------------------------------------------------------------- */
 
 enum { COL_GENERATION, COL_SERIES, COL_TS, COL_VALUE, COL_IDS, COL_TIMESTAMPS, COL_BITS, COL_WIDTH };
@@ -430,6 +498,9 @@ install(PyObject *module, PyObject *connection)
         rc = sqlite3_create_function_v2(db, "rs_merge", 3, flags, NULL, NULL, merge_step, merge_final, NULL);
     }
     if (rc == SQLITE_OK) {
+        rc = sqlite3_create_function_v2(db, "rs_chunks", 2, flags, NULL, chunks_function, NULL, NULL, NULL);
+    }
+    if (rc == SQLITE_OK) {
         rc = sqlite3_create_function_v2(db, "rs_union", 2, flags, NULL, union_function, NULL, NULL, NULL);
     }
     if (rc == SQLITE_OK) {
@@ -443,7 +514,7 @@ install(PyObject *module, PyObject *connection)
 }
 
 static PyMethodDef methods[] = {
-    {"install", install, METH_O, "Register rs_pack, rs_merge, rs_union and rs_unpack on a sqlite3.Connection; False if not possible."},
+    {"install", install, METH_O, "Register rs_pack, rs_merge, rs_union, rs_chunks and rs_unpack on a sqlite3.Connection; False if not possible."},
     {NULL, NULL, 0, NULL},
 };
 

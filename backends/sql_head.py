@@ -24,14 +24,18 @@ On SQLite, the C functions of ``_sql_head.c`` (installed by the dialect
 when it connects; :func:`has_c_functions`) do the per-sample work inside SQLite,
 with the interpreter lock released: an insert binds a batch as three blobs
 expanded by the table-valued ``rs_unpack``; sealing packs rows with the
-aggregate ``rs_pack``; a read merges a series' blocks and rows with
-``rs_merge`` into one blob. Without them (PostgreSQL, or SQLite without a C
-compiler at install time) rows are inserted as multi-row statements, nothing
-is sealed, and blocks found are decoded in Python; the results are the same.
+aggregate ``rs_pack``; a read takes, per series id, its blocks (merged and
+trimmed by ``rs_merge``) and its rows (``rs_pack``) as one blob (``rs_union``),
+one statement for a batch of ids, and a streamed read has that blob encoded
+into XOR chunks there too (``rs_chunks``, :func:`head_chunks`). Without them
+(PostgreSQL, or SQLite without a C compiler at install time) rows are inserted
+as multi-row statements, nothing is sealed, blocks found are decoded and
+chunks encoded in Python; the results are the same, byte for byte.
 """
 
 from __future__ import annotations
 
+import struct
 import sys
 from array import array
 from bisect import bisect_left, bisect_right
@@ -40,6 +44,10 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection
+
+from remote_storage.chunks import MAX_SAMPLES as MAX_CHUNK_SAMPLES
+from remote_storage.chunks import SAMPLES_PER_CHUNK, split_into_chunks
+from remote_storage.storage import EncodedChunk
 
 from . import sql_schema as schema
 from .sql_dialect import NATIVE_HEAD, Dialect, of
@@ -50,6 +58,7 @@ __all__ = [
     "blocks_before",
     "drop_stored_in_blocks",
     "has_c_functions",
+    "head_chunks",
     "head_rows",
     "insert_rows",
     "merge",
@@ -280,43 +289,23 @@ def head_rows(
     most :data:`~.sql_schema.MAX_IN` ids."""
     if not ids or not generations:
         return {}
+    if has_c_functions(conn):
+        merged = _merged_rows(conn, "{head}", ids, start, end, generations)
+        return {series_id: unpack(data) for series_id, data in merged if data}
     dialect = of(conn)
     mark = dialect.placeholder
-    in_generations = f"generation IN ({dialect.marks(len(generations))})"
     in_ids = f"series_id IN ({dialect.marks(len(ids))})"
     # A series' blocks lie side by side: one seek per series, in the order of the ids.
-    block_range = f"{in_ids} AND generation BETWEEN {mark} AND {mark}"
-    block_parameters = [*ids, schema.generation(start), schema.generation(end)]
-    if has_c_functions(conn):
-        # Two statements, each grouped as its index runs where it can: the blocks by series
-        # (no sort), the rows of the newest minutes (few) sorted by series.
-        found = {
-            series_id: unpack(data)
-            for series_id, data in schema.driver_rows(
-                conn,
-                f"SELECT series_id, rs_merge(data, ?, ?) FROM {_B} WHERE {block_range} GROUP BY series_id",
-                [start, end, *block_parameters],
-            )
-            if data is not None
-        }
-        for series_id, data in schema.driver_rows(
-            conn,
-            f"SELECT series_id, rs_pack(ts, value) FROM {_S} "
-            f"WHERE {in_generations} AND {in_ids} AND ts BETWEEN ? AND ? GROUP BY series_id",
-            [*generations, *ids, start, end],
-        ):
-            sealed = found.get(series_id)
-            found[series_id] = unpack(data) if sealed is None else merge([sealed, unpack(data)])
-        return found
     blocks = schema.driver_rows(
         conn,
-        f"SELECT series_id, data FROM {_B} WHERE {block_range} ORDER BY series_id, generation",
-        block_parameters,
+        f"SELECT series_id, data FROM {_B} WHERE {in_ids} AND generation BETWEEN {mark} AND {mark} "
+        "ORDER BY series_id, generation",
+        [*ids, schema.generation(start), schema.generation(end)],
     )
     rows = schema.driver_rows(
         conn,
-        f"SELECT series_id, ts, value FROM {_S} WHERE {in_generations} AND {in_ids} "
-        f"AND ts BETWEEN {mark} AND {mark} ORDER BY series_id, ts",
+        f"SELECT series_id, ts, value FROM {_S} WHERE generation IN ({dialect.marks(len(generations))}) "
+        f"AND {in_ids} AND ts BETWEEN {mark} AND {mark} ORDER BY series_id, ts",
         [*generations, *ids, start, end],
     )
     found = _columns_by_series(rows, ids)
@@ -324,6 +313,106 @@ def head_rows(
         for series_id, (timestamps, bits) in _merged_blocks(blocks, start, end).items():
             found[series_id] = merge([(timestamps, bits), found.get(series_id, (array("q"), array("q")))])
     return found
+
+
+def head_chunks(
+    conn: Connection,
+    ids: Sequence[int],
+    start: int,
+    end: int,
+    generations: Sequence[int],
+    max_samples: int = SAMPLES_PER_CHUNK,
+) -> dict[int, list[EncodedChunk]]:
+    """Series id -> the head samples of :func:`head_rows` as XOR chunks of at most
+    ``max_samples`` samples each (cut as :func:`~remote_storage.chunks.split_into_chunks` cuts),
+    what a streamed read answers. With the C functions the chunks are encoded inside SQLite
+    (``rs_chunks``), with the same bytes."""
+    if not 1 <= max_samples <= MAX_CHUNK_SAMPLES:
+        raise ValueError(f"max_samples must be between 1 and {MAX_CHUNK_SAMPLES}, got {max_samples}")
+    if not ids or not generations:
+        return {}
+    if not has_c_functions(conn):
+        return {
+            series_id: split_into_chunks(timestamps, schema.bits_to_floats(bits), max_samples)
+            for series_id, (timestamps, bits) in head_rows(conn, ids, start, end, generations).items()
+        }
+    merged = f"rs_chunks({{head}}, {int(max_samples)})"
+    return {
+        series_id: _split_chunks(data)
+        for series_id, data in _merged_rows(conn, merged, ids, start, end, generations)
+        if data
+    }
+
+
+#: Before each chunk of ``rs_chunks``: its first and last timestamps, and its size.
+_CHUNK_HEADER = struct.Struct(">qqI")
+
+
+def _split_chunks(data: bytes) -> list[EncodedChunk]:
+    """The chunks of an ``rs_chunks`` blob."""
+    header = _CHUNK_HEADER.size
+    first, last, size = _CHUNK_HEADER.unpack_from(data)
+    if header + size == len(data):  # one chunk: the usual case
+        return [EncodedChunk(first, last, data[header:])]
+    chunks = []
+    at = 0
+    while at < len(data):
+        first, last, size = _CHUNK_HEADER.unpack_from(data, at)
+        at += header + size
+        chunks.append(EncodedChunk(first, last, data[at - size : at]))
+    return chunks
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+def _merged_rows(
+    conn: Connection,
+    merged: str,
+    ids: Sequence[int],
+    start: int,
+    end: int,
+    generations: Sequence[int],
+) -> list[tuple[int, bytes | None]]:
+    """(series id, ``merged``) of each of ``ids``, where ``merged`` is a scalar function of
+    ``head``: the packed blob of the series' samples, its blocks' (trimmed to the range by
+    ``rs_merge``) and its rows' merged by ``rs_union``, a block's sample kept on equal
+    timestamps; NULL or an empty blob for a series without any (SQLite with the C functions).
+
+    Per id, one seek into the blocks and one per generation that holds rows at all (found
+    first: usually the newest one or two, as the rest is sealed), each subquery reading one
+    series' pieces in index order: nothing is sorted. Everything is read in the snapshot of
+    the connection's transaction."""
+    with_rows = schema.driver_rows(
+        conn,
+        f"SELECT generation FROM {schema.generations.name} g WHERE generation IN "
+        f"({_marks(len(generations))}) AND EXISTS (SELECT 1 FROM {_S} s WHERE s.generation = g.generation)",
+        list(generations),
+    )
+    if not schema.driver_rows(conn, f"SELECT 1 FROM {_B} LIMIT 1", []):  # none sealed (or all compacted)
+        if not with_rows:
+            return []
+        sql = (
+            f"SELECT series_id, {merged.format(head='rs_pack(ts, value)')} FROM {_S} "
+            f"WHERE generation IN ({_marks(len(with_rows))}) AND series_id IN ({_marks(len(ids))}) "
+            "AND ts BETWEEN ? AND ? GROUP BY series_id"
+        )
+        return schema.driver_rows(conn, sql, [*(g for (g,) in with_rows), *ids, start, end])
+    blocks = f"SELECT rs_merge(data, ?, ?) FROM {_B} WHERE series_id = id AND generation BETWEEN ? AND ?"
+    parameters = [*ids, start, end, schema.generation(start), schema.generation(end)]
+    if with_rows:
+        rows = (
+            f"SELECT rs_pack(ts, value) FROM {_S} WHERE generation IN ({_marks(len(with_rows))}) "
+            "AND series_id = id AND ts BETWEEN ? AND ?"
+        )
+        head = f"rs_union(({blocks}), ({rows}))"
+        parameters += [*(g for (g,) in with_rows), start, end]
+    else:
+        head = f"({blocks})"
+    values = ", ".join(["(?)"] * len(ids))
+    sql = f"WITH ids(id) AS (VALUES {values}) SELECT id, {merged.format(head=head)} FROM ids"
+    return schema.driver_rows(conn, sql, parameters)
 
 
 def _blocks(conn: Connection, ids: Sequence[int], start: int, end: int) -> dict[int, _Columns]:

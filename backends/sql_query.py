@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, Select, select
 
+from remote_storage.chunks import decode_chunk
 from remote_storage.matchers import Matcher, MatchType
 from remote_storage.storage import EncodedChunk, Histogram
 
@@ -136,7 +137,7 @@ def label_values(conn: Connection, tenant: str, name: str) -> list[str]:
 
 #: timestamps, values, histograms and chunks of a series (empty ones as empty tuples)
 Fetched = tuple[Sequence[int], Sequence[float], Sequence[Histogram], Sequence[EncodedChunk]]
-_NO_SAMPLES: tuple[Sequence[int], Sequence[int]] = ((), ())
+_NO_SAMPLES: tuple[Sequence[int], Sequence[float]] = ((), ())
 
 
 def fetch(
@@ -146,11 +147,14 @@ def fetch(
 
     Without ``raw_chunks`` chunked samples are decoded, trimmed to the range
     and merged with the row samples; with it, the chunks overlapping the range
-    are returned as they are stored. Every table is read in the one
-    transaction of ``conn`` (begun by the first statement), so a compaction
-    that moves rows into chunks meanwhile is seen wholly or not at all.
+    are returned as they are stored, followed by the head's samples encoded
+    as chunks (:func:`.sql_head.head_chunks`; as samples when they interleave
+    with the stored chunks). Every table is read in the one transaction of
+    ``conn`` (begun by the first statement), so a compaction that moves rows
+    into chunks meanwhile is seen wholly or not at all.
     """
     raw: dict[int, tuple[array[int], array[int]]] = {}
+    head: dict[int, list[EncodedChunk]] = {}
     hists: dict[int, list[Histogram]] = {}
     generations = schema.generations_in(conn, start, end)
     dialect = of(conn)
@@ -158,7 +162,10 @@ def fetch(
     for first in range(0, len(ids), MAX_IN):
         part = ids[first : first + MAX_IN]
         in_part = dialect.marks(len(part))
-        raw.update(sql_head.head_rows(conn, part, start, end, generations))
+        if raw_chunks:
+            head.update(sql_head.head_chunks(conn, part, start, end, generations))
+        else:
+            raw.update(sql_head.head_rows(conn, part, start, end, generations))
         rows = schema.driver_rows(
             conn,
             f"SELECT series_id, ts, data FROM {schema.histograms.name} "
@@ -168,33 +175,44 @@ def fetch(
         for series_id, ts, data in rows:
             hists.setdefault(series_id, []).append(schema.decode_histogram(ts, bytes(data)))
     chunks: dict[int, list[EncodedChunk]] = {}
+    decoded: dict[int, tuple[Sequence[int], Sequence[float]]] = {}
     if raw_chunks:
         chunks = encoded_chunks(conn, ids, start, end)
+        for series_id, newer in head.items():
+            stored = chunks.get(series_id)
+            if stored is None:
+                chunks[series_id] = newer
+            elif stored[-1].max_time < newer[0].min_time:  # the usual case: chunks hold the older samples
+                stored.extend(newer)
+            else:  # late samples not compacted yet: handed over as samples, merged by the reader
+                timestamps, values = decode_chunk(newer[0].data)
+                for chunk in newer[1:]:
+                    more_ts, more_values = decode_chunk(chunk.data)
+                    timestamps.extend(more_ts)
+                    values.extend(more_values)
+                decoded[series_id] = (timestamps, values)
     else:
         for series_id, (chunk_ts, chunk_bits) in load_chunks(conn, ids, start, end).items():
-            head = raw.get(series_id)
-            if head is None or not head[0]:
+            samples = raw.get(series_id)
+            if samples is None or not samples[0]:
                 raw[series_id] = (chunk_ts, chunk_bits)
-            elif chunk_ts[-1] < head[0][0]:  # the usual case: chunks hold the older samples
-                chunk_ts.extend(head[0])
-                chunk_bits.extend(head[1])
+            elif chunk_ts[-1] < samples[0][0]:  # the usual case: chunks hold the older samples
+                chunk_ts.extend(samples[0])
+                chunk_bits.extend(samples[1])
                 raw[series_id] = (chunk_ts, chunk_bits)
             else:  # late samples not compacted yet: interleave
                 # A sample sent again while it was being compacted by another process can be in
                 # both tables (with the same value): it is returned once.
-                merged = dict(zip(head[0], head[1], strict=True))
+                merged = dict(zip(samples[0], samples[1], strict=True))
                 merged.update(zip(chunk_ts, chunk_bits, strict=True))
                 order = sorted(merged)
                 raw[series_id] = (array("q", order), array("q", map(merged.__getitem__, order)))
-    if not raw and not hists:  # chunks only: what a streamed read of compacted data finds
+    if not raw and not hists and not decoded:  # chunks only: what a streamed read finds
         return {series_id: ((), (), (), found) for series_id, found in chunks.items()}
+    for series_id, (raw_ts, raw_bits) in raw.items():
+        decoded[series_id] = (raw_ts, schema.bits_to_floats(raw_bits) if raw_bits else ())
     found: dict[int, Fetched] = {}
-    for series_id in raw.keys() | hists.keys() | chunks.keys():
-        timestamps, bits = raw.get(series_id, _NO_SAMPLES)
-        found[series_id] = (
-            timestamps,
-            schema.bits_to_floats(bits) if bits else (),
-            hists.get(series_id, ()),
-            chunks.get(series_id, ()),
-        )
+    for series_id in decoded.keys() | hists.keys() | chunks.keys():
+        samples_ts, samples_values = decoded.get(series_id, _NO_SAMPLES)
+        found[series_id] = (samples_ts, samples_values, hists.get(series_id, ()), chunks.get(series_id, ()))
     return found

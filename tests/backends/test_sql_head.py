@@ -17,13 +17,16 @@ from remote_storage.backends import sql_dialect
 from remote_storage.backends import sql_maintenance as maintenance
 from remote_storage.backends.sql import SQLStorage
 from remote_storage.backends.sql_dialect import DIALECTS
-from remote_storage.backends.sql_head import has_c_functions, head_rows, insert_rows
-from remote_storage.backends.sql_schema import encode_labels, generation, open_schema
-from remote_storage.chunks import encode_for_storage, split_into_chunks
+from remote_storage.backends.sql_head import has_c_functions, head_chunks, head_rows, insert_rows, seal
+from remote_storage.backends.sql_schema import encode_labels, generation, generations_in, open_schema
+from remote_storage.chunks import decode_chunk, encode_for_storage, split_into_chunks
 from remote_storage.errors import SampleConflict
 from remote_storage.matchers import Matcher
-from remote_storage.storage import Context, Labels, WriteRequest
+from remote_storage.protocol.streamed import chunks_of
+from remote_storage.storage import Context, Labels, Query, WriteRequest
 from remote_storage.testing import BackendConformance, make_series, run_query, snapshot
+
+MIN_TIME, MAX_TIME = -(2**63), 2**63 - 1
 
 #: The layout schema 2 created on SQLite, frozen here: the migration must take a database made
 #: by an older release, whatever the current code creates.
@@ -343,3 +346,128 @@ def test_blocks_sealed_in_c_read_the_same_without_it(tmp_path: Path, monkeypatch
     monkeypatch.setattr(sql_dialect, "_install_native_head", lambda connection: False)
     assert asyncio.run(read(False)) == with_c
     assert [len(ts) for _, ts, _, _ in with_c[1]] == [12, 13]
+
+
+def _decoded_bits(chunks: list[Any]) -> tuple[list[int], list[int]]:
+    """The samples of chunks, concatenated: timestamps and value bits."""
+    timestamps: list[int] = []
+    bits: list[int] = []
+    for chunk in chunks:
+        ts, values = decode_chunk(chunk.data)
+        assert (chunk.min_time, chunk.max_time) == (ts[0], ts[-1])
+        timestamps.extend(ts)
+        bits.extend(array("q", values.tobytes()))
+    return timestamps, bits
+
+
+@pytest.mark.skipif(not _native_built(), reason="the C extension _sql_head was not built")
+def test_head_chunks_hold_the_merged_head_samples_bit_exact_with_and_without_c(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rs_chunks: blocks and late rows merged, a range cut inside a block, more samples than a
+    chunk takes, NaN payloads and -0.0; the Python path reads the same database into the same
+    bytes."""
+    url = f"sqlite:///{tmp_path / 'data.db'}"
+    dialect = DIALECTS["sqlite"]
+    ids = [1, 2, 3]
+    # a sample every 5 s for 10 minutes; odd multiples of 15 s held back to arrive late
+    everything = {i: {t: _bits(i * 1000 + t / 3) for t in range(0, 600_000, 5_000)} for i in ids}
+    for i in ids:
+        everything[i][20_000] = STALE
+        everything[i][25_000] = NAN_PAYLOAD
+        everything[i][250_000] = NEGATIVE_ZERO
+    late = {(i, t) for i in ids for t in everything[i] if t % 30_000 == 15_000 and t < 480_000}
+    writer, readers = dialect.create_engines(url, pool_size=1, synchronous="full")
+    open_schema(writer, dialect, "test")
+    on_time = [(i, t, b) for i in ids for t, b in everything[i].items() if (i, t) not in late]
+    with writer.connect() as conn, conn.begin():
+        insert_rows(conn, *map(list, zip(*on_time, strict=True)))
+        assert seal(conn, 0, 100, generation(480_000))[0] == len([r for r in on_time if r[1] < 480_000])
+        late_rows = sorted(late)
+        insert_rows(
+            conn,
+            [i for i, _ in late_rows],
+            [t for _, t in late_rows],
+            [everything[i][t] for i, t in late_rows],
+        )
+    start, end = 97_500, 2**62  # inside the first block read
+
+    def read() -> tuple[dict[int, Any], dict[int, Any]]:
+        with readers.connect() as conn, conn.begin():
+            generations = generations_in(conn, start, end)
+            return (
+                head_chunks(conn, [*ids, 99], start, end, generations, 7),
+                head_rows(conn, [*ids, 99], start, end, generations),
+            )
+
+    with_c, rows = read()
+    assert sorted(with_c) == sorted(rows) == ids
+    for i in ids:
+        wanted = sorted(t for t in everything[i] if start <= t <= end)
+        assert _decoded_bits(with_c[i]) == (wanted, [everything[i][t] for t in wanted])
+        assert (list(rows[i][0]), list(rows[i][1])) == _decoded_bits(with_c[i])
+        assert [c.count for c in with_c[i]] == [7] * (len(wanted) // 7) + [len(wanted) % 7]
+        assert with_c[i] == split_into_chunks(rows[i][0], array("d", rows[i][1].tobytes()), 7)
+    writer.dispose()
+    readers.dispose()
+    monkeypatch.setattr(sql_dialect, "_install_native_head", lambda connection: False)
+    writer, readers = dialect.create_engines(url, pool_size=1, synchronous="full")
+    without_c, _ = read()
+    writer.dispose()
+    readers.dispose()
+    assert without_c == with_c
+
+
+def test_head_chunks_refuse_a_chunk_size_out_of_range(tmp_path: Path) -> None:
+    dialect = DIALECTS["sqlite"]
+    writer, readers = dialect.create_engines(
+        f"sqlite:///{tmp_path / 'data.db'}", pool_size=1, synchronous="full"
+    )
+    open_schema(writer, dialect, "test")
+    with readers.connect() as conn, conn.begin():
+        for size in (0, 65536):
+            with pytest.raises(ValueError, match="max_samples"):
+                head_chunks(conn, [1], 0, 1, [0], size)
+    writer.dispose()
+    readers.dispose()
+
+
+@pytest.mark.parametrize("native_head", [True, False])
+def test_a_streamed_read_merges_late_head_samples_with_compacted_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native_head: bool
+) -> None:
+    """Head samples inside the span of compacted chunks are handed over as samples, not chunks
+    (chunks must not overlap); later ones as chunks after the compacted ones."""
+    if native_head and not _native_built():
+        pytest.skip("the C extension _sql_head was not built")
+    if not native_head:
+        monkeypatch.setattr(sql_dialect, "_install_native_head", lambda connection: False)
+    path = tmp_path / "data.db"
+    older = [(t * 15_000, float(t)) for t in range(40)]
+    newer = [(t * 15_000, float(t)) for t in range(40, 60)]
+    series = [make_series({"__name__": "s", "n": str(n)}, older) for n in range(2)]
+
+    async def body() -> list[list[tuple[int, float]]]:
+        storage = SQLStorage.from_url(f"sqlite:///{path}")
+        await storage.start()
+        try:
+            await storage.write(Context(), WriteRequest(series))
+            assert await storage.compact(2**62) == 80
+            late = make_series(series[0].labels, [(20_000, 0.5)])  # between compacted samples
+            await storage.write(
+                Context(), WriteRequest([late, *(make_series(s.labels, newer) for s in series)])
+            )
+            await storage.seal(2**62)
+            query = Query(MIN_TIME, MAX_TIME, (Matcher.parse("__name__", "=", "s"),), accept_chunks=True)
+            found = [s async for s in storage.process_query(Context(), query)]
+            assert [len(s.timestamps) for s in found] == [21, 0]
+            answered = []
+            for one in found:
+                chunks = chunks_of(one, MIN_TIME, MAX_TIME)
+                answered.append([p for c in chunks for p in zip(*decode_chunk(c.data), strict=True)])
+            return answered
+        finally:
+            await storage.close()
+
+    merged = sorted([*older, (20_000, 0.5), *newer])
+    assert asyncio.run(body()) == [merged, sorted([*older, *newer])]
