@@ -24,6 +24,14 @@
  *   rs_union(a, b)           scalar: two packed blobs merged (a's sample kept on equal
  *                            timestamps).
  *
+ *   rs_collect(id, data, ...)
+ *                            aggregate: the rows of a group whose data is a non-empty blob,
+ *                            one after the other, each as its id and then each integer
+ *                            argument after data (big-endian int64 each), the data's size
+ *                            (big-endian uint32) and the data; an empty blob when there
+ *                            is none. A read of many series returns one row, so
+ *                            the driver takes the interpreter lock back once, not per series.
+ *
  *   rs_unpack(ids, timestamps, bits, generation_ms)
  *                            table-valued: three blobs of native int64 of equal length,
  *                            as rows (generation, series_id, ts, value), the generation
@@ -272,6 +280,78 @@ union_function(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     result_packed(ctx, &state, INT64_MIN, INT64_MAX, 0);
 }
 
+/* -- rs_collect --------------------------------------------------------------------------- */
+
+typedef struct {
+    unsigned char *bytes;
+    sqlite3_uint64 size;
+    sqlite3_uint64 capacity;
+    int failed;
+} collect_state;
+
+static void
+collect_step(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    if (argc < 2) {
+        sqlite3_result_error(ctx, "rs_collect: takes an id, a blob and integers", -1);
+        return;
+    }
+    collect_state *state = sqlite3_aggregate_context(ctx, sizeof(collect_state));
+    if (state == NULL || state->failed || sqlite3_value_type(argv[1]) != SQLITE_BLOB) {
+        return;
+    }
+    sqlite3_uint64 length = (sqlite3_uint64)sqlite3_value_bytes(argv[1]);
+    if (length == 0) {
+        return;
+    }
+    if (length > UINT32_MAX) {
+        state->failed = 1;
+        return;
+    }
+    int more = argc - 2; /* integers after data */
+    sqlite3_uint64 header = 8 * (sqlite3_uint64)(1 + more) + 4;
+    sqlite3_uint64 needed = state->size + header + length;
+    if (needed > state->capacity) {
+        sqlite3_uint64 capacity = state->capacity ? state->capacity : 4096;
+        while (capacity < needed) {
+            capacity *= 2;
+        }
+        unsigned char *bytes = sqlite3_realloc64(state->bytes, capacity);
+        if (bytes == NULL) {
+            state->failed = 1;
+            return;
+        }
+        state->bytes = bytes;
+        state->capacity = capacity;
+    }
+    unsigned char *at = state->bytes + state->size;
+    store_be(at, sqlite3_value_int64(argv[0]));
+    for (int i = 0; i < more; i++) {
+        store_be(at + 8 * (1 + i), sqlite3_value_int64(argv[2 + i]));
+    }
+    at += header - 4;
+    for (int i = 0; i < 4; i++) {
+        at[i] = (unsigned char)(length >> (24 - 8 * i));
+    }
+    memcpy(at + 4, sqlite3_value_blob(argv[1]), (size_t)length);
+    state->size = needed;
+}
+
+static void
+collect_final(sqlite3_context *ctx)
+{
+    collect_state *state = sqlite3_aggregate_context(ctx, 0);
+    if (state != NULL && state->failed) {
+        sqlite3_free(state->bytes);
+        sqlite3_result_error(ctx, "rs_collect: out of memory, or a blob over 4 GiB", -1);
+    } else if (state == NULL || state->size == 0) {
+        sqlite3_free(state == NULL ? NULL : state->bytes);
+        sqlite3_result_zeroblob(ctx, 0);
+    } else {
+        sqlite3_result_blob64(ctx, state->bytes, state->size, sqlite3_free);
+    }
+}
+
 /* -- rs_chunks ---------------------------------------------------------------------------- */
 
 #define CHUNK_HEADER 20
@@ -504,6 +584,9 @@ install(PyObject *module, PyObject *connection)
         rc = sqlite3_create_function_v2(db, "rs_union", 2, flags, NULL, union_function, NULL, NULL, NULL);
     }
     if (rc == SQLITE_OK) {
+        rc = sqlite3_create_function_v2(db, "rs_collect", -1, flags, NULL, NULL, collect_step, collect_final, NULL);
+    }
+    if (rc == SQLITE_OK) {
         rc = sqlite3_create_module_v2(db, "rs_unpack", &unpack_module, NULL, NULL);
     }
     if (rc != SQLITE_OK) {
@@ -514,7 +597,7 @@ install(PyObject *module, PyObject *connection)
 }
 
 static PyMethodDef methods[] = {
-    {"install", install, METH_O, "Register rs_pack, rs_merge, rs_union, rs_chunks and rs_unpack on a sqlite3.Connection; False if not possible."},
+    {"install", install, METH_O, "Register rs_pack, rs_merge, rs_union, rs_collect, rs_chunks and rs_unpack on a sqlite3.Connection; False if not possible."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -42,6 +42,7 @@ this module wires them together behind :class:`SQLStorage`.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import functools
 import logging
@@ -97,6 +98,11 @@ CHUNK_SAMPLES = 480
 WRITE_TIMEOUT = 15.0
 #: Series fetched per read query round trip.
 READ_BATCH = 500
+#: Batches of a read query read at once, ahead of the one being answered, when the query's range
+#: reaches the head (rows and blocks, whose reading runs inside SQLite with the interpreter lock
+#: released, so two reads use two cores); one otherwise (chunks are handed over as stored, and a
+#: second reader would only contend with the answer for the interpreter).
+HEAD_READ_AHEAD = 2
 #: URL query options the backend takes for itself.
 _OPTIONS = (
     "retention",
@@ -267,15 +273,12 @@ class SQLStorage(RemoteStorage):
 
     async def process_query(self, ctx: Context, query: Query) -> AsyncIterator[TimeSeries]:
         loop = asyncio.get_running_loop()
-        candidates = await loop.run_in_executor(
-            self._readers,
-            self.in_snapshot,
-            select_series,
-            ctx.tenant,
-            query.matchers,
-            ctx.deadline,
-            self._pairs,
-        )
+
+        def candidates_and_head(conn: Connection) -> tuple[list[tuple[int, bytes]], bool]:
+            found = select_series(conn, ctx.tenant, query.matchers, ctx.deadline, self._pairs)
+            return found, bool(found) and bool(schema.generations_in(conn, query.start_ms, query.end_ms))
+
+        candidates, in_head = await loop.run_in_executor(self._readers, self.in_snapshot, candidates_and_head)
         # Label pairs decoded for this query, shared by its series (labels are decoded only when
         # asked for: the answer is written straight from the stored bytes).
         pairs: dict[tuple[bytes, bytes], tuple[str, str]] = {}
@@ -296,21 +299,30 @@ class SQLStorage(RemoteStorage):
             batch = candidates[start : start + READ_BATCH]
             return loop.run_in_executor(self._readers, self.in_snapshot, read_batch, batch)
 
-        # One batch is read ahead while the caller consumes the current one: the database and
-        # the encoding of the answer overlap, and at most two batches are held.
+        # Batches are read ahead while the caller consumes the current one, so the database and
+        # the encoding of the answer overlap (and, in the head, two reads: HEAD_READ_AHEAD); at
+        # most ahead + 1 batches are held.
         chunked = query.accept_chunks
-        pending = submit(0) if candidates else None
+        ahead = HEAD_READ_AHEAD if in_head else 1
+        pending: collections.deque[asyncio.Future[list[TimeSeries]]] = collections.deque()
         start = 0
-        try:
-            while pending is not None:
-                series = await pending
+
+        def read_ahead() -> None:
+            nonlocal start
+            while start < len(candidates) and len(pending) < ahead:
+                pending.append(submit(start))
                 start += READ_BATCH
-                pending = submit(start) if start < len(candidates) else None
+
+        try:
+            read_ahead()
+            while pending:
+                series = await pending.popleft()
+                read_ahead()
                 for one in series:
                     yield one
         finally:
-            if pending is not None:  # the caller stopped early: drop the batch read ahead
-                pending.cancel()
+            for future in pending:  # the caller stopped early: drop the batches read ahead
+                future.cancel()
 
     async def series_labels(
         self, ctx: Context, matchers: Sequence[Matcher], start_ms: int, end_ms: int

@@ -94,6 +94,7 @@ def chunk_rows(conn: Connection, ids: Sequence[int], start: int, end: int) -> li
     rows: list[Any] = []
     dialect = of(conn)
     mark = dialect.placeholder
+    collect = sql_head.has_c_functions(conn)
     for first in range(0, len(ids), MAX_IN):
         part = list(ids[first : first + MAX_IN])
         sql = (
@@ -101,7 +102,15 @@ def chunk_rows(conn: Connection, ids: Sequence[int], start: int, end: int) -> li
             f"WHERE series_id IN ({dialect.marks(len(part))}) AND max_ts >= {mark} AND min_ts <= {mark} "
             "ORDER BY series_id, min_ts"
         )
-        rows.extend(schema.driver_rows(conn, sql, [*part, start, end]))
+        if collect:  # one row for all (see sql_head.collected)
+            sql = f"SELECT rs_collect(series_id, data, min_ts, max_ts) FROM ({sql})"
+            found = schema.driver_rows(conn, sql, [*part, start, end])
+            rows.extend(
+                (series_id, min_ts, max_ts, data)
+                for series_id, data, min_ts, max_ts in sql_head.collected(found, 2)
+            )
+        else:
+            rows.extend(schema.driver_rows(conn, sql, [*part, start, end]))
     return rows
 
 

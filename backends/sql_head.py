@@ -4,14 +4,18 @@ A float sample arrives as one row ``(generation, series_id, ts, value)`` of
 ``rs_samples``, keyed in that order (:data:`~.sql_schema.GENERATION_MS` says
 why the minute comes first: each write lands among the few rows of the
 current minute). Once the writes have moved on, maintenance *seals* each
-older generation (:func:`seal`): the rows of each series become one row of
-``rs_blocks`` ``(series_id, generation, data)``, where ``data`` packs the
-samples: the n timestamps, then the n value bits, each a big-endian int64, in
-time order. Blocks are keyed by series first, so a read of the newest 15
-minutes of many series costs one seek per series and a row per minute
-(instead of a seek per series and minute and a row per sample); sealing,
-once a minute and in bulk, pays for landing all over the table. Compaction
-and retention take samples from both tables.
+older generation (:func:`seal`): the rows of each series join its row of
+``rs_blocks`` ``(series_id, generation, data)`` for the
+:data:`BLOCK_GENERATIONS` generations that generation is one of (keyed by the
+first of them, :func:`block_key`), where ``data`` packs the samples: the n
+timestamps, then the n value bits, each a big-endian int64, in time order.
+Blocks are keyed by series first, so a read of the newest 15 minutes of many
+series costs one seek per series and one or two rows (instead of a seek per
+series and minute and a row per sample); sealing, once a minute and in bulk,
+pays for landing all over the table and for rewriting each series' block.
+Compaction and retention take samples from both tables. A block may also be
+keyed by the very generation it holds (sealed by an earlier version, one
+block a minute): reads merge whatever blocks a series has in time order.
 
 The rules of the rows hold across both tables: ``rs_meta.sealed_before``
 says up to which timestamp samples may be in blocks, and a sample written
@@ -53,9 +57,12 @@ from . import sql_schema as schema
 from .sql_dialect import NATIVE_HEAD, Dialect, of
 
 __all__ = [
+    "BLOCK_GENERATIONS",
     "NOT_SEALED",
     "SEALED_KEY",
+    "block_key",
     "blocks_before",
+    "collected",
     "drop_stored_in_blocks",
     "has_c_functions",
     "head_chunks",
@@ -80,6 +87,9 @@ NOT_SEALED = -(2**63)
 #: ``rs_generations`` (found from the first and last); a longer span, only those it has samples in.
 _SPAN_LISTED = 16
 
+#: Generations (minutes) a series' block spans: a 15-minute read meets one or two blocks a series.
+BLOCK_GENERATIONS = 16
+
 _Columns = tuple["array[int]", "array[int]"]  # timestamps, value bits
 
 _S, _B = schema.samples.name, schema.blocks.name
@@ -90,10 +100,20 @@ _INSERT = (
 )
 _SEAL = (
     f"INSERT INTO {_B} (series_id, generation, data) "
-    f"SELECT series_id, generation, rs_pack(ts, value) FROM {_S} "
+    f"SELECT series_id, ?, rs_pack(ts, value) FROM {_S} "
     "WHERE generation = ? AND series_id >= ? AND series_id < ? GROUP BY series_id "
     f"ON CONFLICT DO UPDATE SET data = rs_union({_B}.data, excluded.data)"
 )
+
+
+def block_key(generation: int) -> int:
+    """The generation a block holding samples of ``generation`` is keyed by."""
+    return generation - generation % BLOCK_GENERATIONS
+
+
+def _first_block(start: int) -> int:
+    """The lowest key of a block that may hold samples at or after ``start``."""
+    return block_key(schema.generation(start))
 
 
 def has_c_functions(conn: Connection) -> bool:
@@ -225,7 +245,7 @@ def seal(
         for generation in schema.generations_in(conn, start, below * schema.GENERATION_MS - 1):
             if max_rows is not None and sealed >= max_rows:
                 return sealed, generation
-            cursor.execute(_SEAL, (generation, low, high))
+            cursor.execute(_SEAL, (block_key(generation), generation, low, high))
             if cursor.rowcount:
                 cursor.execute(
                     f"DELETE FROM {_S} WHERE generation = ? AND series_id >= ? AND series_id < ?",
@@ -291,7 +311,7 @@ def head_rows(
         return {}
     if has_c_functions(conn):
         merged = _merged_rows(conn, "{head}", ids, start, end, generations)
-        return {series_id: unpack(data) for series_id, data in merged if data}
+        return {series_id: unpack(data) for series_id, data in merged}
     dialect = of(conn)
     mark = dialect.placeholder
     in_ids = f"series_id IN ({dialect.marks(len(ids))})"
@@ -300,7 +320,7 @@ def head_rows(
         conn,
         f"SELECT series_id, data FROM {_B} WHERE {in_ids} AND generation BETWEEN {mark} AND {mark} "
         "ORDER BY series_id, generation",
-        [*ids, schema.generation(start), schema.generation(end)],
+        [*ids, _first_block(start), schema.generation(end)],
     )
     rows = schema.driver_rows(
         conn,
@@ -340,7 +360,6 @@ def head_chunks(
     return {
         series_id: _split_chunks(data)
         for series_id, data in _merged_rows(conn, merged, ids, start, end, generations)
-        if data
     }
 
 
@@ -374,16 +393,16 @@ def _merged_rows(
     start: int,
     end: int,
     generations: Sequence[int],
-) -> list[tuple[int, bytes | None]]:
-    """(series id, ``merged``) of each of ``ids``, where ``merged`` is a scalar function of
-    ``head``: the packed blob of the series' samples, its blocks' (trimmed to the range by
-    ``rs_merge``) and its rows' merged by ``rs_union``, a block's sample kept on equal
-    timestamps; NULL or an empty blob for a series without any (SQLite with the C functions).
+) -> list[tuple[Any, ...]]:
+    """(series id, ``merged``) of each of ``ids`` that has head samples in the range, where
+    ``merged`` is a scalar function of ``head``: the packed blob of the series' samples, its
+    blocks' (trimmed to the range by ``rs_merge``) and its rows' merged by ``rs_union``, a
+    block's sample kept on equal timestamps (SQLite with the C functions).
 
     Per id, one seek into the blocks and one per generation that holds rows at all (found
     first: usually the newest one or two, as the rest is sealed), each subquery reading one
-    series' pieces in index order: nothing is sorted. Everything is read in the snapshot of
-    the connection's transaction."""
+    series' pieces in index order: nothing is sorted. The results come back as one row
+    (:func:`collected`). Everything is read in the snapshot of the connection's transaction."""
     with_rows = schema.driver_rows(
         conn,
         f"SELECT generation FROM {schema.generations.name} g WHERE generation IN "
@@ -394,13 +413,14 @@ def _merged_rows(
         if not with_rows:
             return []
         sql = (
-            f"SELECT series_id, {merged.format(head='rs_pack(ts, value)')} FROM {_S} "
+            f"SELECT rs_collect(id, merged) FROM (SELECT series_id AS id, "
+            f"{merged.format(head='rs_pack(ts, value)')} AS merged FROM {_S} "
             f"WHERE generation IN ({_marks(len(with_rows))}) AND series_id IN ({_marks(len(ids))}) "
-            "AND ts BETWEEN ? AND ? GROUP BY series_id"
+            "AND ts BETWEEN ? AND ? GROUP BY series_id)"
         )
-        return schema.driver_rows(conn, sql, [*(g for (g,) in with_rows), *ids, start, end])
+        return collected(schema.driver_rows(conn, sql, [*(g for (g,) in with_rows), *ids, start, end]))
     blocks = f"SELECT rs_merge(data, ?, ?) FROM {_B} WHERE series_id = id AND generation BETWEEN ? AND ?"
-    parameters = [*ids, start, end, schema.generation(start), schema.generation(end)]
+    parameters = [*ids, start, end, _first_block(start), schema.generation(end)]
     if with_rows:
         rows = (
             f"SELECT rs_pack(ts, value) FROM {_S} WHERE generation IN ({_marks(len(with_rows))}) "
@@ -411,8 +431,31 @@ def _merged_rows(
     else:
         head = f"({blocks})"
     values = ", ".join(["(?)"] * len(ids))
-    sql = f"WITH ids(id) AS (VALUES {values}) SELECT id, {merged.format(head=head)} FROM ids"
-    return schema.driver_rows(conn, sql, parameters)
+    sql = f"WITH ids(id) AS (VALUES {values}) SELECT rs_collect(id, {merged.format(head=head)}) FROM ids"
+    return collected(schema.driver_rows(conn, sql, parameters))
+
+
+#: Before each piece of an ``rs_collect`` blob: its id, the integers after data, and its size.
+_COLLECTED = [struct.Struct(">q" + "q" * more + "I") for more in range(3)]
+
+
+def collected(rows: list[tuple[bytes]], more: int = 0) -> list[tuple[Any, ...]]:
+    """The pieces of the one row of ``SELECT rs_collect(id, data, ...)``, each (id, data, and
+    the ``more`` integers that followed data), in the order of the rows collected.
+
+    A read of many series returns them as one row: the driver releases the interpreter lock
+    at each row it steps to, and taking it back can wait for a thread busy answering another
+    read, a few milliseconds each time."""
+    data = rows[0][0]
+    header = _COLLECTED[more]
+    found: list[tuple[Any, ...]] = []
+    at = 0
+    while at < len(data):
+        fields = header.unpack_from(data, at)
+        size = fields[-1]
+        at += header.size + size
+        found.append((fields[0], data[at - size : at], *fields[1:-1]))
+    return found
 
 
 def _blocks(conn: Connection, ids: Sequence[int], start: int, end: int) -> dict[int, _Columns]:
@@ -426,7 +469,7 @@ def _blocks(conn: Connection, ids: Sequence[int], start: int, end: int) -> dict[
             conn,
             f"SELECT series_id, data FROM {_B} WHERE series_id IN ({dialect.marks(len(part))}) "
             f"AND generation BETWEEN {mark} AND {mark} ORDER BY series_id, generation",
-            [*part, schema.generation(start), schema.generation(end)],
+            [*part, _first_block(start), schema.generation(end)],
         )
         found.update(_merged_blocks(rows, start, end))
     return found

@@ -18,11 +18,11 @@ database with others):
   (:func:`generation`); the value is the float64's 64 bits as a signed
   integer, because SQLite turns NaN into NULL and no database keeps NaN
   payloads (the stale marker) exactly.
-* ``rs_blocks``: sealed head rows, one per (series id, generation): the
-  samples of ``rs_samples`` of a generation no longer written to, packed
-  into one blob (:mod:`.sql_head`), so a read of the head costs a seek per
-  series and a row per minute instead of a seek per series and minute and
-  a row per sample. Keyed by series first: sealing writes once a minute in
+* ``rs_blocks``: sealed head rows, one per series and 16 generations
+  (keyed by the first of them): the samples of ``rs_samples`` of
+  generations no longer written to, packed into one blob (:mod:`.sql_head`),
+  so a read of the head costs a seek per series and a row or two instead of
+  a seek per series and minute and a row per sample. Keyed by series first: sealing writes once a minute in
   bulk, so it can afford to land all over the table, and a read finds a
   series' blocks side by side. ``rs_blocks_generation`` finds the blocks of
   a generation (to forget an empty one).
@@ -204,7 +204,7 @@ samples = Table(
     sqlite_with_rowid=False,
 )
 
-#: Sealed head rows: the samples of one series in one generation, packed in one blob
+#: Sealed head rows: the samples of one series in up to 16 generations, packed in one blob
 #: (:mod:`.sql_head` says how and when).
 blocks = Table(
     "rs_blocks",

@@ -17,7 +17,14 @@ from remote_storage.backends import sql_dialect
 from remote_storage.backends import sql_maintenance as maintenance
 from remote_storage.backends.sql import SQLStorage
 from remote_storage.backends.sql_dialect import DIALECTS
-from remote_storage.backends.sql_head import has_c_functions, head_chunks, head_rows, insert_rows, seal
+from remote_storage.backends.sql_head import (
+    collected,
+    has_c_functions,
+    head_chunks,
+    head_rows,
+    insert_rows,
+    seal,
+)
 from remote_storage.backends.sql_schema import encode_labels, generation, generations_in, open_schema
 from remote_storage.chunks import decode_chunk, encode_for_storage, split_into_chunks
 from remote_storage.errors import SampleConflict
@@ -149,6 +156,28 @@ def test_sqlite_connections_get_the_c_functions(tmp_path: Path) -> None:
     readers.dispose()
 
 
+@pytest.mark.skipif(not _native_built(), reason="the C extension _sql_head was not built")
+def test_rs_collect_returns_the_rows_with_data_as_one_blob_in_order() -> None:
+    conn = sqlite3.connect(":memory:")
+    assert native.sql_head is not None and native.sql_head.install(conn)
+    conn.execute("CREATE TABLE t (n INTEGER, id INTEGER, data BLOB, a INTEGER, b INTEGER)")
+    rows = [
+        (1, 7, b"\x01\x02", -(2**63), 2**63 - 1),
+        (2, -3, None, 0, 0),  # no data: left out
+        (3, 9, b"", 1, 1),  # empty: left out
+        (4, 2**40, bytes(range(256)) * 300, 5, -5),
+        (5, 7, b"\xff", 0, 1),
+    ]
+    conn.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?)", rows)
+    statement = "SELECT rs_collect(id, data{}) FROM (SELECT * FROM t ORDER BY n)"
+    kept = [row for row in rows if row[2]]
+    assert collected(conn.execute(statement.format("")).fetchall()) == [(i, d) for _, i, d, _, _ in kept]
+    assert collected(conn.execute(statement.format(", a, b")).fetchall(), 2) == [row[1:] for row in kept]
+    assert conn.execute("SELECT rs_collect(id, data) FROM t WHERE n > 9").fetchall() == [(b"",)]
+    with pytest.raises(sqlite3.OperationalError, match="rs_collect"):
+        conn.execute("SELECT rs_collect(id) FROM t").fetchall()
+
+
 @pytest.mark.parametrize("many", [False, True])
 def test_inserted_rows_read_back_in_time_order_per_series(sql_storage_url: str, many: bool) -> None:
     """Both ways of inserting and reading (C functions on SQLite, plain SQL elsewhere), and both
@@ -231,7 +260,7 @@ def test_a_backlog_is_sealed_in_jobs_of_bounded_rows_and_skips_what_compaction_t
             storage.writer.submit = submit  # type: ignore[method-assign]
             assert sealed == 18 * 16
             assert len(jobs) == 9  # two minutes a job
-            assert _count(path, "rs_blocks") == 18 * 4
+            assert _count(path, "rs_blocks") == 2 * 4  # minutes 10-15 and 16-27: blocks of 16 minutes
             assert _count(path, "rs_samples") == (10 + 2) * 16
             found = await run_query(storage, Matcher.parse("__name__", "=", "s"))
             assert snapshot(found) == snapshot(series)
@@ -259,7 +288,7 @@ def test_sealed_rows_keep_their_samples_and_rules_through_compaction_and_retenti
             # the newest two minutes (8 and 9) stay rows
             assert sealed == 3 * 32
             assert _count(path, "rs_samples") == 3 * 8
-            assert _count(path, "rs_blocks") == 3 * 8
+            assert _count(path, "rs_blocks") == 3  # minutes 0 to 7: one block a series
             found = await run_query(storage, Matcher.parse("__name__", "=", "s"))
             assert snapshot(found) == snapshot(series)
             found = await run_query(storage, Matcher.parse("n", "=", "1"), start=61_000, end=150_000)
