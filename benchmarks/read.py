@@ -203,7 +203,8 @@ def main() -> int:
             base = table.get("prometheus", {}).get(mode)
             rate_ratio = f" ({r.rate / base.rate:.2f}x)" if base else ""
             # A ratio to a growth of less than 10 MiB says nothing: the page cache and allocator noise.
-            rss_ratio = f" ({r.rss_growth / base.rss_growth:.2f}x)" if base and base.rss_growth >= 10 else ""
+            telling = base is not None and base.rss_growth >= 10 * 2**20
+            rss_ratio = f" ({r.rss_growth / base.rss_growth:.2f}x)" if base and telling else ""
             rss = r.rss_growth / 2**20
             print(f"{target:<18}{mode:<22}{r.rate:>12,.0f}{rate_ratio:>10}{rss:>12.0f}{rss_ratio:>10}")
     return 0
