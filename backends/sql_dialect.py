@@ -76,6 +76,9 @@ POSTGRESQL_INDEX_ENTRY_LIMIT = 2704
 #: PostgreSQL connection settings used unless the URL sets them: give up connecting after 5 s,
 #: and notice a server that vanished without closing the connection (a dead network) in about
 #: 30 s instead of the kernel's two hours.
+#: Bytes of the SQLite file each reader connection maps (SQLite lowers it to its build's limit).
+READER_MMAP_BYTES = 4 << 30
+
 _POSTGRESQL_CONNECT_ARGS = {
     "connect_timeout": 5,
     "keepalives": 1,
@@ -382,6 +385,13 @@ class SQLiteDialect(Dialect):
             cursor.execute("PRAGMA temp_store=MEMORY")
             if reader:
                 cursor.execute("PRAGMA query_only=1")
+                # Readers map the file instead of copying each page out of the kernel's cache:
+                # a read of the head (a seek per series into blocks and rows all over the file)
+                # measured 1.3x faster. Mapped pages a read touched count in the process' RSS
+                # but are the kernel's file cache, dropped under memory pressure. SQLite's
+                # caveat: an I/O error in a mapped page ends the process instead of failing a
+                # statement; what was acknowledged is committed by then, senders retry the rest.
+                cursor.execute(f"PRAGMA mmap_size={READER_MMAP_BYTES}")
             cursor.close()
             record.info[NATIVE_HEAD] = _install_native_head(dbapi_connection)
             record.info[NATIVE_INDEX] = _install_postings(dbapi_connection)

@@ -332,7 +332,9 @@ def postgresql_tenant_entry_bytes(tenant: str) -> int:
 
 def bits_to_floats(bits: Sequence[int]) -> array[float]:
     values = array("d")
-    values.frombytes(array("q", bits).tobytes())
+    # an int64 array is read as it is (no copies); anything else is packed first
+    packed = bits if isinstance(bits, array) and bits.typecode == "q" else array("q", bits)
+    values.frombytes(memoryview(packed).cast("B"))
     return values
 
 
